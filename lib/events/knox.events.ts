@@ -1,0 +1,90 @@
+/**
+ * Names of the events the module emits through `@nestjs/event-emitter` (when the app has set up
+ * `EventEmitterModule`; without it nothing is emitted and everything else works).
+ *
+ * @example
+ * @OnEvent(KnoxEvents.LOGIN)
+ * onLogin(event: KnoxLoginEvent) { this.logger.log(`user ${event.userId} logged in`); }
+ */
+export const KnoxEvents = {
+  /** A token was issued at login. Payload: {@link KnoxLoginEvent}. */
+  LOGIN: 'knox.login',
+  /** A token was revoked by `POST {path}/logout`. Payload: {@link KnoxTokenEvent}. */
+  LOGOUT: 'knox.logout',
+  /** All of a user's tokens were revoked by `POST {path}/logoutall`. Payload: {@link KnoxLogoutAllEvent}. */
+  LOGOUT_ALL: 'knox.logout-all',
+  /** An expired token was presented and deleted. Payload: {@link KnoxTokenEvent}. */
+  TOKEN_EXPIRED: 'knox.token-expired',
+  /** A token's expiry was extended (auto refresh or `POST {path}/refresh`). Payload: {@link KnoxTokenRefreshedEvent}. */
+  TOKEN_REFRESHED: 'knox.token-refreshed',
+  /** A token was replaced by a new one. Payload: {@link KnoxTokenRotatedEvent}. */
+  TOKEN_ROTATED: 'knox.token-rotated',
+  /** A token was revoked, for any reason. Payload: {@link KnoxTokenRevokedEvent}. */
+  TOKEN_REVOKED: 'knox.token-revoked',
+} as const;
+
+/** One of the {@link KnoxEvents} names. */
+export type KnoxEventName = (typeof KnoxEvents)[keyof typeof KnoxEvents];
+
+/** Why a token was revoked. */
+export type KnoxRevokeReason =
+  | 'logout'
+  | 'logout-all'
+  | 'logout-others'
+  | 'revoked-by-id'
+  | 'evicted'
+  | 'rotated'
+  | 'expired'
+  | 'app';
+
+/** Where a request came from. */
+export interface KnoxClientInfo {
+  /** The client IP (honours Express/Fastify `trust proxy`). */
+  ip: string | null;
+  /** The `User-Agent` header. */
+  userAgent: string | null;
+}
+
+/** Payload of the events about one token. Never carries the token itself. */
+export interface KnoxTokenEvent extends KnoxClientInfo {
+  /** The owner's primary key. */
+  userId: unknown;
+  /** The token's public id. */
+  tokenId: string;
+  /** knox's `token_key` (the first 15 characters: an identifier, not the secret). */
+  tokenKey: string;
+}
+
+/** Payload of {@link KnoxEvents.LOGIN}. */
+export interface KnoxLoginEvent extends KnoxTokenEvent {
+  /** When the new token expires; `null` never. */
+  expiry: Date | null;
+  /** The name the client gave the token. */
+  name: string | null;
+}
+
+/** Payload of {@link KnoxEvents.LOGOUT_ALL}. */
+export interface KnoxLogoutAllEvent extends KnoxClientInfo {
+  userId: unknown;
+  /** How many tokens were revoked. */
+  count: number;
+}
+
+/** Payload of {@link KnoxEvents.TOKEN_REFRESHED}. */
+export interface KnoxTokenRefreshedEvent extends KnoxTokenEvent {
+  /** The new expiry. */
+  expiry: Date;
+}
+
+/** Payload of {@link KnoxEvents.TOKEN_ROTATED}. */
+export interface KnoxTokenRotatedEvent extends KnoxTokenEvent {
+  /** The public id of the new token. */
+  newTokenId: string;
+  /** Until when the old token keeps working (`null`: it was revoked at once). */
+  oldTokenValidUntil: Date | null;
+}
+
+/** Payload of {@link KnoxEvents.TOKEN_REVOKED}. */
+export interface KnoxTokenRevokedEvent extends KnoxTokenEvent {
+  reason: KnoxRevokeReason;
+}

@@ -1,0 +1,271 @@
+import type { Type } from '@nestjs/common';
+import type { ThrottlerStorage } from '@nestjs/throttler';
+import type { KnoxClock } from '../knox-clock.js';
+import type { KnoxToken } from '../entities/knox-token.entity.js';
+
+/**
+ * What happens when a user already holds `tokenLimitPerUser` live tokens and logs in again.
+ * - `reject`: knox's behaviour, 403 "Maximum amount of tokens allowed per user exceeded."
+ * - `evict-oldest`: the oldest live tokens are revoked to make room.
+ * - `evict-least-recently-used`: the tokens used least recently (or never) are revoked to make room.
+ */
+export type KnoxTokenLimitPolicy =
+  | 'reject'
+  | 'evict-oldest'
+  | 'evict-least-recently-used';
+
+/**
+ * The shape of newly issued tokens.
+ * - `knox`: `tokenPrefix` + 64 lowercase hex characters, exactly as django-rest-knox issues them.
+ * - `checksum`: `tokenPrefix` (at least 4 characters ending in `_`) + 43 base62 characters
+ *   (256 random bits) + a 6-character base62 CRC32 of everything before it, like GitHub's `ghp_…`
+ *   tokens, so secret scanners can recognise leaked tokens and typos are caught offline.
+ *
+ * Whichever is chosen, tokens of the other shape that are already in the database keep working.
+ */
+export type KnoxTokenFormat = 'knox' | 'checksum';
+
+/** The HTTP request as Express or Fastify hands it to Nest (only what the module reads). */
+export interface KnoxRequest {
+  headers: Record<string, string | string[] | undefined>;
+  ip?: string;
+  body?: unknown;
+  user?: unknown;
+  auth?: KnoxToken;
+  [key: string]: unknown;
+}
+
+/** What the per-login hooks are given. */
+export interface KnoxLoginContext<User = any> {
+  /** The user whose credentials were just checked. */
+  user: User;
+  /** The login request. */
+  request: KnoxRequest;
+  /** The parsed JSON body of the login request (`{}` when there was none). */
+  body: Record<string, unknown>;
+}
+
+/** The login response body before {@link KnoxModuleOptions.getLoginResponse} reshapes it. */
+export interface KnoxLoginResponse {
+  /** The expiry, formatted by `formatExpiry`, or `null` for a token that never expires. */
+  expiry: string | number | null;
+  /** The token in plaintext. This is the only time it is ever shown. */
+  token: string;
+  /** The user, when `serializeUser` is set. */
+  user?: unknown;
+}
+
+/** Login throttling: attempts counted per username and per client IP within a window. */
+export interface KnoxLoginThrottleOptions {
+  /**
+   * Length of the counting window, in milliseconds.
+   * @default 60000
+   */
+  ttl?: number;
+  /**
+   * Attempts allowed per username (case-insensitive) within the window.
+   * @default 10
+   */
+  limitPerUsername?: number;
+  /**
+   * Attempts allowed per client IP within the window.
+   * @default 30
+   */
+  limitPerIp?: number;
+  /**
+   * Where the counters live; any `@nestjs/throttler` storage (e.g. a Redis one for several instances).
+   * @default an in-memory `ThrottlerStorageService`
+   */
+  storage?: ThrottlerStorage;
+}
+
+/**
+ * Options of {@link KnoxModule}. Durations are in milliseconds. Defaults are django-rest-knox's.
+ */
+export interface KnoxModuleOptions<User = any> {
+  /**
+   * Checks a username and password and returns the user, or `null` when they do not match.
+   * The module never stores or hashes passwords: this is where the app checks them.
+   * An unknown user and a wrong password get the same answer.
+   */
+  validateUser(
+    username: string,
+    password: string,
+    request: KnoxRequest,
+  ): Promise<User | null | undefined> | User | null | undefined;
+
+  /**
+   * Whether the user may authenticate. An inactive user gets 401 "User inactive or deleted.".
+   * @default `user.isActive !== false && user.is_active !== false`
+   */
+  isUserActive?(user: User): boolean;
+
+  /**
+   * Lifetime of a new token, in milliseconds; `null` issues tokens that never expire.
+   * @default 36000000 (10 hours)
+   */
+  tokenTtl?: number | null;
+
+  /**
+   * The most live tokens (expired ones do not count, never-expiring ones do) a user may hold;
+   * `null` for no limit. Enforced atomically, also under concurrent logins.
+   * @default null
+   */
+  tokenLimitPerUser?: number | null;
+
+  /**
+   * What to do when the limit is reached.
+   * @default 'reject'
+   */
+  tokenLimitPolicy?: KnoxTokenLimitPolicy;
+
+  /**
+   * Extend a token's expiry to `now + its TTL` each time it is used.
+   * @default false
+   */
+  autoRefresh?: boolean;
+
+  /**
+   * With auto refresh, a token never lives past `created + autoRefreshMaxTtl`; `null` for no cap.
+   * @default null
+   */
+  autoRefreshMaxTtl?: number | null;
+
+  /**
+   * A refresh is written only when it moves the expiry by more than this many milliseconds.
+   * @default 60000
+   */
+  minRefreshInterval?: number;
+
+  /**
+   * `lastUsedAt` is written at most once per token per this many milliseconds, together with
+   * the auto-refresh write when both are due.
+   * @default minRefreshInterval
+   */
+  lastUsedUpdateInterval?: number;
+
+  /**
+   * The accepted `Authorization` schemes, compared case-insensitively. The first is the one
+   * sent back in `WWW-Authenticate`.
+   * @default ['Token', 'Bearer']
+   */
+  authHeaderPrefix?: string | string[];
+
+  /**
+   * Prepended to new tokens (at most 10 characters). Tokens issued with another prefix, or none,
+   * keep working. With `tokenFormat: 'checksum'` it must be at least 4 characters and end in `_`.
+   * @default '' (knox format), 'knox_' (checksum format)
+   */
+  tokenPrefix?: string;
+
+  /**
+   * Hex characters of randomness in a knox-format token (even, at least 32).
+   * @default 64
+   */
+  tokenCharacterLength?: number;
+
+  /**
+   * The shape of new tokens. See {@link KnoxTokenFormat}.
+   * @default 'knox'
+   */
+  tokenFormat?: KnoxTokenFormat;
+
+  /**
+   * Formats the expiry in the login and refresh responses.
+   * @default ISO-8601 (`Date.prototype.toISOString`)
+   */
+  formatExpiry?(expiry: Date): string | number;
+
+  /**
+   * Serializes the user into the login response. Without it the response has no `user` key.
+   * @default undefined
+   */
+  serializeUser?(user: User): unknown;
+
+  /** Per-login TTL, e.g. a longer one for "remember me"; `undefined` falls back to `tokenTtl`. */
+  getTokenTtl?(
+    context: KnoxLoginContext<User>,
+  ): number | null | undefined | Promise<number | null | undefined>;
+
+  /** Per-login token prefix; `undefined` falls back to `tokenPrefix`. */
+  getTokenPrefix?(
+    context: KnoxLoginContext<User>,
+  ): string | undefined | Promise<string | undefined>;
+
+  /** Per-login token limit; `undefined` falls back to `tokenLimitPerUser`. */
+  getTokenLimitPerUser?(
+    context: KnoxLoginContext<User>,
+  ): number | null | undefined | Promise<number | null | undefined>;
+
+  /** Reshapes the login response body. */
+  getLoginResponse?(
+    response: KnoxLoginResponse,
+    context: KnoxLoginContext<User>,
+  ): unknown;
+
+  /**
+   * Longest name a client may give its token at login.
+   * @default 100
+   */
+  tokenNameMaxLength?: number;
+
+  /**
+   * After `POST {path}/rotate`, the old token keeps working for this many milliseconds.
+   * @default 0
+   */
+  rotationGracePeriod?: number;
+
+  /**
+   * Login attempt throttling per username and per client IP (429 with `Retry-After`);
+   * `false` turns it off.
+   * @default { ttl: 60000, limitPerUsername: 10, limitPerIp: 30 }
+   */
+  loginThrottle?: KnoxLoginThrottleOptions | false;
+
+  /**
+   * The clock, for tests and for apps with their own time source.
+   * @default the system clock
+   */
+  clock?: KnoxClock;
+}
+
+/**
+ * Settings that must be known when the module is declared, even under `forRootAsync`.
+ */
+export interface KnoxModuleExtras {
+  /**
+   * The app's TypeORM user entity. The token table gets a foreign key `user_id` to its primary
+   * key, with `ON DELETE CASCADE`.
+   */
+  userEntity: Type<unknown>;
+
+  /**
+   * Register the module globally, so `@UseGuards(KnoxGuard)` resolves in every module.
+   * @default true
+   */
+  isGlobal?: boolean;
+
+  /**
+   * Mount the controller with `login`, `logout`, `logoutall` and the session routes.
+   * @default true
+   */
+  controller?: boolean;
+
+  /**
+   * The path the controller is mounted at.
+   * @default 'auth'
+   */
+  path?: string;
+
+  /**
+   * The token table.
+   * @default 'knox_authtoken'
+   */
+  tableName?: string;
+
+  /**
+   * The TypeORM data source (its name, or the `DataSource` options' name) holding the tables.
+   * @default the default data source
+   */
+  dataSource?: string;
+}

@@ -1,0 +1,30 @@
+import type { KnoxClientInfo } from './events/knox.events.js';
+import type { KnoxRequest } from './interfaces/knox-module-options.interface.js';
+
+/** The client IP (as Express/Fastify computed it, honouring `trust proxy`) and user agent. */
+export function clientInfoOf(request: KnoxRequest): KnoxClientInfo {
+  const agent = request.headers['user-agent'];
+  const socket = request.socket as { remoteAddress?: string } | undefined;
+  const ip = request.ip ?? socket?.remoteAddress ?? null;
+  return {
+    ip: typeof ip === 'string' ? ip.slice(0, 45) : null,
+    userAgent: typeof agent === 'string' ? agent.slice(0, 512) : null,
+  };
+}
+
+/** Sets a response header on Express or Fastify. */
+export function setResponseHeader(
+  response: unknown,
+  name: string,
+  value: string,
+): void {
+  const res = response as {
+    header?: (name: string, value: string) => unknown;
+    setHeader?: (name: string, value: string) => unknown;
+  } | null;
+  if (typeof res?.header === 'function') {
+    res.header(name, value);
+  } else if (typeof res?.setHeader === 'function') {
+    res.setHeader(name, value);
+  }
+}

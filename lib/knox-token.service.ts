@@ -1,0 +1,691 @@
+import {
+  ForbiddenException,
+  HttpException,
+  Inject,
+  Injectable,
+  Logger,
+  NotFoundException,
+  OnModuleInit,
+  ServiceUnavailableException,
+  UnauthorizedException,
+} from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { randomUUID } from 'node:crypto';
+import {
+  EntityManager,
+  In,
+  IsNull,
+  MoreThanOrEqual,
+  Repository,
+  type FindOptionsWhere,
+} from 'typeorm';
+import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata.js';
+import { KnoxClock } from './knox-clock.js';
+import {
+  KNOX_MODULE_EXTRAS,
+  KNOX_RESOLVED_OPTIONS,
+  KNOX_TOKEN_REPOSITORY,
+  MAXIMUM_TOKEN_PREFIX_LENGTH,
+} from './knox.constants.js';
+import { KnoxToken } from './entities/knox-token.entity.js';
+import {
+  KnoxEvents,
+  type KnoxClientInfo,
+  type KnoxRevokeReason,
+  type KnoxTokenEvent,
+} from './events/knox.events.js';
+import type {
+  KnoxModuleExtras,
+  KnoxTokenLimitPolicy,
+} from './interfaces/knox-module-options.interface.js';
+import type { ResolvedKnoxOptions } from './knox-options.js';
+import {
+  digestToken,
+  digestsEqual,
+  generateToken,
+  isWellFormedToken,
+  tokenKeyOf,
+} from './tokens/knox-token-format.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The 401 messages, as django-rest-knox words them. */
+export const KnoxMessages = {
+  INVALID_TOKEN: 'Invalid token.',
+  USER_INACTIVE: 'User inactive or deleted.',
+  NOT_PROVIDED: 'Authentication credentials were not provided.',
+  NO_CREDENTIALS: 'Invalid token header. No credentials provided.',
+  SPACES: 'Invalid token header. Token string should not contain spaces.',
+  MALFORMED_HEADER: 'Invalid token header.',
+  LIMIT_EXCEEDED: 'Maximum amount of tokens allowed per user exceeded.',
+  UNAVAILABLE:
+    'The authentication service is temporarily unavailable. Please retry shortly.',
+  TOKEN_NOT_FOUND: 'Token not found.',
+} as const;
+
+/** What a successful authentication yields. */
+export interface KnoxAuthResult<User = any> {
+  user: User;
+  token: KnoxToken<User>;
+}
+
+/** Options of {@link KnoxTokenService.create}; unset ones fall back to the module's options. */
+export interface KnoxCreateTokenOptions extends Partial<KnoxClientInfo> {
+  /** Lifetime in ms; `null` never expires. */
+  ttl?: number | null;
+  /** Token prefix (at most 10 characters). */
+  prefix?: string;
+  /** A name for the token, e.g. the device. */
+  name?: string | null;
+  /** Live-token limit for this user; `null` for none. */
+  limit?: number | null;
+  /** What to do when the limit is reached. */
+  policy?: KnoxTokenLimitPolicy;
+}
+
+/** A newly issued token: the plaintext (shown once) and its stored record. */
+export interface KnoxIssuedToken<User = any> {
+  /** The plaintext token. Give it to the client; it is stored nowhere. */
+  token: string;
+  /** The stored record (digest only). */
+  record: KnoxToken<User>;
+}
+
+interface EventSink {
+  emit(event: string, payload: unknown): unknown;
+}
+
+/**
+ * Creates, authenticates, refreshes, rotates and revokes tokens. Apps use it for server-side
+ * work, e.g. revoking every token of a user whose password changed:
+ *
+ * @example
+ * await this.knox.revokeAll(user.id, { reason: 'app' });
+ */
+@Injectable()
+export class KnoxTokenService implements OnModuleInit {
+  private readonly logger = new Logger('KnoxTokenService');
+  private events: EventSink | undefined;
+
+  constructor(
+    @Inject(KNOX_TOKEN_REPOSITORY)
+    private readonly repository: Repository<KnoxToken>,
+    @Inject(KNOX_RESOLVED_OPTIONS)
+    private readonly options: ResolvedKnoxOptions,
+    @Inject(KNOX_MODULE_EXTRAS)
+    private readonly extras: KnoxModuleExtras,
+    private readonly clock: KnoxClock,
+    private readonly moduleRef: ModuleRef,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    this.userPrimaryColumn();
+    try {
+      const { EventEmitter2 } = await import('@nestjs/event-emitter');
+      this.events = this.moduleRef.get(EventEmitter2, { strict: false });
+    } catch {
+      this.events = undefined;
+    }
+  }
+
+  /**
+   * Authenticates a plaintext token: one query (token and user together), and a write only
+   * when an auto refresh or a `lastUsedAt` update is due.
+   *
+   * @throws UnauthorizedException for an unknown, malformed or expired token or an inactive user
+   * @throws ServiceUnavailableException when the database cannot be reached
+   */
+  async authenticate(
+    token: string,
+    client: Partial<KnoxClientInfo> = {},
+  ): Promise<KnoxAuthResult> {
+    if (
+      !isWellFormedToken(
+        token,
+        this.options.tokenCharacterLength,
+        MAXIMUM_TOKEN_PREFIX_LENGTH,
+      )
+    ) {
+      throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
+    }
+    const digest = digestToken(token);
+    const now = this.clock.now();
+    const record = await this.db(() =>
+      this.repository
+        .createQueryBuilder('token')
+        .innerJoinAndSelect('token.user', 'user')
+        .where('token.digest = :digest', { digest })
+        .getOne(),
+    );
+    if (!record || !digestsEqual(record.digest, digest)) {
+      throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
+    }
+    if (record.expiry && record.expiry.getTime() < now.getTime()) {
+      const result = await this.db(() =>
+        this.repository.delete({ digest: record.digest }),
+      );
+      if (result.affected) {
+        this.emit(KnoxEvents.TOKEN_EXPIRED, this.tokenEvent(record, client));
+      }
+      throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
+    }
+    if (!this.options.isUserActive(record.user)) {
+      throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
+    }
+    await this.touch(record, now, client);
+    return { user: record.user, token: record };
+  }
+
+  /**
+   * Issues a token for `user`, enforcing the live-token limit atomically (the user's row is
+   * locked while the tokens are counted). Emits {@link KnoxEvents.LOGIN}.
+   *
+   * @throws ForbiddenException when the limit is reached and the policy is `reject`
+   */
+  async create(
+    user: unknown,
+    options: KnoxCreateTokenOptions = {},
+  ): Promise<KnoxIssuedToken> {
+    const userId = this.userIdOf(user);
+    const limit =
+      options.limit !== undefined
+        ? options.limit
+        : this.options.tokenLimitPerUser;
+    const policy = options.policy ?? this.options.tokenLimitPolicy;
+    const issued = this.build(userId, options);
+    const evicted = await this.db(() =>
+      this.repository.manager.transaction(async (manager) => {
+        let evicted: KnoxToken[] = [];
+        if (limit !== null) {
+          evicted = await this.makeRoom(manager, userId, limit, policy);
+        }
+        await manager.getRepository(this.repository.target).insert(issued.record);
+        return evicted;
+      }),
+    );
+    issued.record.user = user;
+    for (const token of evicted) {
+      this.emitRevoked(token, userId, 'evicted', options);
+    }
+    this.emit(KnoxEvents.LOGIN, {
+      ...this.tokenEvent(issued.record, options, userId),
+      expiry: issued.record.expiry,
+      name: issued.record.name,
+    });
+    return issued;
+  }
+
+  /** The user's live tokens, newest first. */
+  async list(userId: unknown): Promise<KnoxToken[]> {
+    const now = this.clock.now();
+    const user = this.userRef(userId);
+    return this.db(() =>
+      this.repository.find({
+        where: [
+          { user, expiry: IsNull() },
+          { user, expiry: MoreThanOrEqual(now) },
+        ] as FindOptionsWhere<KnoxToken>[],
+        order: { created: 'DESC' },
+      }),
+    );
+  }
+
+  /**
+   * Revokes one token. Emits {@link KnoxEvents.TOKEN_REVOKED} (and {@link KnoxEvents.LOGOUT}
+   * when the reason is `logout`).
+   *
+   * @returns whether the token still existed
+   */
+  async revoke(
+    token: KnoxToken,
+    reason: KnoxRevokeReason = 'app',
+    client: Partial<KnoxClientInfo> = {},
+  ): Promise<boolean> {
+    const result = await this.db(() =>
+      this.repository.delete({ digest: token.digest }),
+    );
+    if (!result.affected) {
+      return false;
+    }
+    const userId = token.user ? this.userIdOf(token.user) : undefined;
+    this.emitRevoked(token, userId, reason, client);
+    if (reason === 'logout') {
+      this.emit(KnoxEvents.LOGOUT, this.tokenEvent(token, client, userId));
+    }
+    return true;
+  }
+
+  /**
+   * Revokes one of the user's tokens by its public id.
+   *
+   * @throws NotFoundException when the user has no such token
+   */
+  async revokeById(
+    userId: unknown,
+    tokenId: string,
+    reason: KnoxRevokeReason = 'revoked-by-id',
+    client: Partial<KnoxClientInfo> = {},
+  ): Promise<void> {
+    if (typeof tokenId !== 'string' || !UUID.test(tokenId)) {
+      throw new NotFoundException(KnoxMessages.TOKEN_NOT_FOUND);
+    }
+    const removed = await this.deleteReturning(userId, (qb) =>
+      qb.andWhere('id = :tokenId', { tokenId: tokenId.toLowerCase() }),
+    );
+    if (removed.length === 0) {
+      throw new NotFoundException(KnoxMessages.TOKEN_NOT_FOUND);
+    }
+    for (const token of removed) {
+      this.emitRevoked(token, userId, reason, client);
+    }
+  }
+
+  /**
+   * Revokes all of a user's tokens, never-expiring ones too, optionally sparing one (by public
+   * id). Use it when a password changes or an account is disabled. Emits
+   * {@link KnoxEvents.TOKEN_REVOKED} for each, and {@link KnoxEvents.LOGOUT_ALL} when the
+   * reason is `logout-all`.
+   *
+   * @returns how many tokens were revoked
+   */
+  async revokeAll(
+    userId: unknown,
+    options: {
+      except?: string;
+      reason?: KnoxRevokeReason;
+    } & Partial<KnoxClientInfo> = {},
+  ): Promise<number> {
+    const reason = options.reason ?? 'app';
+    const removed = await this.deleteReturning(userId, (qb) =>
+      options.except
+        ? qb.andWhere('id <> :except', { except: options.except })
+        : qb,
+    );
+    for (const token of removed) {
+      this.emitRevoked(token, userId, reason, options);
+    }
+    if (reason === 'logout-all') {
+      this.emit(KnoxEvents.LOGOUT_ALL, {
+        userId,
+        count: removed.length,
+        ip: options.ip ?? null,
+        userAgent: options.userAgent ?? null,
+      });
+    }
+    return removed.length;
+  }
+
+  /**
+   * Extends a token's expiry to `now + its TTL` (capped by `autoRefreshMaxTtl`) now. A token that
+   * never expires is left as it is.
+   *
+   * @returns the new expiry (`null` for a token that never expires)
+   * @throws UnauthorizedException when the token was revoked meanwhile
+   */
+  async refresh(
+    token: KnoxToken,
+    client: Partial<KnoxClientInfo> = {},
+  ): Promise<Date | null> {
+    if (!token.expiry) {
+      return null;
+    }
+    const next = this.refreshedExpiry(token, this.clock.now());
+    if (next && next.getTime() > token.expiry.getTime()) {
+      await this.write(token, { expiry: next }, client);
+    }
+    return token.expiry;
+  }
+
+  /**
+   * Issues a new token with the same name, TTL and metadata and retires the old one, which keeps
+   * working for `rotationGracePeriod` (never past its own expiry).
+   *
+   * @throws UnauthorizedException when the old token was revoked meanwhile
+   */
+  async rotate(
+    token: KnoxToken,
+    client: Partial<KnoxClientInfo> = {},
+  ): Promise<KnoxIssuedToken> {
+    const user = token.user;
+    const userId = this.userIdOf(user);
+    const now = this.clock.now();
+    const ttl = token.ttl ?? this.options.tokenTtl;
+    const issued = this.build(userId, {
+      ttl,
+      prefix: this.prefixOf(token),
+      name: token.name,
+      ip: client.ip ?? token.ip,
+      userAgent: client.userAgent ?? token.userAgent,
+    });
+    const grace = this.options.rotationGracePeriod;
+    let graceUntil: Date | null = null;
+    if (grace > 0) {
+      graceUntil = new Date(now.getTime() + grace);
+      if (token.expiry && token.expiry < graceUntil) {
+        graceUntil = token.expiry;
+      }
+    }
+    await this.db(() =>
+      this.repository.manager.transaction(async (manager) => {
+        const repo = manager.getRepository(this.repository.target);
+        const result = graceUntil
+          ? await repo.update({ digest: token.digest }, { expiry: graceUntil })
+          : await repo.delete({ digest: token.digest });
+        if (!result.affected) {
+          throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
+        }
+        await repo.insert(issued.record);
+      }),
+    );
+    token.expiry = graceUntil;
+    issued.record.user = user;
+    this.emit(KnoxEvents.TOKEN_ROTATED, {
+      ...this.tokenEvent(token, client, userId),
+      newTokenId: issued.record.id,
+      oldTokenValidUntil: graceUntil,
+    });
+    if (!graceUntil) {
+      this.emitRevoked(token, userId, 'rotated', client);
+    }
+    return issued;
+  }
+
+  /**
+   * Deletes expired tokens in batches, off the request path (call it from a scheduled job).
+   * Emits no events.
+   *
+   * @returns how many tokens were deleted
+   */
+  async pruneExpired(options: { batchSize?: number } = {}): Promise<number> {
+    const batchSize = options.batchSize ?? 1000;
+    const now = this.clock.now();
+    const table = this.repository.metadata.tablePath;
+    let total = 0;
+    for (;;) {
+      const rows: unknown = await this.db(() =>
+        this.repository.query(
+          `DELETE FROM ${this.quote(table)} WHERE digest IN (SELECT digest FROM ${this.quote(table)} WHERE expiry < $1 LIMIT $2)`,
+          [now, batchSize],
+        ),
+      );
+      const deleted = Array.isArray(rows) ? Number(rows[1] ?? 0) : 0;
+      total += deleted;
+      if (deleted < batchSize) {
+        return total;
+      }
+    }
+  }
+
+  /** The primary key of a user entity instance. */
+  userIdOf(user: unknown): unknown {
+    const id = this.userPrimaryColumn().getEntityValue(user as object);
+    if (id === undefined || id === null) {
+      throw new Error(
+        'KnoxTokenService: the user has no primary key value; pass a loaded user entity.',
+      );
+    }
+    return id;
+  }
+
+  private build(
+    userId: unknown,
+    options: KnoxCreateTokenOptions,
+  ): KnoxIssuedToken {
+    const now = this.clock.now();
+    const ttl = options.ttl !== undefined ? options.ttl : this.options.tokenTtl;
+    if (ttl !== null && (typeof ttl !== 'number' || !(ttl >= 0))) {
+      throw new Error(
+        `KnoxTokenService: a token TTL must be a number of ms >= 0 or null; got ${String(ttl)}.`,
+      );
+    }
+    const prefix = options.prefix ?? this.options.tokenPrefix;
+    if (prefix.length > MAXIMUM_TOKEN_PREFIX_LENGTH) {
+      throw new Error(
+        `KnoxTokenService: a token prefix must be at most ${MAXIMUM_TOKEN_PREFIX_LENGTH} characters; '${prefix}' is too long.`,
+      );
+    }
+    const token = generateToken(
+      this.options.tokenFormat,
+      prefix,
+      this.options.tokenCharacterLength,
+    );
+    const record = Object.assign(new KnoxToken(), {
+      digest: digestToken(token),
+      tokenKey: tokenKeyOf(token),
+      id: randomUUID(),
+      user: this.userRef(userId),
+      created: now,
+      expiry: ttl === null ? null : new Date(now.getTime() + ttl),
+      ttl,
+      name: options.name ?? null,
+      userAgent: options.userAgent?.slice(0, 512) ?? null,
+      ip: options.ip ?? null,
+      lastUsedAt: null,
+    });
+    return { token, record };
+  }
+
+  private async makeRoom(
+    manager: EntityManager,
+    userId: unknown,
+    limit: number,
+    policy: KnoxTokenLimitPolicy,
+  ): Promise<KnoxToken[]> {
+    const pk = this.userPrimaryColumn();
+    await manager
+      .createQueryBuilder(this.extras.userEntity, 'u')
+      .select(`u.${pk.propertyPath}`)
+      .where(`u.${pk.propertyPath} = :userId`, { userId })
+      .setLock('pessimistic_write')
+      .getOne();
+    const now = this.clock.now();
+    const user = this.userRef(userId);
+    const repo = manager.getRepository(this.repository.target);
+    const live = await repo.find({
+      where: [
+        { user, expiry: IsNull() },
+        { user, expiry: MoreThanOrEqual(now) },
+      ] as FindOptionsWhere<KnoxToken>[],
+      order: { created: 'ASC' },
+    });
+    if (live.length < limit) {
+      return [];
+    }
+    if (policy === 'reject') {
+      throw new ForbiddenException(KnoxMessages.LIMIT_EXCEEDED);
+    }
+    if (policy === 'evict-least-recently-used') {
+      const lastUse = (t: KnoxToken) => (t.lastUsedAt ?? t.created).getTime();
+      live.sort((a, b) => lastUse(a) - lastUse(b));
+    }
+    const evicted = live.slice(0, live.length - limit + 1);
+    await repo.delete({ digest: In(evicted.map((t) => t.digest)) });
+    return evicted;
+  }
+
+  /** The write a request may cause: auto refresh and `lastUsedAt`, together, at most once per interval. */
+  private async touch(
+    token: KnoxToken,
+    now: Date,
+    client: Partial<KnoxClientInfo>,
+  ): Promise<void> {
+    const changes: Partial<Pick<KnoxToken, 'expiry' | 'lastUsedAt'>> = {};
+    if (this.options.autoRefresh && token.expiry) {
+      const next = this.refreshedExpiry(token, now);
+      if (
+        next &&
+        next.getTime() - token.expiry.getTime() > this.options.minRefreshInterval
+      ) {
+        changes.expiry = next;
+      }
+    }
+    if (
+      !token.lastUsedAt ||
+      now.getTime() - token.lastUsedAt.getTime() >=
+        this.options.lastUsedUpdateInterval
+    ) {
+      changes.lastUsedAt = now;
+    }
+    if (changes.expiry || changes.lastUsedAt) {
+      await this.write(token, changes, client);
+    }
+  }
+
+  /** Writes changes to a token that must still exist; only then are they applied in memory. */
+  private async write(
+    token: KnoxToken,
+    changes: Partial<Pick<KnoxToken, 'expiry' | 'lastUsedAt'>>,
+    client: Partial<KnoxClientInfo>,
+  ): Promise<void> {
+    const result = await this.db(() =>
+      this.repository.update({ digest: token.digest }, changes),
+    );
+    if (!result.affected) {
+      throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
+    }
+    Object.assign(token, changes);
+    if (changes.expiry) {
+      this.emit(KnoxEvents.TOKEN_REFRESHED, {
+        ...this.tokenEvent(token, client),
+        expiry: changes.expiry,
+      });
+    }
+  }
+
+  private refreshedExpiry(token: KnoxToken, now: Date): Date | null {
+    const ttl = token.ttl ?? this.options.tokenTtl;
+    if (ttl === null) {
+      return null;
+    }
+    let next = now.getTime() + ttl;
+    if (this.options.autoRefreshMaxTtl !== null) {
+      next = Math.min(
+        next,
+        token.created.getTime() + this.options.autoRefreshMaxTtl,
+      );
+    }
+    return new Date(next);
+  }
+
+  private prefixOf(token: KnoxToken): string {
+    // The stored key keeps the prefix; the configured one is used when it matches.
+    const configured = this.options.tokenPrefix;
+    return token.tokenKey.startsWith(configured) ? configured : '';
+  }
+
+  private async deleteReturning(
+    userId: unknown,
+    narrow: (
+      qb: ReturnType<Repository<KnoxToken>['createQueryBuilder']>,
+    ) => unknown,
+  ): Promise<KnoxToken[]> {
+    const column = this.userColumnName();
+    const qb = this.repository
+      .createQueryBuilder()
+      .delete()
+      .where(`${this.quote(column)} = :userId`, { userId })
+      .returning('*');
+    narrow(qb as never);
+    const result = await this.db(() => qb.execute());
+    const rows = (Array.isArray(result.raw) ? result.raw : []) as Record<
+      string,
+      unknown
+    >[];
+    return rows.map((row) =>
+      Object.assign(new KnoxToken(), {
+        digest: row.digest as string,
+        tokenKey: row.token_key as string,
+        id: row.id as string,
+        name: (row.name as string | null) ?? null,
+        created: row.created as Date,
+        expiry: (row.expiry as Date | null) ?? null,
+      }),
+    );
+  }
+
+  private userPrimaryColumn(): ColumnMetadata {
+    const metadata = this.repository.manager.connection.getMetadata(
+      this.extras.userEntity,
+    );
+    if (metadata.primaryColumns.length !== 1) {
+      throw new Error(
+        `KnoxModule: the user entity ${metadata.name} must have exactly one primary column.`,
+      );
+    }
+    return metadata.primaryColumns[0];
+  }
+
+  private userColumnName(): string {
+    const relation = this.repository.metadata.findRelationWithPropertyPath('user');
+    return relation?.joinColumns[0]?.databaseName ?? 'user_id';
+  }
+
+  private userRef(userId: unknown): Record<string, unknown> {
+    return { [this.userPrimaryColumn().propertyName]: userId };
+  }
+
+  private quote(name: string): string {
+    return name
+      .split('.')
+      .map((part) => `"${part.replace(/"/g, '""')}"`)
+      .join('.');
+  }
+
+  private tokenEvent(
+    token: KnoxToken,
+    client: Partial<KnoxClientInfo>,
+    userId?: unknown,
+  ): KnoxTokenEvent {
+    return {
+      userId:
+        userId !== undefined
+          ? userId
+          : token.user
+            ? this.userPrimaryColumn().getEntityValue(token.user as object)
+            : undefined,
+      tokenId: token.id,
+      tokenKey: token.tokenKey,
+      ip: client.ip ?? null,
+      userAgent: client.userAgent ?? null,
+    };
+  }
+
+  private emitRevoked(
+    token: KnoxToken,
+    userId: unknown,
+    reason: KnoxRevokeReason,
+    client: Partial<KnoxClientInfo>,
+  ): void {
+    this.emit(KnoxEvents.TOKEN_REVOKED, {
+      ...this.tokenEvent(token, client, userId),
+      reason,
+    });
+  }
+
+  private emit(event: string, payload: unknown): void {
+    if (!this.events) {
+      return;
+    }
+    try {
+      this.events.emit(event, payload);
+    } catch (error) {
+      this.logger.error(
+        `A listener of ${event} threw: ${(error as Error)?.message ?? String(error)}`,
+      );
+    }
+  }
+
+  private async db<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof HttpException) {
+        throw error;
+      }
+      this.logger.error(
+        `Database error: ${(error as Error)?.message ?? String(error)}`,
+      );
+      throw new ServiceUnavailableException(KnoxMessages.UNAVAILABLE);
+    }
+  }
+}

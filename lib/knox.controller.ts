@@ -1,0 +1,396 @@
+import {
+  BadRequestException,
+  Controller,
+  Delete,
+  Get,
+  Header,
+  HttpCode,
+  HttpException,
+  Injectable,
+  Inject,
+  Logger,
+  MethodNotAllowedException,
+  Param,
+  Patch,
+  Post,
+  Put,
+  Req,
+  Res,
+  ServiceUnavailableException,
+  UnauthorizedException,
+  UseGuards,
+  type Type,
+} from '@nestjs/common';
+import { KNOX_RESOLVED_OPTIONS } from './knox.constants.js';
+import { KnoxPublic } from './decorators/knox-public.decorator.js';
+import { KnoxGuard } from './knox.guard.js';
+import { KnoxMessages, KnoxTokenService } from './knox-token.service.js';
+import { KnoxLoginThrottler } from './knox-login-throttler.js';
+import type { KnoxToken } from './entities/knox-token.entity.js';
+import type {
+  KnoxLoginContext,
+  KnoxLoginResponse,
+  KnoxRequest,
+} from './interfaces/knox-module-options.interface.js';
+import type { ResolvedKnoxOptions } from './knox-options.js';
+import { clientInfoOf, setResponseHeader } from './knox-request.util.js';
+
+/** Longest username and password the login endpoint reads. */
+const MAX_USERNAME = 150;
+const MAX_PASSWORD = 1024;
+const BASIC_REALM = 'Basic realm="api"';
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** A token as `GET {path}/tokens` lists it: never the digest. */
+export interface KnoxSessionView {
+  id: string;
+  name: string | null;
+  userAgent: string | null;
+  ip: string | null;
+  created: Date;
+  lastUsedAt: Date | null;
+  expiry: Date | null;
+  current: boolean;
+}
+
+interface Credentials {
+  username: string;
+  password: string;
+}
+
+type AuthenticatedRequest = KnoxRequest & { auth: KnoxToken; user: unknown };
+
+/**
+ * The HTTP API: `login`, `logout`, `logoutall`, and the per-device session routes. Mounted by
+ * {@link KnoxModule} at `path` (default `auth`) unless `controller: false`.
+ */
+@Injectable()
+export class KnoxController {
+  private readonly logger = new Logger('KnoxController');
+
+  constructor(
+    protected readonly tokens: KnoxTokenService,
+    @Inject(KNOX_RESOLVED_OPTIONS)
+    protected readonly options: ResolvedKnoxOptions,
+    protected readonly throttler: KnoxLoginThrottler,
+  ) {}
+
+  /** `POST login`: credentials by HTTP Basic or JSON body; answers the token once. */
+  @Post('login')
+  @KnoxPublic()
+  @HttpCode(200)
+  @Header('Cache-Control', 'no-store')
+  async login(
+    @Req() request: KnoxRequest,
+    @Res({ passthrough: true }) response: unknown,
+  ): Promise<unknown> {
+    const body = this.readBody(request.body);
+    const credentials = this.readCredentials(request, body, response);
+    const name = this.readName(body);
+    const client = clientInfoOf(request);
+    await this.throttler.hit(credentials.username, client.ip, response);
+    const user = await this.validate(credentials, request);
+    if (!user) {
+      setResponseHeader(response, 'WWW-Authenticate', BASIC_REALM);
+      throw new UnauthorizedException('Invalid username/password.');
+    }
+    if (!this.options.isUserActive(user)) {
+      setResponseHeader(response, 'WWW-Authenticate', BASIC_REALM);
+      throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
+    }
+    const context: KnoxLoginContext = { user, request, body };
+    const raw = this.options.raw;
+    const issued = await this.tokens.create(user, {
+      ttl: await raw.getTokenTtl?.(context),
+      prefix: await raw.getTokenPrefix?.(context),
+      limit: await raw.getTokenLimitPerUser?.(context),
+      name,
+      ...client,
+    });
+    const data: KnoxLoginResponse = {
+      expiry: this.formatExpiry(issued.record.expiry),
+      token: issued.token,
+    };
+    if (raw.serializeUser) {
+      data.user = raw.serializeUser(user);
+    }
+    return raw.getLoginResponse ? raw.getLoginResponse(data, context) : data;
+  }
+
+  /** `POST logout`: revokes the token that authenticated this request. */
+  @Post('logout')
+  @UseGuards(KnoxGuard)
+  @HttpCode(204)
+  async logout(@Req() request: AuthenticatedRequest): Promise<void> {
+    await this.tokens.revoke(request.auth, 'logout', clientInfoOf(request));
+  }
+
+  /** `POST logoutall`: revokes all the user's tokens. */
+  @Post('logoutall')
+  @UseGuards(KnoxGuard)
+  @HttpCode(204)
+  async logoutAll(@Req() request: AuthenticatedRequest): Promise<void> {
+    await this.tokens.revokeAll(this.tokens.userIdOf(request.user), {
+      reason: 'logout-all',
+      ...clientInfoOf(request),
+    });
+  }
+
+  /** `POST logoutothers`: revokes all the user's tokens except this one. */
+  @Post('logoutothers')
+  @UseGuards(KnoxGuard)
+  @HttpCode(204)
+  async logoutOthers(@Req() request: AuthenticatedRequest): Promise<void> {
+    await this.tokens.revokeAll(this.tokens.userIdOf(request.user), {
+      except: request.auth.id,
+      reason: 'logout-others',
+      ...clientInfoOf(request),
+    });
+  }
+
+  /** `GET tokens`: the user's live tokens. */
+  @Get('tokens')
+  @UseGuards(KnoxGuard)
+  async listTokens(
+    @Req() request: AuthenticatedRequest,
+  ): Promise<KnoxSessionView[]> {
+    const tokens = await this.tokens.list(
+      this.tokens.userIdOf(request.user),
+    );
+    return tokens.map((token) => ({
+      id: token.id,
+      name: token.name,
+      userAgent: token.userAgent,
+      ip: token.ip,
+      created: token.created,
+      lastUsedAt: token.lastUsedAt,
+      expiry: token.expiry,
+      current: token.id === request.auth.id,
+    }));
+  }
+
+  /** `DELETE tokens/:id`: revokes one of the user's tokens. */
+  @Delete('tokens/:id')
+  @UseGuards(KnoxGuard)
+  @HttpCode(204)
+  async revokeToken(
+    @Req() request: AuthenticatedRequest,
+    @Param('id') id: string,
+  ): Promise<void> {
+    await this.tokens.revokeById(
+      this.tokens.userIdOf(request.user),
+      id,
+      'revoked-by-id',
+      clientInfoOf(request),
+    );
+  }
+
+  /** `POST refresh`: extends this token's expiry now. */
+  @Post('refresh')
+  @UseGuards(KnoxGuard)
+  @HttpCode(200)
+  async refresh(
+    @Req() request: AuthenticatedRequest,
+  ): Promise<{ expiry: string | number | null }> {
+    const expiry = await this.tokens.refresh(
+      request.auth,
+      clientInfoOf(request),
+    );
+    return { expiry: this.formatExpiry(expiry) };
+  }
+
+  /** `POST rotate`: a new token replaces this one. */
+  @Post('rotate')
+  @UseGuards(KnoxGuard)
+  @HttpCode(200)
+  @Header('Cache-Control', 'no-store')
+  async rotate(
+    @Req() request: AuthenticatedRequest,
+  ): Promise<KnoxLoginResponse> {
+    const issued = await this.tokens.rotate(
+      request.auth,
+      clientInfoOf(request),
+    );
+    return {
+      expiry: this.formatExpiry(issued.record.expiry),
+      token: issued.token,
+    };
+  }
+
+  /** Other methods on these routes: 405, after authentication (as knox answers). */
+  @Get(['login', 'logout', 'logoutall', 'logoutothers', 'refresh', 'rotate', 'tokens/:id'])
+  @UseGuards(KnoxGuard)
+  methodNotAllowedGet(@Req() request: KnoxRequest): never {
+    return this.methodNotAllowed(request);
+  }
+
+  @Put(['login', 'logout', 'logoutall', 'logoutothers', 'refresh', 'rotate', 'tokens', 'tokens/:id'])
+  @UseGuards(KnoxGuard)
+  methodNotAllowedPut(@Req() request: KnoxRequest): never {
+    return this.methodNotAllowed(request);
+  }
+
+  @Patch(['login', 'logout', 'logoutall', 'logoutothers', 'refresh', 'rotate', 'tokens', 'tokens/:id'])
+  @UseGuards(KnoxGuard)
+  methodNotAllowedPatch(@Req() request: KnoxRequest): never {
+    return this.methodNotAllowed(request);
+  }
+
+  @Delete(['login', 'logout', 'logoutall', 'logoutothers', 'refresh', 'rotate', 'tokens'])
+  @UseGuards(KnoxGuard)
+  methodNotAllowedDelete(@Req() request: KnoxRequest): never {
+    return this.methodNotAllowed(request);
+  }
+
+  @Post(['tokens', 'tokens/:id'])
+  @UseGuards(KnoxGuard)
+  methodNotAllowedPost(@Req() request: KnoxRequest): never {
+    return this.methodNotAllowed(request);
+  }
+
+  private methodNotAllowed(request: KnoxRequest): never {
+    const method = typeof request.method === 'string' ? request.method : '';
+    throw new MethodNotAllowedException(`Method "${method}" not allowed.`);
+  }
+
+  private formatExpiry(expiry: Date | null): string | number | null {
+    return expiry ? this.options.formatExpiry(expiry) : null;
+  }
+
+  private readBody(body: unknown): Record<string, unknown> {
+    if (body === undefined || body === null || body === '') {
+      return {};
+    }
+    if (typeof body !== 'object' || Array.isArray(body) || Buffer.isBuffer(body)) {
+      throw new BadRequestException('The request body must be a JSON object.');
+    }
+    return body as Record<string, unknown>;
+  }
+
+  private readCredentials(
+    request: KnoxRequest,
+    body: Record<string, unknown>,
+    response: unknown,
+  ): Credentials {
+    const header = request.headers.authorization;
+    if (typeof header === 'string' && /^basic(?:[ \t]|$)/i.test(header)) {
+      return this.readBasic(header, response);
+    }
+    if (body.username === undefined && body.password === undefined) {
+      setResponseHeader(response, 'WWW-Authenticate', BASIC_REALM);
+      throw new UnauthorizedException(KnoxMessages.NOT_PROVIDED);
+    }
+    return {
+      username: this.readString(body, 'username', MAX_USERNAME),
+      password: this.readString(body, 'password', MAX_PASSWORD),
+    };
+  }
+
+  private readBasic(header: string, response: unknown): Credentials {
+    const fail = (message: string): never => {
+      setResponseHeader(response, 'WWW-Authenticate', BASIC_REALM);
+      throw new UnauthorizedException(message);
+    };
+    const parts = header.split(/[ \t]+/).filter((part) => part.length > 0);
+    if (parts.length === 1) {
+      return fail('Invalid basic header. No credentials provided.');
+    }
+    if (parts.length > 2) {
+      return fail(
+        'Invalid basic header. Credentials string should not contain spaces.',
+      );
+    }
+    const encoded = parts[1];
+    if (encoded.length % 4 !== 0 || !BASE64.test(encoded)) {
+      return fail(
+        'Invalid basic header. Credentials not correctly base64 encoded.',
+      );
+    }
+    const decoded = Buffer.from(encoded, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon < 0 || decoded.includes('\uFFFD')) {
+      return fail(
+        'Invalid basic header. Credentials not correctly base64 encoded.',
+      );
+    }
+    const username = decoded.slice(0, colon);
+    const password = decoded.slice(colon + 1);
+    if (
+      username.length === 0 ||
+      username.length > MAX_USERNAME ||
+      password.length > MAX_PASSWORD
+    ) {
+      return fail('Invalid username/password.');
+    }
+    return { username, password };
+  }
+
+  private readString(
+    body: Record<string, unknown>,
+    field: string,
+    max: number,
+  ): string {
+    const value = body[field];
+    if (typeof value !== 'string') {
+      throw new BadRequestException(
+        value === undefined
+          ? `\`${field}\` is required.`
+          : `\`${field}\` must be a string.`,
+      );
+    }
+    if (value.length === 0 || value.length > max) {
+      throw new BadRequestException(
+        `\`${field}\` must be between 1 and ${max} characters long.`,
+      );
+    }
+    return value;
+  }
+
+  private readName(body: Record<string, unknown>): string | null {
+    const name = body.name;
+    if (name === undefined || name === null) {
+      return null;
+    }
+    const max = this.options.tokenNameMaxLength;
+    if (
+      typeof name !== 'string' ||
+      name.trim().length === 0 ||
+      name.length > max ||
+      CONTROL.test(name)
+    ) {
+      throw new BadRequestException(
+        `\`name\` must be a string of 1 to ${max} printable characters.`,
+      );
+    }
+    return name.trim();
+  }
+
+  private async validate(
+    credentials: Credentials,
+    request: KnoxRequest,
+  ): Promise<unknown> {
+    try {
+      return await this.options.validateUser(
+        credentials.username,
+        credentials.password,
+        request,
+      );
+    } catch (error) {
+      if (error instanceof HttpException) {
+        throw error;
+      }
+      this.logger.error(
+        `validateUser failed: ${(error as Error)?.message ?? String(error)}`,
+      );
+      throw new ServiceUnavailableException(KnoxMessages.UNAVAILABLE);
+    }
+  }
+}
+
+/** The controller class mounted at `path`. */
+export function createKnoxController(path: string): Type<KnoxController> {
+  @Controller(path)
+  class KnoxRoutesController extends KnoxController {}
+  return KnoxRoutesController;
+}

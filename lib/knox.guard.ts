@@ -1,0 +1,124 @@
+import {
+  Inject,
+  Injectable,
+  UnauthorizedException,
+  type CanActivate,
+  type ExecutionContext,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { KNOX_PUBLIC_KEY, KNOX_RESOLVED_OPTIONS } from './knox.constants.js';
+import { KnoxMessages, KnoxTokenService } from './knox-token.service.js';
+import type { KnoxRequest } from './interfaces/knox-module-options.interface.js';
+import type { ResolvedKnoxOptions } from './knox-options.js';
+import { clientInfoOf, setResponseHeader } from './knox-request.util.js';
+
+const PRINTABLE_HEADER = /^[\x20-\x7e\t]*$/;
+const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;
+
+/**
+ * Authenticates requests by `Authorization: Token <token>` (or any scheme in
+ * `authHeaderPrefix`), and puts the user on `request.user` and the token record on
+ * `request.auth`. Every failure is a 401 with `WWW-Authenticate`; a database outage is a 503.
+ *
+ * Use it per route (`@UseGuards(KnoxGuard)`) or for the whole app as `APP_GUARD` together with
+ * {@link KnoxPublic}. Subclass it and override `getRequest` / `extractToken` to read the token
+ * from elsewhere (a cookie, a GraphQL or WebSocket context).
+ *
+ * @example
+ * @UseGuards(KnoxGuard)
+ * @Get('me')
+ * me(@KnoxUser() user: User) { return user; }
+ */
+@Injectable()
+export class KnoxGuard implements CanActivate {
+  constructor(
+    protected readonly tokens: KnoxTokenService,
+    protected readonly reflector: Reflector,
+    @Inject(KNOX_RESOLVED_OPTIONS)
+    protected readonly options: ResolvedKnoxOptions,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (this.isPublic(context)) {
+      return true;
+    }
+    const request = this.getRequest(context);
+    try {
+      const token = this.extractToken(request);
+      if (token === null) {
+        throw new UnauthorizedException(KnoxMessages.NOT_PROVIDED);
+      }
+      const result = await this.tokens.authenticate(
+        token,
+        clientInfoOf(request),
+      );
+      request.user = result.user;
+      request.auth = result.token;
+      return true;
+    } catch (error) {
+      if (error instanceof UnauthorizedException) {
+        this.setAuthenticateHeader(context);
+      }
+      throw error;
+    }
+  }
+
+  /** Whether the route is marked {@link KnoxPublic}. */
+  protected isPublic(context: ExecutionContext): boolean {
+    return (
+      this.reflector.getAllAndOverride<boolean | undefined>(KNOX_PUBLIC_KEY, [
+        context.getHandler(),
+        context.getClass(),
+      ]) === true
+    );
+  }
+
+  /** The request to authenticate. Override for GraphQL or WebSocket contexts. */
+  protected getRequest(context: ExecutionContext): KnoxRequest {
+    return context.switchToHttp().getRequest<KnoxRequest>();
+  }
+
+  /**
+   * Reads the token from the request: `null` when there is none for this guard (no
+   * `Authorization` header, or another scheme); throws 401 for a malformed header.
+   */
+  protected extractToken(request: KnoxRequest): string | null {
+    const header = request.headers?.authorization;
+    if (typeof header !== 'string') {
+      return null;
+    }
+    const parts = header.split(/[ \t]+/).filter((part) => part.length > 0);
+    if (parts.length === 0) {
+      return null;
+    }
+    const scheme = parts[0].toLowerCase();
+    if (!this.options.authSchemes.some((s) => s.toLowerCase() === scheme)) {
+      return null;
+    }
+    if (!PRINTABLE_HEADER.test(header)) {
+      throw new UnauthorizedException(KnoxMessages.MALFORMED_HEADER);
+    }
+    if (parts.length === 1) {
+      throw new UnauthorizedException(KnoxMessages.NO_CREDENTIALS);
+    }
+    if (parts.length > 2) {
+      throw new UnauthorizedException(KnoxMessages.SPACES);
+    }
+    if (!TOKEN_CHARACTERS.test(parts[1])) {
+      throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
+    }
+    return parts[1];
+  }
+
+  /** Sends `WWW-Authenticate: <first scheme>` with a 401. */
+  protected setAuthenticateHeader(context: ExecutionContext): void {
+    if (context.getType() !== 'http') {
+      return;
+    }
+    setResponseHeader(
+      context.switchToHttp().getResponse(),
+      'WWW-Authenticate',
+      this.options.authSchemes[0],
+    );
+  }
+}

@@ -1,0 +1,69 @@
+import { ConfigurableModuleBuilder } from '@nestjs/common';
+import { TypeOrmModule, getRepositoryToken } from '@nestjs/typeorm';
+import { KNOX_MODULE_EXTRAS, KNOX_TOKEN_REPOSITORY } from './knox.constants.js';
+import { knoxTokenEntity } from './entities/knox-token.entity.js';
+import { createKnoxController } from './knox.controller.js';
+import { KnoxOptionsError } from './knox-options.js';
+import type {
+  KnoxModuleExtras,
+  KnoxModuleOptions,
+} from './interfaces/knox-module-options.interface.js';
+
+const EXTRAS_DEFAULTS: KnoxModuleExtras = {
+  userEntity: undefined as never,
+  isGlobal: true,
+  controller: true,
+  path: 'auth',
+  tableName: 'knox_authtoken',
+  dataSource: undefined,
+};
+
+export const {
+  ConfigurableModuleClass: KnoxConfigurableModuleClass,
+  MODULE_OPTIONS_TOKEN: KNOX_MODULE_OPTIONS,
+  OPTIONS_TYPE: KNOX_OPTIONS_TYPE,
+  ASYNC_OPTIONS_TYPE: KNOX_ASYNC_OPTIONS_TYPE,
+} = new ConfigurableModuleBuilder<KnoxModuleOptions>({ moduleName: 'Knox' })
+  .setClassMethodName('forRoot')
+  .setExtras<KnoxModuleExtras>(EXTRAS_DEFAULTS, (definition, given) => {
+    const extras = { ...EXTRAS_DEFAULTS, ...given };
+    if (typeof extras.userEntity !== 'function') {
+      throw new KnoxOptionsError(
+        '`userEntity` is required: pass your TypeORM user entity class, e.g. KnoxModule.forRoot({ userEntity: User, validateUser }).',
+      );
+    }
+    const path = extras.path ?? 'auth';
+    if (typeof path !== 'string' || /\s/.test(path)) {
+      throw new KnoxOptionsError(
+        `\`path\` must be a route path without spaces, e.g. 'auth'; got ${String(path)}.`,
+      );
+    }
+    const tableName = extras.tableName ?? 'knox_authtoken';
+    if (typeof tableName !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.]*$/.test(tableName)) {
+      throw new KnoxOptionsError(
+        `\`tableName\` must be a plain SQL identifier (letters, digits, _); got ${String(tableName)}.`,
+      );
+    }
+    const entity = knoxTokenEntity(extras.userEntity, tableName);
+    return {
+      ...definition,
+      global: extras.isGlobal ?? true,
+      imports: [
+        ...(definition.imports ?? []),
+        TypeOrmModule.forFeature([entity], extras.dataSource),
+      ],
+      controllers: [
+        ...(definition.controllers ?? []),
+        ...(extras.controller === false ? [] : [createKnoxController(path)]),
+      ],
+      providers: [
+        ...(definition.providers ?? []),
+        { provide: KNOX_MODULE_EXTRAS, useValue: extras },
+        {
+          provide: KNOX_TOKEN_REPOSITORY,
+          useExisting: getRepositoryToken(entity, extras.dataSource),
+        },
+      ],
+    };
+  })
+  .build();

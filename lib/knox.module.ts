@@ -1,0 +1,54 @@
+import { Module } from '@nestjs/common';
+import { KnoxClock, SystemKnoxClock } from './knox-clock.js';
+import { KNOX_RESOLVED_OPTIONS } from './knox.constants.js';
+import { KnoxGuard } from './knox.guard.js';
+import { KnoxLoginThrottler } from './knox-login-throttler.js';
+import {
+  KNOX_MODULE_OPTIONS,
+  KnoxConfigurableModuleClass,
+} from './knox.module-definition.js';
+import { resolveKnoxOptions, type ResolvedKnoxOptions } from './knox-options.js';
+import { KnoxTokenService } from './knox-token.service.js';
+
+/**
+ * Token authentication: django-rest-knox for NestJS. Registers {@link KnoxGuard},
+ * {@link KnoxTokenService}, the token entity and the `login` / `logout` / `logoutall` controller.
+ * Global by default.
+ *
+ * @example
+ * KnoxModule.forRoot({
+ *   userEntity: User,
+ *   validateUser: (username, password) => users.check(username, password),
+ * })
+ *
+ * @example
+ * KnoxModule.forRootAsync({
+ *   userEntity: User,
+ *   imports: [UsersModule],
+ *   inject: [UsersService, ConfigService],
+ *   useFactory: (users: UsersService, config: ConfigService) => ({
+ *     validateUser: (u, p) => users.check(u, p),
+ *     tokenTtl: config.get('TOKEN_TTL_MS'),
+ *   }),
+ * })
+ */
+@Module({
+  providers: [
+    {
+      provide: KNOX_RESOLVED_OPTIONS,
+      useFactory: resolveKnoxOptions,
+      inject: [KNOX_MODULE_OPTIONS],
+    },
+    {
+      provide: KnoxClock,
+      useFactory: (options: ResolvedKnoxOptions) =>
+        options.raw.clock ?? new SystemKnoxClock(),
+      inject: [KNOX_RESOLVED_OPTIONS],
+    },
+    KnoxTokenService,
+    KnoxGuard,
+    KnoxLoginThrottler,
+  ],
+  exports: [KnoxTokenService, KnoxGuard, KnoxClock, KNOX_RESOLVED_OPTIONS],
+})
+export class KnoxModule extends KnoxConfigurableModuleClass {}

@@ -1,0 +1,222 @@
+import 'reflect-metadata';
+import {
+  Controller,
+  Get,
+  Module,
+  UseGuards,
+  type INestApplication,
+  type Type,
+} from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { EventEmitter2, EventEmitterModule } from '@nestjs/event-emitter';
+import { Test } from '@nestjs/testing';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import supertest from 'supertest';
+import type { DataSource, Logger as TypeOrmLogger } from 'typeorm';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import {
+  KnoxAuth,
+  KnoxGuard,
+  KnoxModule,
+  KnoxPublic,
+  KnoxUser,
+  type KnoxModuleExtras,
+  type KnoxModuleOptions,
+  type KnoxToken,
+} from '../../lib/index.js';
+import { FakeClock, TestUser } from './fixtures.js';
+
+export const DATABASE_URL =
+  process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** Counts and records the SQL the app sends. */
+export class QueryRecorder implements TypeOrmLogger {
+  queries: { sql: string; parameters?: unknown[] }[] = [];
+  logQuery(sql: string, parameters?: unknown[]): void {
+    this.queries.push({ sql, parameters });
+  }
+  logQueryError(): void {}
+  logQuerySlow(): void {}
+  logSchemaBuild(): void {}
+  logMigration(): void {}
+  log(): void {}
+  reset(): void {
+    this.queries = [];
+  }
+  /** Statements other than transaction control. */
+  get statements(): string[] {
+    return this.queries
+      .map((q) => q.sql)
+      .filter(
+        (sql) => !/^(START TRANSACTION|BEGIN|COMMIT|ROLLBACK)/i.test(sql),
+      );
+  }
+  get writes(): string[] {
+    return this.statements.filter((sql) =>
+      /^(INSERT|UPDATE|DELETE)/i.test(sql),
+    );
+  }
+}
+
+@Controller()
+class ProbeController {
+  @UseGuards(KnoxGuard)
+  @Get('me')
+  me(@KnoxUser() user: TestUser, @KnoxAuth() auth: KnoxToken) {
+    return { id: user.id, username: user.username, tokenId: auth.id };
+  }
+
+  @KnoxPublic()
+  @Get('public')
+  open() {
+    return { ok: true };
+  }
+
+  @Get('global')
+  global(@KnoxUser() user: TestUser | undefined) {
+    return { username: user?.username ?? null };
+  }
+}
+
+export interface TestAppOptions {
+  knox?: Partial<KnoxModuleOptions<TestUser>>;
+  extras?: Partial<Omit<KnoxModuleExtras, 'userEntity'>>;
+  platform?: 'express' | 'fastify';
+  /** Install KnoxGuard as APP_GUARD. */
+  globalGuard?: boolean;
+  /** Import EventEmitterModule (default true). */
+  events?: boolean;
+  /** Extra modules / controllers of the test. */
+  imports?: Type<unknown>[];
+  controllers?: Type<unknown>[];
+  async?: boolean;
+}
+
+export interface TestApp {
+  app: INestApplication;
+  http: ReturnType<typeof supertest>;
+  clock: FakeClock;
+  dataSource: DataSource;
+  recorder: QueryRecorder;
+  events: { name: string; payload: any }[];
+  createUser(
+    username: string,
+    password?: string,
+    active?: boolean,
+  ): Promise<TestUser>;
+  tokenRows(): Promise<Record<string, any>[]>;
+  close(): Promise<void>;
+}
+
+/** Boots a real Nest app with KnoxModule on the real PostgreSQL, tables emptied. */
+export async function createTestApp(
+  options: TestAppOptions = {},
+): Promise<TestApp> {
+  const clock = new FakeClock();
+  const recorder = new QueryRecorder();
+  const knoxOptions: KnoxModuleOptions<TestUser> = {
+    validateUser: async (username, password) => {
+      const users = testApp.dataSource.getRepository(TestUser);
+      const user = await users.findOneBy({ username });
+      return user && user.password === password ? user : null;
+    },
+    clock,
+    loginThrottle: false,
+    ...options.knox,
+  };
+  const knox = options.async
+    ? KnoxModule.forRootAsync({
+        userEntity: TestUser,
+        ...options.extras,
+        useFactory: async () => knoxOptions,
+      })
+    : KnoxModule.forRoot({
+        userEntity: TestUser,
+        ...options.extras,
+        ...knoxOptions,
+      });
+
+  @Module({
+    imports: [
+      TypeOrmModule.forRoot({
+        type: 'postgres',
+        url: DATABASE_URL,
+        autoLoadEntities: true,
+        entities: [TestUser],
+        synchronize: true,
+        retryAttempts: 0,
+        logging: ['query'],
+        logger: recorder,
+      }),
+      ...(options.events === false ? [] : [EventEmitterModule.forRoot()]),
+      knox,
+      ...(options.imports ?? []),
+    ],
+    controllers: [ProbeController, ...(options.controllers ?? [])],
+    providers: options.globalGuard
+      ? [{ provide: APP_GUARD, useClass: KnoxGuard }]
+      : [],
+  })
+  class AppModule {}
+
+  const moduleRef = await Test.createTestingModule({
+    imports: [AppModule],
+  }).compile();
+  const app =
+    options.platform === 'fastify'
+      ? moduleRef.createNestApplication(new FastifyAdapter())
+      : moduleRef.createNestApplication();
+  app.useLogger(false);
+  await app.init();
+  if (options.platform === 'fastify') {
+    await (
+      app.getHttpAdapter().getInstance() as { ready(): Promise<void> }
+    ).ready();
+  }
+  const dataSource = app.get<DataSource>(getDataSourceToken());
+  await dataSource.query(
+    `TRUNCATE knox_authtoken, knox_test_user RESTART IDENTITY CASCADE`,
+  );
+  const events: { name: string; payload: any }[] = [];
+  if (options.events !== false) {
+    app
+      .get(EventEmitter2)
+      .onAny((name: string | string[], payload: unknown) => {
+        events.push({ name: String(name), payload });
+      });
+  }
+  const testApp: TestApp = {
+    app,
+    http: supertest(app.getHttpServer()),
+    clock,
+    dataSource,
+    recorder,
+    events,
+    createUser: async (username, password = 'secret-password', active = true) =>
+      dataSource
+        .getRepository(TestUser)
+        .save({ username, password, isActive: active }),
+    tokenRows: () =>
+      dataSource.query(`SELECT * FROM knox_authtoken ORDER BY created`),
+    close: () => app.close(),
+  };
+  recorder.reset();
+  return testApp;
+}
+
+/** Logs in with a JSON body and returns the plaintext token. */
+export async function login(
+  t: TestApp,
+  username: string,
+  password = 'secret-password',
+  extra: Record<string, unknown> = {},
+): Promise<string> {
+  const res = await t.http
+    .post('/auth/login')
+    .send({ username, password, ...extra });
+  if (res.status !== 200) {
+    throw new Error(`login failed: ${res.status} ${JSON.stringify(res.body)}`);
+  }
+  return res.body.token as string;
+}
