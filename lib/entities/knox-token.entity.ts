@@ -75,6 +75,7 @@ export function knoxTokenEntity(
   @Entity({ name: tableName })
   @Index(`${tableName}_token_key_idx`, ['tokenKey'])
   @Index(`${tableName}_expiry_idx`, ['expiry'])
+  @Index(`${tableName}_user_id_idx`, ['user'])
   class KnoxTokenEntity extends KnoxToken {
     @PrimaryColumn({ type: 'varchar', length: 128 })
     declare digest: string;
