@@ -54,10 +54,12 @@ export class KnoxLoginThrottler {
       return;
     }
     const storage =
-      throttle.storage ??
-      (this.defaultStorage ??= createDefaultStorage());
+      throttle.storage ?? (this.defaultStorage ??= createDefaultStorage());
     const checks: [string, number][] = [
-      [`${THROTTLER_NAME}:user:${username.toLowerCase()}`, throttle.limitPerUsername],
+      [
+        `${THROTTLER_NAME}:user:${username.toLowerCase()}`,
+        throttle.limitPerUsername,
+      ],
     ];
     if (ip) {
       checks.push([`${THROTTLER_NAME}:ip:${ip}`, throttle.limitPerIp]);

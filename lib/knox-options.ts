@@ -8,10 +8,7 @@ import type { ThrottlerStorage } from '@nestjs/throttler';
 
 /** Options with every default applied; what the module's parts read. */
 export interface ResolvedKnoxOptions extends Required<
-  Pick<
-    KnoxModuleOptions,
-    'validateUser' | 'isUserActive' | 'formatExpiry'
-  >
+  Pick<KnoxModuleOptions, 'validateUser' | 'isUserActive' | 'formatExpiry'>
 > {
   raw: KnoxModuleOptions;
   tokenTtl: number | null;
@@ -170,7 +167,9 @@ export function resolveKnoxOptions(
   const authSchemes = Array.isArray(schemes) ? schemes : [schemes];
   if (
     authSchemes.length === 0 ||
-    authSchemes.some((s) => typeof s !== 'string' || !/^[!#-'*+.^-z|~0-9A-Za-z-]+$/.test(s))
+    authSchemes.some(
+      (s) => typeof s !== 'string' || !/^[!#-'*+.^-z|~0-9A-Za-z-]+$/.test(s),
+    )
   ) {
     throw new KnoxOptionsError(
       '`authHeaderPrefix` must be a scheme name (e.g. "Token") or a non-empty list of them, without spaces.',

@@ -199,7 +199,9 @@ export class KnoxTokenService implements OnModuleInit {
         if (limit !== null) {
           evicted = await this.makeRoom(manager, userId, limit, policy);
         }
-        await manager.getRepository(this.repository.target).insert(issued.record);
+        await manager
+          .getRepository(this.repository.target)
+          .insert(issued.record);
         return evicted;
       }),
     );
@@ -514,7 +516,8 @@ export class KnoxTokenService implements OnModuleInit {
       const next = this.refreshedExpiry(token, now);
       if (
         next &&
-        next.getTime() - token.expiry.getTime() > this.options.minRefreshInterval
+        next.getTime() - token.expiry.getTime() >
+          this.options.minRefreshInterval
       ) {
         changes.expiry = next;
       }
@@ -616,7 +619,8 @@ export class KnoxTokenService implements OnModuleInit {
   }
 
   private userColumnName(): string {
-    const relation = this.repository.metadata.findRelationWithPropertyPath('user');
+    const relation =
+      this.repository.metadata.findRelationWithPropertyPath('user');
     return relation?.joinColumns[0]?.databaseName ?? 'user_id';
   }
 

@@ -155,9 +155,7 @@ export class KnoxController {
   async listTokens(
     @Req() request: AuthenticatedRequest,
   ): Promise<KnoxSessionView[]> {
-    const tokens = await this.tokens.list(
-      this.tokens.userIdOf(request.user),
-    );
+    const tokens = await this.tokens.list(this.tokens.userIdOf(request.user));
     return tokens.map((token) => ({
       id: token.id,
       name: token.name,
@@ -219,25 +217,59 @@ export class KnoxController {
   }
 
   /** Other methods on these routes: 405, after authentication (as knox answers). */
-  @Get(['login', 'logout', 'logoutall', 'logoutothers', 'refresh', 'rotate', 'tokens/:id'])
+  @Get([
+    'login',
+    'logout',
+    'logoutall',
+    'logoutothers',
+    'refresh',
+    'rotate',
+    'tokens/:id',
+  ])
   @UseGuards(KnoxGuard)
   methodNotAllowedGet(@Req() request: KnoxRequest): never {
     return this.methodNotAllowed(request);
   }
 
-  @Put(['login', 'logout', 'logoutall', 'logoutothers', 'refresh', 'rotate', 'tokens', 'tokens/:id'])
+  @Put([
+    'login',
+    'logout',
+    'logoutall',
+    'logoutothers',
+    'refresh',
+    'rotate',
+    'tokens',
+    'tokens/:id',
+  ])
   @UseGuards(KnoxGuard)
   methodNotAllowedPut(@Req() request: KnoxRequest): never {
     return this.methodNotAllowed(request);
   }
 
-  @Patch(['login', 'logout', 'logoutall', 'logoutothers', 'refresh', 'rotate', 'tokens', 'tokens/:id'])
+  @Patch([
+    'login',
+    'logout',
+    'logoutall',
+    'logoutothers',
+    'refresh',
+    'rotate',
+    'tokens',
+    'tokens/:id',
+  ])
   @UseGuards(KnoxGuard)
   methodNotAllowedPatch(@Req() request: KnoxRequest): never {
     return this.methodNotAllowed(request);
   }
 
-  @Delete(['login', 'logout', 'logoutall', 'logoutothers', 'refresh', 'rotate', 'tokens'])
+  @Delete([
+    'login',
+    'logout',
+    'logoutall',
+    'logoutothers',
+    'refresh',
+    'rotate',
+    'tokens',
+  ])
   @UseGuards(KnoxGuard)
   methodNotAllowedDelete(@Req() request: KnoxRequest): never {
     return this.methodNotAllowed(request);
@@ -262,7 +294,11 @@ export class KnoxController {
     if (body === undefined || body === null || body === '') {
       return {};
     }
-    if (typeof body !== 'object' || Array.isArray(body) || Buffer.isBuffer(body)) {
+    if (
+      typeof body !== 'object' ||
+      Array.isArray(body) ||
+      Buffer.isBuffer(body)
+    ) {
       throw new BadRequestException('The request body must be a JSON object.');
     }
     return body as Record<string, unknown>;

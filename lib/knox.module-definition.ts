@@ -39,7 +39,10 @@ export const {
       );
     }
     const tableName = extras.tableName ?? 'knox_authtoken';
-    if (typeof tableName !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.]*$/.test(tableName)) {
+    if (
+      typeof tableName !== 'string' ||
+      !/^[A-Za-z_][A-Za-z0-9_.]*$/.test(tableName)
+    ) {
       throw new KnoxOptionsError(
         `\`tableName\` must be a plain SQL identifier (letters, digits, _); got ${String(tableName)}.`,
       );

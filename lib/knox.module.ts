@@ -7,7 +7,10 @@ import {
   KNOX_MODULE_OPTIONS,
   KnoxConfigurableModuleClass,
 } from './knox.module-definition.js';
-import { resolveKnoxOptions, type ResolvedKnoxOptions } from './knox-options.js';
+import {
+  resolveKnoxOptions,
+  type ResolvedKnoxOptions,
+} from './knox-options.js';
 import { KnoxTokenService } from './knox-token.service.js';
 
 /**

@@ -111,7 +111,12 @@ export function knoxTokenEntity(
     @Column({ type: 'varchar', length: 200, nullable: true })
     declare name: string | null;
 
-    @Column({ name: 'user_agent', type: 'varchar', length: 512, nullable: true })
+    @Column({
+      name: 'user_agent',
+      type: 'varchar',
+      length: 512,
+      nullable: true,
+    })
     declare userAgent: string | null;
 
     @Column({ type: 'varchar', length: 45, nullable: true })

@@ -10,9 +10,7 @@ import type { KnoxToken } from '../entities/knox-token.entity.js';
  * - `evict-least-recently-used`: the tokens used least recently (or never) are revoked to make room.
  */
 export type KnoxTokenLimitPolicy =
-  | 'reject'
-  | 'evict-oldest'
-  | 'evict-least-recently-used';
+  'reject' | 'evict-oldest' | 'evict-least-recently-used';
 
 /**
  * The shape of newly issued tokens.

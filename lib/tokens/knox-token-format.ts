@@ -3,8 +3,7 @@ import { crc32 } from 'node:zlib';
 import { TOKEN_KEY_LENGTH } from '../knox.constants.js';
 import type { KnoxTokenFormat } from '../interfaces/knox-module-options.interface.js';
 
-const BASE62 =
-  '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
 /** Base62 characters carrying 256 random bits in a checksum-format token. */
 export const CHECKSUM_RANDOM_LENGTH = 43;
@@ -92,7 +91,10 @@ export function isWellFormedToken(
     return false;
   }
   const body = token.slice(prefixLength);
-  if (!token.slice(0, prefixLength).endsWith('_') || !CHECKSUM_BODY.test(body)) {
+  if (
+    !token.slice(0, prefixLength).endsWith('_') ||
+    !CHECKSUM_BODY.test(body)
+  ) {
     return false;
   }
   const random = body.slice(0, CHECKSUM_RANDOM_LENGTH);
