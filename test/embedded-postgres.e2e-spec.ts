@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { startEmbeddedPostgres } from './support/embedded-postgres.js';
+import { startEmbeddedPostgres } from '../example/src/embedded-postgres.js';
 
 const POOL_SIZE = 10;
 const TOKEN_LIMIT = 3;
@@ -68,8 +68,9 @@ describe('database isolation (DATABASE_URL)', () => {
         `SELECT count(*)::int AS n FROM ${tokens} WHERE user_id = $1`,
         [userId],
       );
-      // Widen the race window: without the row lock every login would see the same count.
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      // Widen the race window: without the row lock concurrent logins see the same count
+      // (on PostgreSQL 15 without FOR UPDATE this ends with ~12 rows instead of 3).
+      await new Promise((resolve) => setTimeout(resolve, 20));
       let inserted = false;
       if (rows[0].n < TOKEN_LIMIT) {
         await client.query(
@@ -97,6 +98,11 @@ describe('database isolation (DATABASE_URL)', () => {
   }
 
   it('20 concurrent logins with SELECT ... FOR UPDATE leave exactly the token limit', async () => {
+    // Open every pool connection first, so the 20 logins really overlap.
+    const warm = await Promise.all(
+      Array.from({ length: POOL_SIZE }, () => pool.connect()),
+    );
+    for (const client of warm) client.release();
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) => login(1, `device-${i}`)),
     );
@@ -252,7 +258,7 @@ describe('startEmbeddedPostgres', () => {
     } finally {
       await second.stop();
     }
-  });
+  }, 60_000); // two PGlite starts: 2-5 s each, more on a busy machine
 
   it('rejects a maxConnections that could not serve a pool', async () => {
     await expect(startEmbeddedPostgres({ maxConnections: 0 })).rejects.toThrow(

@@ -1,16 +1,18 @@
 /**
- * Jest global setup: provides process.env.DATABASE_URL for every test file.
+ * Jest global setup: provides process.env.DATABASE_URL to every test file.
  * - DATABASE_URL set: only checks that it accepts connections (fails fast otherwise).
  * - Not set: starts the embedded PGlite server once per jest run; global-teardown stops it.
+ *
+ * Jest loads global setup/teardown as CommonJS through its require hook (supportsStaticESM is
+ * false for global hooks) and applies no moduleNameMapper there, so the usual relative `.js`
+ * import of a .ts file cannot resolve in this file: it require()s the extensionless path instead,
+ * which the hook resolves to the .ts source. Packages (pg, pglite) load through their CJS builds.
  */
 import pg from 'pg';
-import {
-  startEmbeddedPostgres,
-  type EmbeddedPostgres,
-} from './support/embedded-postgres.js';
+import type * as EmbeddedPostgresModule from '../example/src/embedded-postgres.js';
 
-/** Key under which the embedded server's handle is kept on globalThis for global-teardown. */
-export const EMBEDDED_PG_KEY = '__knoxEmbeddedPostgres';
+/** Where the embedded server's handle waits for global-teardown (same process). */
+const HANDLE = Symbol.for('nestjs-knox.test.embeddedPostgres');
 
 /** Enough for a few data sources and raw pools open at once in one test file. */
 const EMBEDDED_MAX_CONNECTIONS = 32;
@@ -22,21 +24,19 @@ export default async function globalSetup(): Promise<void> {
     console.log(`\n[test db] DATABASE_URL ${redact(url)}`);
     return;
   }
+  const { startEmbeddedPostgres } =
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    require('../example/src/embedded-postgres') as typeof EmbeddedPostgresModule;
   const started = performance.now();
   const embedded = await startEmbeddedPostgres({
     maxConnections: EMBEDDED_MAX_CONNECTIONS,
   });
-  (globalThis as Record<string, unknown>)[EMBEDDED_PG_KEY] = embedded;
+  (globalThis as Record<symbol, unknown>)[HANDLE] = embedded;
   process.env.DATABASE_URL = embedded.url;
   const ms = Math.round(performance.now() - started);
   console.log(
-    `\n[test db] embedded PGlite ${embedded.url} (started in ${ms} ms; set DATABASE_URL to use a real server)`,
+    `\n[test db] embedded PGlite at ${embedded.url}, started in ${ms} ms (set DATABASE_URL to use a real server)`,
   );
-}
-
-export function embeddedHandle(): EmbeddedPostgres | undefined {
-  return (globalThis as Record<string, unknown>)[EMBEDDED_PG_KEY] as
-    EmbeddedPostgres | undefined;
 }
 
 async function checkConnects(url: string): Promise<void> {
@@ -48,10 +48,12 @@ async function checkConnects(url: string): Promise<void> {
     await client.connect();
     await client.query('SELECT 1');
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason =
+      err instanceof Error && err.message ? err.message : String(err);
     throw new Error(
-      `DATABASE_URL=${redact(url)} does not accept connections: ${reason || String(err)}. ` +
+      `DATABASE_URL=${redact(url)} does not accept connections: ${reason}. ` +
         'Start that server, fix the URL, or unset DATABASE_URL to use the embedded PGlite.',
+      { cause: err },
     );
   } finally {
     await client.end().catch(() => undefined);

@@ -1,0 +1,127 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
+import supertest from 'supertest';
+import {
+  DEMO_PASSWORD,
+  DEMO_USERNAME,
+  startExample,
+  type RunningExample,
+} from '../../example/src/bootstrap.js';
+import { DATABASE_URL } from '../support/test-app.js';
+
+// The example app, booted as `npm start` boots it, in its own schema of the test database.
+const SCHEMA = 'knox_example';
+
+async function freshSchema(): Promise<void> {
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
+    await client.query(`CREATE SCHEMA ${SCHEMA}`);
+  } finally {
+    await client.end();
+  }
+}
+
+function start(): Promise<RunningExample> {
+  return startExample({
+    port: 0,
+    databaseUrl: DATABASE_URL,
+    dataDir: '/nonexistent',
+    schema: SCHEMA,
+    banner: false,
+  });
+}
+
+describe('example app', () => {
+  let example: RunningExample;
+
+  beforeAll(async () => {
+    await freshSchema();
+    example = await start();
+    example.app.useLogger(false);
+  });
+  afterAll(async () => {
+    await example?.stop();
+  });
+
+  it('seeds the demo user, serves / publicly, and guards /me', async () => {
+    const http = supertest(example.url);
+    const index = await http.get('/');
+    expect(index.status).toBe(200);
+    expect(index.body.login).toBe('POST /auth/login');
+    const anonymous = await http.get('/me');
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body.message).toBe(
+      'Authentication credentials were not provided.',
+    );
+  });
+
+  it('logs the demo user in, answers /me, logs out, then refuses the token', async () => {
+    const http = supertest(example.url);
+    const login = await http
+      .post('/auth/login')
+      .auth(DEMO_USERNAME, DEMO_PASSWORD);
+    expect(login.status).toBe(200);
+    expect(login.body.token).toMatch(/^[0-9a-f]{64}$/);
+    expect(login.body.user).toEqual({ id: 1, username: DEMO_USERNAME });
+    const auth = `Token ${login.body.token}`;
+
+    const me = await http.get('/me').set('Authorization', auth);
+    expect(me.status).toBe(200);
+    expect(me.body.username).toBe(DEMO_USERNAME);
+
+    const logout = await http.post('/auth/logout').set('Authorization', auth);
+    expect(logout.status).toBe(204);
+
+    const after = await http.get('/me').set('Authorization', auth);
+    expect(after.status).toBe(401);
+    expect(after.body.message).toBe('Invalid token.');
+  });
+
+  it('stores a password hash, not the password, and refuses a wrong one like an unknown user', async () => {
+    const client = new pg.Client({ connectionString: DATABASE_URL });
+    await client.connect();
+    try {
+      const { rows } = await client.query(
+        `SELECT password_hash FROM ${SCHEMA}.example_user WHERE username = $1`,
+        [DEMO_USERNAME],
+      );
+      expect(rows[0].password_hash).toMatch(/^scrypt\$/);
+      expect(rows[0].password_hash).not.toContain(DEMO_PASSWORD);
+    } finally {
+      await client.end();
+    }
+    const http = supertest(example.url);
+    const wrong = await http.post('/auth/login').send({
+      username: DEMO_USERNAME,
+      password: 'nope',
+    });
+    const unknown = await http.post('/auth/login').send({
+      username: 'nobody',
+      password: 'nope',
+    });
+    expect(wrong.status).toBe(401);
+    expect(unknown.status).toBe(401);
+    expect(unknown.body).toEqual(wrong.body);
+  });
+
+  it('keeps a token valid across a restart', async () => {
+    const login = await supertest(example.url)
+      .post('/auth/login')
+      .send({
+        username: DEMO_USERNAME,
+        password: DEMO_PASSWORD,
+        rememberMe: true,
+      });
+    expect(login.status).toBe(200);
+    await example.stop();
+    example = await start();
+    example.app.useLogger(false);
+    const me = await supertest(example.url)
+      .get('/me')
+      .set('Authorization', `Token ${login.body.token}`);
+    expect(me.status).toBe(200);
+    expect(me.body.username).toBe(DEMO_USERNAME);
+  });
+});
