@@ -3,7 +3,14 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['dist/', 'coverage/', 'node_modules/', '.data/', 'example/dist/'],
+    ignores: [
+      'dist/',
+      'coverage/',
+      'node_modules/',
+      '.data/',
+      'example/dist/',
+      'bench/dist/',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,
