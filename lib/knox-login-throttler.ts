@@ -4,6 +4,7 @@ import {
   Inject,
   Injectable,
   ServiceUnavailableException,
+  type OnApplicationShutdown,
 } from '@nestjs/common';
 import { createRequire } from 'node:module';
 import type { ThrottlerStorage } from '@nestjs/throttler';
@@ -11,19 +12,26 @@ import { KNOX_RESOLVED_OPTIONS } from './knox.constants.js';
 import { KnoxMessages } from './knox-token.service.js';
 import type { ResolvedKnoxOptions } from './knox-options.js';
 import { setResponseHeader } from './knox-request.util.js';
+import { KnoxMemoryThrottlerStorage } from './knox-memory-throttler-storage.js';
 
 const THROTTLER_NAME = 'knox-login';
 
 /**
- * `@nestjs/throttler` is CommonJS; loading it through `require` (Node's require(esm) brings in
- * Nest 12) keeps it out of ESM loaders that cannot require ESM, such as Jest's on Node 20.
+ * `@nestjs/throttler`'s in-memory `ThrottlerStorageService`. The package is CommonJS and requires
+ * the ESM-only Nest 12: Node loads it (require(esm), Node >= 20.19), but Jest's module sandbox
+ * cannot before Node 24.9. There, the same counting comes from {@link KnoxMemoryThrottlerStorage}
+ * rather than failing every login of the app's test suite.
  */
-function createDefaultStorage(): ThrottlerStorage {
-  const load = createRequire(import.meta.url);
-  const { ThrottlerStorageService } = load('@nestjs/throttler') as {
-    ThrottlerStorageService: new () => ThrottlerStorage;
-  };
-  return new ThrottlerStorageService();
+export function createDefaultThrottlerStorage(): ThrottlerStorage {
+  try {
+    const load = createRequire(import.meta.url);
+    const { ThrottlerStorageService } = load('@nestjs/throttler') as {
+      ThrottlerStorageService: new () => ThrottlerStorage;
+    };
+    return new ThrottlerStorageService();
+  } catch {
+    return new KnoxMemoryThrottlerStorage();
+  }
 }
 
 /**
@@ -31,13 +39,21 @@ function createDefaultStorage(): ThrottlerStorage {
  * answers 429 with `Retry-After` past the limits (`loginThrottle`).
  */
 @Injectable()
-export class KnoxLoginThrottler {
+export class KnoxLoginThrottler implements OnApplicationShutdown {
   private defaultStorage: ThrottlerStorage | undefined;
 
   constructor(
     @Inject(KNOX_RESOLVED_OPTIONS)
     private readonly options: ResolvedKnoxOptions,
   ) {}
+
+  /** Stops the default storage's sweep timer (a storage given in the options is the app's). */
+  onApplicationShutdown(): void {
+    (
+      this.defaultStorage as { onApplicationShutdown?: () => void } | undefined
+    )?.onApplicationShutdown?.();
+    this.defaultStorage = undefined;
+  }
 
   /**
    * Counts one attempt.
@@ -54,16 +70,16 @@ export class KnoxLoginThrottler {
       return;
     }
     const storage =
-      throttle.storage ?? (this.defaultStorage ??= createDefaultStorage());
-    const checks: [string, number][] = [
-      [
-        `${THROTTLER_NAME}:user:${username.toLowerCase()}`,
-        throttle.limitPerUsername,
-      ],
-    ];
+      throttle.storage ?? (this.defaultStorage ??= createDefaultThrottlerStorage());
+    // The IP first: attempts from a blocked address stop counting against the usernames they name.
+    const checks: [string, number][] = [];
     if (ip) {
       checks.push([`${THROTTLER_NAME}:ip:${ip}`, throttle.limitPerIp]);
     }
+    checks.push([
+      `${THROTTLER_NAME}:user:${username.toLowerCase()}`,
+      throttle.limitPerUsername,
+    ]);
     for (const [key, limit] of checks) {
       let record;
       try {

@@ -43,6 +43,9 @@ import {
   digestToken,
   digestsEqual,
   generateToken,
+  CHECKSUM_LENGTH,
+  CHECKSUM_RANDOM_LENGTH,
+  isChecksumPrefix,
   isWellFormedToken,
   tokenKeyOf,
 } from './tokens/knox-token-format.js';
@@ -106,6 +109,8 @@ interface EventSink {
 export class KnoxTokenService implements OnModuleInit {
   private readonly logger = new Logger('KnoxTokenService');
   private events: EventSink | undefined;
+  /** The prefix of the plaintext each authenticated record was presented with (for rotate). */
+  private readonly presentedPrefixes = new WeakMap<KnoxToken, string>();
 
   constructor(
     @Inject(KNOX_TOKEN_REPOSITORY)
@@ -173,6 +178,7 @@ export class KnoxTokenService implements OnModuleInit {
       throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
     }
     await this.touch(record, now, client);
+    this.presentedPrefixes.set(record, this.prefixOfPlaintext(token));
     return { user: record.user, token: record };
   }
 
@@ -217,7 +223,10 @@ export class KnoxTokenService implements OnModuleInit {
     return issued;
   }
 
-  /** The user's live tokens, newest first. */
+  /**
+   * The user's live tokens (expired ones left out), newest first, each with its `user` loaded
+   * so that it can be passed to {@link refresh}, {@link rotate} or {@link revoke}.
+   */
   async list(userId: unknown): Promise<KnoxToken[]> {
     const now = this.clock.now();
     const user = this.userRef(userId);
@@ -227,7 +236,8 @@ export class KnoxTokenService implements OnModuleInit {
           { user, expiry: IsNull() },
           { user, expiry: MoreThanOrEqual(now) },
         ] as FindOptionsWhere<KnoxToken>[],
-        order: { created: 'DESC' },
+        relations: { user: true },
+        order: { created: 'DESC', id: 'ASC' },
       }),
     );
   }
@@ -284,7 +294,8 @@ export class KnoxTokenService implements OnModuleInit {
 
   /**
    * Revokes all of a user's tokens, never-expiring ones too, optionally sparing one (by public
-   * id). Use it when a password changes or an account is disabled. Emits
+   * id; an `except` that is no token id spares nothing). Use it when a password changes or an
+   * account is disabled. Emits
    * {@link KnoxEvents.TOKEN_REVOKED} for each, and {@link KnoxEvents.LOGOUT_ALL} when the
    * reason is `logout-all`.
    *
@@ -298,9 +309,10 @@ export class KnoxTokenService implements OnModuleInit {
     } & Partial<KnoxClientInfo> = {},
   ): Promise<number> {
     const reason = options.reason ?? 'app';
+    const except = options.except;
     const removed = await this.deleteReturning(userId, (qb) =>
-      options.except
-        ? qb.andWhere('id <> :except', { except: options.except })
+      typeof except === 'string' && UUID.test(except)
+        ? qb.andWhere('id <> :except', { except: except.toLowerCase() })
         : qb,
     );
     for (const token of removed) {
@@ -318,10 +330,12 @@ export class KnoxTokenService implements OnModuleInit {
   }
 
   /**
-   * Extends a token's expiry to `now + its TTL` (capped by `autoRefreshMaxTtl`) now. A token that
-   * never expires is left as it is.
+   * Extends a token's expiry to `now + its TTL` (capped at `created + autoRefreshMaxTtl`) now,
+   * whether or not `autoRefresh` is on. A token that never expires, and one retired by
+   * {@link rotate} (it lives out its grace period), are left as they are. Emits
+   * {@link KnoxEvents.TOKEN_REFRESHED} when the expiry moved.
    *
-   * @returns the new expiry (`null` for a token that never expires)
+   * @returns the token's expiry afterwards (`null` for a token that never expires)
    * @throws UnauthorizedException when the token was revoked meanwhile
    */
   async refresh(
@@ -331,6 +345,9 @@ export class KnoxTokenService implements OnModuleInit {
     if (!token.expiry) {
       return null;
     }
+    if (token.retiredAt) {
+      return token.expiry;
+    }
     const next = this.refreshedExpiry(token, this.clock.now());
     if (next && next.getTime() > token.expiry.getTime()) {
       await this.write(token, { expiry: next }, client);
@@ -339,8 +356,11 @@ export class KnoxTokenService implements OnModuleInit {
   }
 
   /**
-   * Issues a new token with the same name, TTL and metadata and retires the old one, which keeps
-   * working for `rotationGracePeriod` (never past its own expiry).
+   * Issues a new token with the same name, TTL, prefix and metadata (user agent, IP, creation
+   * time, so `autoRefreshMaxTtl` still bounds the session) and retires the old one. The old one
+   * keeps working for `rotationGracePeriod` (never past its own expiry, and never refreshed),
+   * or is revoked at once when the grace period is 0. Emits {@link KnoxEvents.TOKEN_ROTATED},
+   * and {@link KnoxEvents.TOKEN_REVOKED} (reason `rotated`) when the old one is revoked at once.
    *
    * @throws UnauthorizedException when the old token was revoked meanwhile
    */
@@ -348,17 +368,24 @@ export class KnoxTokenService implements OnModuleInit {
     token: KnoxToken,
     client: Partial<KnoxClientInfo> = {},
   ): Promise<KnoxIssuedToken> {
-    const user = token.user;
+    const user = token.user ?? (await this.ownerOf(token));
     const userId = this.userIdOf(user);
     const now = this.clock.now();
-    const ttl = token.ttl ?? this.options.tokenTtl;
     const issued = this.build(userId, {
-      ttl,
+      ttl: token.ttl ?? (token.expiry ? this.options.tokenTtl : null),
       prefix: this.prefixOf(token),
       name: token.name,
-      ip: client.ip ?? token.ip,
-      userAgent: client.userAgent ?? token.userAgent,
+      ip: token.ip,
+      userAgent: token.userAgent,
     });
+    let expiry: Date | null = null;
+    if (token.expiry) {
+      expiry = this.refreshedExpiry(token, now) ?? token.expiry;
+      if (expiry.getTime() < token.expiry.getTime()) {
+        expiry = token.expiry;
+      }
+    }
+    Object.assign(issued.record, { created: token.created, expiry });
     const grace = this.options.rotationGracePeriod;
     let graceUntil: Date | null = null;
     if (grace > 0) {
@@ -371,7 +398,10 @@ export class KnoxTokenService implements OnModuleInit {
       this.repository.manager.transaction(async (manager) => {
         const repo = manager.getRepository(this.repository.target);
         const result = graceUntil
-          ? await repo.update({ digest: token.digest }, { expiry: graceUntil })
+          ? await repo.update(
+              { digest: token.digest },
+              { expiry: graceUntil, retiredAt: token.retiredAt ?? now },
+            )
           : await repo.delete({ digest: token.digest });
         if (!result.affected) {
           throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
@@ -379,7 +409,10 @@ export class KnoxTokenService implements OnModuleInit {
         await repo.insert(issued.record);
       }),
     );
-    token.expiry = graceUntil;
+    if (graceUntil) {
+      token.expiry = graceUntil;
+      token.retiredAt ??= now;
+    }
     issued.record.user = user;
     this.emit(KnoxEvents.TOKEN_ROTATED, {
       ...this.tokenEvent(token, client, userId),
@@ -441,9 +474,22 @@ export class KnoxTokenService implements OnModuleInit {
       );
     }
     const prefix = options.prefix ?? this.options.tokenPrefix;
-    if (prefix.length > MAXIMUM_TOKEN_PREFIX_LENGTH) {
+    if (
+      typeof prefix !== 'string' ||
+      prefix.length > MAXIMUM_TOKEN_PREFIX_LENGTH ||
+      !/^[\x21-\x7e]*$/.test(prefix)
+    ) {
       throw new Error(
-        `KnoxTokenService: a token prefix must be at most ${MAXIMUM_TOKEN_PREFIX_LENGTH} characters; '${prefix}' is too long.`,
+        `KnoxTokenService: a token prefix must be at most ${MAXIMUM_TOKEN_PREFIX_LENGTH} printable ASCII characters without spaces; got '${String(prefix)}'.`,
+      );
+    }
+    if (
+      this.options.tokenFormat === 'checksum' &&
+      !isChecksumPrefix(prefix, MAXIMUM_TOKEN_PREFIX_LENGTH)
+    ) {
+      // Such a token would fail the offline shape check and never authenticate.
+      throw new Error(
+        `KnoxTokenService: with tokenFormat 'checksum', a token prefix must be at least 4 characters and end in '_'; got '${prefix}'.`,
       );
     }
     const token = generateToken(
@@ -462,7 +508,10 @@ export class KnoxTokenService implements OnModuleInit {
       name: options.name ?? null,
       userAgent: options.userAgent?.slice(0, 512) ?? null,
       ip: options.ip ?? null,
-      lastUsedAt: null,
+      // Login is a use; it also puts last use and expiry in the same phase, so the two writes
+      // a request may cause (last use, auto refresh) fall due together.
+      lastUsedAt: now,
+      retiredAt: null,
     });
     return { token, record };
   }
@@ -496,42 +545,52 @@ export class KnoxTokenService implements OnModuleInit {
     if (policy === 'reject') {
       throw new ForbiddenException(KnoxMessages.LIMIT_EXCEEDED);
     }
+    // Tokens retired by a rotation (living out their grace period) go first.
+    const retired = (t: KnoxToken) => (t.retiredAt ? 0 : 1);
     if (policy === 'evict-least-recently-used') {
       const lastUse = (t: KnoxToken) => (t.lastUsedAt ?? t.created).getTime();
-      live.sort((a, b) => lastUse(a) - lastUse(b));
+      live.sort((a, b) => retired(a) - retired(b) || lastUse(a) - lastUse(b));
+    } else {
+      live.sort((a, b) => retired(a) - retired(b));
     }
     const evicted = live.slice(0, live.length - limit + 1);
     await repo.delete({ digest: In(evicted.map((t) => t.digest)) });
     return evicted;
   }
 
-  /** The write a request may cause: auto refresh and `lastUsedAt`, together, at most once per interval. */
+  /**
+   * The write a request may cause, at most one per interval: `lastUsedAt` is due once more than
+   * `lastUsedUpdateInterval` has passed, an auto refresh once it would move the expiry by more
+   * than `minRefreshInterval`. Whenever either is due, one UPDATE writes both, which keeps them
+   * in phase so that they keep falling due together.
+   */
   private async touch(
     token: KnoxToken,
     now: Date,
     client: Partial<KnoxClientInfo>,
   ): Promise<void> {
-    const changes: Partial<Pick<KnoxToken, 'expiry' | 'lastUsedAt'>> = {};
-    if (this.options.autoRefresh && token.expiry) {
-      const next = this.refreshedExpiry(token, now);
-      if (
-        next &&
-        next.getTime() - token.expiry.getTime() >
-          this.options.minRefreshInterval
-      ) {
-        changes.expiry = next;
-      }
+    let next: Date | null = null;
+    if (this.options.autoRefresh && token.expiry && !token.retiredAt) {
+      next = this.refreshedExpiry(token, now);
     }
-    if (
+    const refreshDue =
+      next !== null &&
+      token.expiry !== null &&
+      next.getTime() - token.expiry.getTime() > this.options.minRefreshInterval;
+    const useDue =
       !token.lastUsedAt ||
-      now.getTime() - token.lastUsedAt.getTime() >=
-        this.options.lastUsedUpdateInterval
-    ) {
-      changes.lastUsedAt = now;
+      now.getTime() - token.lastUsedAt.getTime() >
+        this.options.lastUsedUpdateInterval;
+    if (!refreshDue && !useDue) {
+      return;
     }
-    if (changes.expiry || changes.lastUsedAt) {
-      await this.write(token, changes, client);
+    const changes: Partial<Pick<KnoxToken, 'expiry' | 'lastUsedAt'>> = {
+      lastUsedAt: now,
+    };
+    if (next && token.expiry && next.getTime() > token.expiry.getTime()) {
+      changes.expiry = next;
     }
+    await this.write(token, changes, client);
   }
 
   /** Writes changes to a token that must still exist; only then are they applied in memory. */
@@ -570,10 +629,37 @@ export class KnoxTokenService implements OnModuleInit {
     return new Date(next);
   }
 
+  /**
+   * The prefix a rotated token gets: the one the client presented when the app issues several
+   * (`getTokenPrefix`) and it suits the current format, else the configured one.
+   */
   private prefixOf(token: KnoxToken): string {
-    // The stored key keeps the prefix; the configured one is used when it matches.
     const configured = this.options.tokenPrefix;
-    return token.tokenKey.startsWith(configured) ? configured : '';
+    const presented = this.presentedPrefixes.get(token);
+    if (
+      presented === undefined ||
+      presented === configured ||
+      !this.options.raw.getTokenPrefix
+    ) {
+      return configured;
+    }
+    const suits =
+      this.options.tokenFormat === 'checksum'
+        ? isChecksumPrefix(presented, MAXIMUM_TOKEN_PREFIX_LENGTH)
+        : presented.length <= MAXIMUM_TOKEN_PREFIX_LENGTH;
+    return suits ? presented : configured;
+  }
+
+  /** The prefix of a well-formed plaintext token of either format. */
+  private prefixOfPlaintext(token: string): string {
+    const hex = this.options.tokenCharacterLength;
+    if (token.length >= hex && /^[0-9a-f]+$/.test(token.slice(-hex))) {
+      return token.slice(0, token.length - hex);
+    }
+    return token.slice(
+      0,
+      Math.max(0, token.length - CHECKSUM_RANDOM_LENGTH - CHECKSUM_LENGTH),
+    );
   }
 
   private async deleteReturning(
@@ -600,10 +686,28 @@ export class KnoxTokenService implements OnModuleInit {
         tokenKey: row.token_key as string,
         id: row.id as string,
         name: (row.name as string | null) ?? null,
+        userAgent: (row.user_agent as string | null) ?? null,
+        ip: (row.ip as string | null) ?? null,
         created: row.created as Date,
         expiry: (row.expiry as Date | null) ?? null,
+        lastUsedAt: (row.last_used_at as Date | null) ?? null,
+        retiredAt: (row.retired_at as Date | null) ?? null,
       }),
     );
+  }
+
+  /** Loads the owner of a token whose `user` was not loaded. */
+  private async ownerOf(token: KnoxToken): Promise<unknown> {
+    const row = await this.db(() =>
+      this.repository.findOne({
+        where: { digest: token.digest },
+        relations: { user: true },
+      }),
+    );
+    if (!row?.user) {
+      throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
+    }
+    return row.user;
   }
 
   private userPrimaryColumn(): ColumnMetadata {

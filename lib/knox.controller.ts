@@ -40,7 +40,19 @@ const MAX_USERNAME = 150;
 const MAX_PASSWORD = 1024;
 const BASIC_REALM = 'Basic realm="api"';
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-const CONTROL = /[\u0000-\u001f\u007f]/;
+/**
+ * Refused in token names, which are shown in session lists: control characters, lone
+ * surrogates, line separators and bidirectional overrides.
+ */
+const UNPRINTABLE_NAME =
+  /[\p{Cc}\p{Cs}\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+/**
+ * Refused in usernames before `validateUser` sees them (no real username has them, and a NUL
+ * makes PostgreSQL fail the lookup): control characters and lone surrogates. Passwords may hold
+ * anything but NUL.
+ */
+const UNUSABLE_USERNAME = /[\p{Cc}\p{Cs}]/u;
+const UNUSABLE_PASSWORD = /\u0000/;
 
 /** A token as `GET {path}/tokens` lists it: never the digest. */
 export interface KnoxSessionView {
@@ -81,6 +93,7 @@ export class KnoxController {
   @KnoxPublic()
   @HttpCode(200)
   @Header('Cache-Control', 'no-store')
+  @Header('Pragma', 'no-cache')
   async login(
     @Req() request: KnoxRequest,
     @Res({ passthrough: true }) response: unknown,
@@ -203,6 +216,7 @@ export class KnoxController {
   @UseGuards(KnoxGuard)
   @HttpCode(200)
   @Header('Cache-Control', 'no-store')
+  @Header('Pragma', 'no-cache')
   async rotate(
     @Req() request: AuthenticatedRequest,
   ): Promise<KnoxLoginResponse> {
@@ -318,8 +332,20 @@ export class KnoxController {
       throw new UnauthorizedException(KnoxMessages.NOT_PROVIDED);
     }
     return {
-      username: this.readString(body, 'username', MAX_USERNAME),
-      password: this.readString(body, 'password', MAX_PASSWORD),
+      username: this.readString(
+        body,
+        'username',
+        MAX_USERNAME,
+        UNUSABLE_USERNAME,
+        'control characters or invalid Unicode',
+      ),
+      password: this.readString(
+        body,
+        'password',
+        MAX_PASSWORD,
+        UNUSABLE_PASSWORD,
+        'NUL characters',
+      ),
     };
   }
 
@@ -355,7 +381,9 @@ export class KnoxController {
     if (
       username.length === 0 ||
       username.length > MAX_USERNAME ||
-      password.length > MAX_PASSWORD
+      password.length > MAX_PASSWORD ||
+      UNUSABLE_USERNAME.test(username) ||
+      UNUSABLE_PASSWORD.test(password)
     ) {
       return fail('Invalid username/password.');
     }
@@ -366,6 +394,8 @@ export class KnoxController {
     body: Record<string, unknown>,
     field: string,
     max: number,
+    unusable: RegExp,
+    unusableDescription: string,
   ): string {
     const value = body[field];
     if (typeof value !== 'string') {
@@ -378,6 +408,11 @@ export class KnoxController {
     if (value.length === 0 || value.length > max) {
       throw new BadRequestException(
         `\`${field}\` must be between 1 and ${max} characters long.`,
+      );
+    }
+    if (unusable.test(value)) {
+      throw new BadRequestException(
+        `\`${field}\` must not contain ${unusableDescription}.`,
       );
     }
     return value;
@@ -393,7 +428,7 @@ export class KnoxController {
       typeof name !== 'string' ||
       name.trim().length === 0 ||
       name.length > max ||
-      CONTROL.test(name)
+      UNPRINTABLE_NAME.test(name)
     ) {
       throw new BadRequestException(
         `\`name\` must be a string of 1 to ${max} printable characters.`,

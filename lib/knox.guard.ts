@@ -16,6 +16,14 @@ const PRINTABLE_HEADER = /^[\x20-\x7e\t]*$/;
 const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;
 
 /**
+ * HTTP requests a KnoxGuard has already authenticated. With the guard as `APP_GUARD`, routes
+ * that also carry `@UseGuards(KnoxGuard)` (the module's own controller does) would otherwise pay
+ * a second query for the same request. Only HTTP: a WebSocket "request" (a client, a handshake)
+ * lives as long as the connection and must be checked on every message.
+ */
+const authenticated = new WeakSet<object>();
+
+/**
  * Authenticates requests by `Authorization: Token <token>` (or any scheme in
  * `authHeaderPrefix`), and puts the user on `request.user` and the token record on
  * `request.auth`. Every failure is a 401 with `WWW-Authenticate`; a database outage is a 503.
@@ -43,6 +51,10 @@ export class KnoxGuard implements CanActivate {
       return true;
     }
     const request = this.getRequest(context);
+    const http = context.getType() === 'http';
+    if (http && authenticated.has(request)) {
+      return true;
+    }
     try {
       const token = this.extractToken(request);
       if (token === null) {
@@ -54,6 +66,9 @@ export class KnoxGuard implements CanActivate {
       );
       request.user = result.user;
       request.auth = result.token;
+      if (http) {
+        authenticated.add(request);
+      }
       return true;
     } catch (error) {
       if (error instanceof UnauthorizedException) {

@@ -34,8 +34,16 @@ export class KnoxToken<User = any> {
   userAgent: string | null;
   /** The client IP of the login request. */
   ip: string | null;
-  /** When the token was last used to authenticate (updated at most once per interval). */
+  /**
+   * When the token was last used: set at login, then updated at most once per
+   * `lastUsedUpdateInterval` (`null` for a row written by django-rest-knox and not used since).
+   */
   lastUsedAt: Date | null;
+  /**
+   * When the token was replaced by `rotate`; it keeps working until its expiry (the end of the
+   * rotation grace period) and is never refreshed. `null` for a token in use.
+   */
+  retiredAt: Date | null;
 
   /** Never serializes the digest. */
   toJSON(): Omit<KnoxToken<User>, 'digest' | 'toJSON' | 'user'> {
@@ -124,6 +132,9 @@ export function knoxTokenEntity(
 
     @Column({ name: 'last_used_at', type: 'timestamptz', nullable: true })
     declare lastUsedAt: Date | null;
+
+    @Column({ name: 'retired_at', type: 'timestamptz', nullable: true })
+    declare retiredAt: Date | null;
   }
   Object.defineProperty(KnoxTokenEntity, 'name', { value: 'KnoxToken' });
 

@@ -53,7 +53,15 @@ export interface KnoxLoginResponse {
   user?: unknown;
 }
 
-/** Login throttling: attempts counted per username and per client IP within a window. */
+/**
+ * Login throttling: attempts counted per username (case-insensitive) and per client IP within a
+ * sliding window, in a `@nestjs/throttler` storage. Every attempt that reaches `validateUser`
+ * counts, successful ones too: the counter is taken before the password is checked, so a burst
+ * of parallel guesses cannot slip through while slow password hashes run. Past a limit the
+ * login answers 429 with `Retry-After` (seconds) for `ttl`. The client IP is Express's or
+ * Fastify's `request.ip`: behind a proxy, enable `trust proxy` or every client shares the
+ * proxy's address.
+ */
 export interface KnoxLoginThrottleOptions {
   /**
    * Length of the counting window, in milliseconds.
@@ -136,8 +144,9 @@ export interface KnoxModuleOptions<User = any> {
   minRefreshInterval?: number;
 
   /**
-   * `lastUsedAt` is written at most once per token per this many milliseconds, together with
-   * the auto-refresh write when both are due.
+   * `lastUsedAt` (set at login) is written once more than this many milliseconds have passed
+   * since it was last written, so a token costs at most one write per interval however busy it
+   * is. Whenever a request writes the row, last use and auto refresh go in the same UPDATE.
    * @default minRefreshInterval
    */
   lastUsedUpdateInterval?: number;
@@ -208,14 +217,16 @@ export interface KnoxModuleOptions<User = any> {
   tokenNameMaxLength?: number;
 
   /**
-   * After `POST {path}/rotate`, the old token keeps working for this many milliseconds.
+   * After `POST {path}/rotate`, the old token keeps working for this many milliseconds (never
+   * past its own expiry, and it is never refreshed), so a client can swap tokens without a failed
+   * request; 0 revokes it at once.
    * @default 0
    */
   rotationGracePeriod?: number;
 
   /**
-   * Login attempt throttling per username and per client IP (429 with `Retry-After`);
-   * `false` turns it off.
+   * Login attempt throttling per username and per client IP (429 with `Retry-After`), on by
+   * default; `false` turns it off. See {@link KnoxLoginThrottleOptions}.
    * @default { ttl: 60000, limitPerUsername: 10, limitPerIp: 30 }
    */
   loginThrottle?: KnoxLoginThrottleOptions | false;

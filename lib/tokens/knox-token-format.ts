@@ -5,10 +5,12 @@ import type { KnoxTokenFormat } from '../interfaces/knox-module-options.interfac
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
-/** Base62 characters carrying 256 random bits in a checksum-format token. */
+/** Base62 characters carrying 256 random bits in a checksum-format token (62^43 > 2^256). */
 export const CHECKSUM_RANDOM_LENGTH = 43;
-/** Base62 characters of the CRC32 at the end of a checksum-format token. */
+/** Base62 characters of the CRC32 at the end of a checksum-format token (62^6 > 2^32). */
 export const CHECKSUM_LENGTH = 6;
+/** Shortest prefix of a checksum-format token (it must also end in `_`). */
+export const CHECKSUM_MIN_PREFIX_LENGTH = 4;
 
 const CHECKSUM_BODY = new RegExp(
   `^[0-9A-Za-z]{${CHECKSUM_RANDOM_LENGTH + CHECKSUM_LENGTH}}$`,
@@ -16,7 +18,7 @@ const CHECKSUM_BODY = new RegExp(
 const PRINTABLE = /^[\x21-\x7e]*$/;
 const LOWER_HEX = /^[0-9a-f]+$/;
 
-/** Fixed-width base62 of a big-endian unsigned integer. */
+/** Fixed-width base62 of an unsigned integer, most significant digit first. */
 export function toBase62(value: bigint, width: number): string {
   let out = '';
   let rest = value;
@@ -24,12 +26,31 @@ export function toBase62(value: bigint, width: number): string {
     out = BASE62[Number(rest % 62n)] + out;
     rest /= 62n;
   }
+  if (out.length > width) {
+    throw new RangeError(`${value} does not fit in ${width} base62 digits.`);
+  }
   return out.padStart(width, '0');
 }
 
-/** The base62 CRC32 checksum of a checksum-format token's random part. */
-export function checksumOf(randomPart: string): string {
-  return toBase62(BigInt(crc32(randomPart)), CHECKSUM_LENGTH);
+/**
+ * The checksum of a checksum-format token: the CRC32 (zlib's, ISO-HDLC) of everything before
+ * it, prefix included, as 6 base62 digits.
+ */
+export function checksumOf(head: string): string {
+  return toBase62(BigInt(crc32(head)), CHECKSUM_LENGTH);
+}
+
+/**
+ * Whether `prefix` may start a checksum-format token: 4 to `maxLength` printable ASCII
+ * characters, ending in `_`.
+ */
+export function isChecksumPrefix(prefix: string, maxLength: number): boolean {
+  return (
+    prefix.length >= CHECKSUM_MIN_PREFIX_LENGTH &&
+    prefix.length <= maxLength &&
+    prefix.endsWith('_') &&
+    PRINTABLE.test(prefix)
+  );
 }
 
 /** Issues a new token in the given format. */
@@ -43,7 +64,7 @@ export function generateToken(
       BigInt('0x' + randomBytes(32).toString('hex')),
       CHECKSUM_RANDOM_LENGTH,
     );
-    return prefix + random + checksumOf(random);
+    return prefix + random + checksumOf(prefix + random);
   }
   return prefix + randomBytes(characterLength / 2).toString('hex');
 }
@@ -66,9 +87,14 @@ export function digestsEqual(a: string, b: string): boolean {
 }
 
 /**
- * Whether a token can possibly be one this module (or django-rest-knox) issued: knox's shape
- * (a prefix of up to 10 printable characters, then `characterLength` lowercase hex), or the
- * checksum shape with a valid CRC32. Anything else is refused without a database query.
+ * Whether a token can possibly be one this module (or django-rest-knox) issued:
+ * - knox's shape: a prefix of up to `maxPrefixLength` printable characters, then
+ *   `characterLength` lowercase hex characters;
+ * - the checksum shape: a prefix of 4 to `maxPrefixLength` printable characters ending in `_`,
+ *   43 base62 characters, then the base62 CRC32 of everything before it.
+ *
+ * Both shapes are accepted whichever `tokenFormat` issues new tokens, so switching formats keeps
+ * the old tokens working. Anything else is refused without a database query.
  */
 export function isWellFormedToken(
   token: string,
@@ -85,18 +111,14 @@ export function isWellFormedToken(
   ) {
     return true;
   }
-  const bodyLength = CHECKSUM_RANDOM_LENGTH + CHECKSUM_LENGTH;
-  const prefixLength = token.length - bodyLength;
-  if (prefixLength < 1 || prefixLength > maxPrefixLength) {
-    return false;
-  }
-  const body = token.slice(prefixLength);
+  const prefixLength = token.length - CHECKSUM_RANDOM_LENGTH - CHECKSUM_LENGTH;
   if (
-    !token.slice(0, prefixLength).endsWith('_') ||
-    !CHECKSUM_BODY.test(body)
+    prefixLength < CHECKSUM_MIN_PREFIX_LENGTH ||
+    !isChecksumPrefix(token.slice(0, prefixLength), maxPrefixLength) ||
+    !CHECKSUM_BODY.test(token.slice(prefixLength))
   ) {
     return false;
   }
-  const random = body.slice(0, CHECKSUM_RANDOM_LENGTH);
-  return checksumOf(random) === body.slice(CHECKSUM_RANDOM_LENGTH);
+  const split = token.length - CHECKSUM_LENGTH;
+  return checksumOf(token.slice(0, split)) === token.slice(split);
 }

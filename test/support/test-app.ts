@@ -13,7 +13,7 @@ import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import supertest from 'supertest';
-import type { DataSource, Logger as TypeOrmLogger } from 'typeorm';
+import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import {
   KnoxAuth,
@@ -90,7 +90,16 @@ export interface TestAppOptions {
   /** Extra modules / controllers of the test. */
   imports?: Type<unknown>[];
   controllers?: Type<unknown>[];
-  async?: boolean;
+  /** Register with forRootAsync: `true` / `'useFactory'` through a factory, `'useClass'` through an options class. */
+  async?: boolean | 'useFactory' | 'useClass';
+  /** Keep the rows left by earlier apps instead of truncating the tables. */
+  keepData?: boolean;
+  /** Express's `trust proxy` setting, or Fastify's `trustProxy` option (unset: not trusted). */
+  trustProxy?: boolean | string | string[];
+  /** Connect to this URL instead of DATABASE_URL (e.g. through a TCP proxy). */
+  databaseUrl?: string;
+  /** TypeORM `extra`: pg pool settings such as `connectionTimeoutMillis`. */
+  dataSourceExtra?: Record<string, unknown>;
 }
 
 export interface TestApp {
@@ -106,6 +115,8 @@ export interface TestApp {
     active?: boolean,
   ): Promise<TestUser>;
   tokenRows(): Promise<Record<string, any>[]>;
+  /** Empties the tables and resets the clock, the events and the recorder (one app, many tests). */
+  reset(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -114,7 +125,9 @@ export async function createTestApp(
   options: TestAppOptions = {},
 ): Promise<TestApp> {
   const clock = new FakeClock();
+  const startedAt = clock.now();
   const recorder = new QueryRecorder();
+  const dataSources: Promise<DataSource>[] = [];
   const knoxOptions: KnoxModuleOptions<TestUser> = {
     validateUser: async (username, password) => {
       const users = testApp.dataSource.getRepository(TestUser);
@@ -125,29 +138,52 @@ export async function createTestApp(
     loginThrottle: false,
     ...options.knox,
   };
-  const knox = options.async
-    ? KnoxModule.forRootAsync({
-        userEntity: TestUser,
-        ...options.extras,
-        useFactory: async () => knoxOptions,
-      })
-    : KnoxModule.forRoot({
-        userEntity: TestUser,
-        ...options.extras,
-        ...knoxOptions,
-      });
+  class TestKnoxOptionsFactory {
+    create(): KnoxModuleOptions<TestUser> {
+      return knoxOptions;
+    }
+  }
+  const knox =
+    options.async === 'useClass'
+      ? KnoxModule.forRootAsync({
+          userEntity: TestUser,
+          ...options.extras,
+          useClass: TestKnoxOptionsFactory,
+        })
+      : options.async
+        ? KnoxModule.forRootAsync({
+            userEntity: TestUser,
+            ...options.extras,
+            useFactory: async () => knoxOptions,
+          })
+        : KnoxModule.forRoot({
+            userEntity: TestUser,
+            ...options.extras,
+            ...knoxOptions,
+          });
 
   @Module({
     imports: [
-      TypeOrmModule.forRoot({
-        type: 'postgres',
-        url: DATABASE_URL,
-        autoLoadEntities: true,
-        entities: [TestUser],
-        synchronize: true,
-        retryAttempts: 0,
-        logging: ['query'],
-        logger: recorder,
+      TypeOrmModule.forRootAsync({
+        useFactory: () => ({
+          type: 'postgres' as const,
+          url: options.databaseUrl ?? DATABASE_URL,
+          ...(options.dataSourceExtra
+            ? { extra: options.dataSourceExtra }
+            : {}),
+          autoLoadEntities: true,
+          entities: [TestUser],
+          synchronize: true,
+          retryAttempts: 0,
+          logging: ['query' as const],
+          logger: recorder,
+        }),
+        // Kept so that an app failing at boot (bad options) does not leave its pool open.
+        dataSourceFactory: (dataSourceOptions) => {
+          const initializing = new DataSource(dataSourceOptions!).initialize();
+          dataSources.push(initializing);
+          return initializing;
+        },
       }),
       ...(options.events === false ? [] : [EventEmitterModule.forRoot()]),
       knox,
@@ -160,24 +196,54 @@ export async function createTestApp(
   })
   class AppModule {}
 
-  const moduleRef = await Test.createTestingModule({
-    imports: [AppModule],
-  }).compile();
-  const app =
-    options.platform === 'fastify'
-      ? moduleRef.createNestApplication(new FastifyAdapter())
-      : moduleRef.createNestApplication();
-  app.useLogger(false);
-  await app.init();
-  if (options.platform === 'fastify') {
-    await (
-      app.getHttpAdapter().getInstance() as { ready(): Promise<void> }
-    ).ready();
+  let app: INestApplication;
+  try {
+    const moduleRef = await Test.createTestingModule({
+      imports: [AppModule],
+    }).compile();
+    app =
+      options.platform === 'fastify'
+        ? moduleRef.createNestApplication(
+            new FastifyAdapter(
+              options.trustProxy === undefined
+                ? undefined
+                : { trustProxy: options.trustProxy },
+            ),
+          )
+        : moduleRef.createNestApplication();
+    if (options.platform !== 'fastify' && options.trustProxy !== undefined) {
+      (
+        app.getHttpAdapter().getInstance() as {
+          set(setting: string, value: unknown): unknown;
+        }
+      ).set('trust proxy', options.trustProxy);
+    }
+    app.useLogger(false);
+    await app.init();
+    if (options.platform === 'fastify') {
+      await (
+        app.getHttpAdapter().getInstance() as { ready(): Promise<void> }
+      ).ready();
+    }
+  } catch (error) {
+    await Promise.all(
+      dataSources.map((initializing) =>
+        initializing.then(
+          (ds) => ds.destroy(),
+          () => undefined,
+        ),
+      ),
+    );
+    throw error;
   }
   const dataSource = app.get<DataSource>(getDataSourceToken());
-  await dataSource.query(
-    `TRUNCATE knox_authtoken, knox_test_user RESTART IDENTITY CASCADE`,
-  );
+  const truncate = () =>
+    dataSource.query(
+      `TRUNCATE knox_authtoken, knox_test_user RESTART IDENTITY CASCADE`,
+    );
+  if (!options.keepData) {
+    await truncate();
+  }
   const events: { name: string; payload: any }[] = [];
   if (options.events !== false) {
     app
@@ -199,6 +265,14 @@ export async function createTestApp(
         .save({ username, password, isActive: active }),
     tokenRows: () =>
       dataSource.query(`SELECT * FROM knox_authtoken ORDER BY created`),
+    reset: async () => {
+      // DELETE, much cheaper than TRUNCATE on tables this small.
+      await dataSource.query('DELETE FROM knox_authtoken');
+      await dataSource.query('DELETE FROM knox_test_user');
+      clock.set(startedAt);
+      events.length = 0;
+      recorder.reset();
+    },
     close: () => app.close(),
   };
   recorder.reset();
