@@ -1,0 +1,283 @@
+import {
+  afterAll,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  it,
+} from '@jest/globals';
+import { Controller, Get, UseGuards } from '@nestjs/common';
+import { getRepositoryToken } from '@nestjs/typeorm';
+import type { Repository } from 'typeorm';
+import {
+  KnoxAuth,
+  KnoxEvents,
+  KnoxGuard,
+  KnoxTokenService,
+  knoxTokenEntity,
+  type KnoxToken,
+} from '../../lib/index.js';
+import { TestUser } from '../support/fixtures.js';
+import { createTestApp, login, type TestApp } from '../support/test-app.js';
+import {
+  HOUR,
+  MESSAGES,
+  MINUTE,
+  SECOND,
+  expectUnauthorized,
+} from '../support/http.js';
+
+const T0 = new Date('2030-01-01T00:00:00.000Z').getTime();
+const at = (ms: number) => new Date(T0 + ms).toISOString();
+
+/** Shows what the guard left on `request.auth`. */
+@Controller()
+class SessionController {
+  @UseGuards(KnoxGuard)
+  @Get('session')
+  session(@KnoxAuth() auth: KnoxToken) {
+    return { expiry: auth.expiry, json: auth };
+  }
+}
+
+async function expiryOf(t: TestApp): Promise<string | null> {
+  const rows = await t.tokenRows();
+  expect(rows).toHaveLength(1);
+  return rows[0].expiry ? rows[0].expiry.toISOString() : null;
+}
+
+describe('expiry, with auto refresh off (the default)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(() => t.close());
+  beforeEach(async () => {
+    await t.reset();
+    await t.createUser('alice');
+  });
+
+  const me = (token: string) =>
+    t.http.get('/me').set('Authorization', `Token ${token}`);
+
+  it('an expired token: 401 "Invalid token.", the row deleted; at the exact instant of expiry it still works', async () => {
+    const token = await login(t, 'alice');
+    t.clock.set(T0 + 10 * HOUR);
+    expect((await me(token)).status).toBe(200);
+    t.clock.set(T0 + 10 * HOUR + 1);
+    expectUnauthorized(await me(token), MESSAGES.INVALID_TOKEN);
+    expect(await t.tokenRows()).toHaveLength(0);
+    expectUnauthorized(await me(token), MESSAGES.INVALID_TOKEN);
+  });
+
+  it('knox.token-expired fires (once) on use of an expired token', async () => {
+    const token = await login(t, 'alice');
+    const [row] = await t.tokenRows();
+    t.clock.advance(11 * HOUR);
+    await me(token);
+    await me(token);
+    const expired = t.events.filter((e) => e.name === KnoxEvents.TOKEN_EXPIRED);
+    expect(expired).toHaveLength(1);
+    expect(expired[0].payload).toMatchObject({
+      userId: row.user_id,
+      tokenId: row.id,
+      tokenKey: token.slice(0, 15),
+    });
+    expect(JSON.stringify(expired[0].payload)).not.toContain(token);
+  });
+
+  it('no refresh when autoRefresh is off', async () => {
+    const token = await login(t, 'alice');
+    t.clock.advance(5 * HOUR);
+    expect((await me(token)).status).toBe(200);
+    expect(await expiryOf(t)).toBe(at(10 * HOUR));
+    expect(t.events.some((e) => e.name === KnoxEvents.TOKEN_REFRESHED)).toBe(
+      false,
+    );
+    t.clock.set(T0 + 10 * HOUR + SECOND);
+    expectUnauthorized(await me(token), MESSAGES.INVALID_TOKEN);
+  });
+
+  it('expired siblings are not deleted on the request path', async () => {
+    const service = t.app.get(KnoxTokenService);
+    const alice = await t.dataSource
+      .getRepository(TestUser)
+      .findOneByOrFail({ username: 'alice' });
+    const token = await login(t, 'alice');
+    await service.create(alice, { ttl: HOUR });
+    await service.create(alice, { ttl: 2 * HOUR });
+    t.clock.advance(3 * HOUR);
+    t.recorder.reset();
+    expect((await me(token)).status).toBe(200);
+    // The request's statements: the SELECT, and the (due) last-use UPDATE of this token only.
+    const statements = [...t.recorder.statements];
+    expect(statements[0]).toMatch(/^SELECT/);
+    expect(statements.slice(1)).toEqual(
+      statements.slice(1).filter((sql) => /^UPDATE/.test(sql)),
+    );
+    expect(statements.length).toBeLessThanOrEqual(2);
+    expect(await t.tokenRows()).toHaveLength(3);
+  });
+
+  it('pruneExpired() deletes expired tokens in batches and keeps live and never-expiring ones', async () => {
+    const service = t.app.get(KnoxTokenService);
+    const users = t.dataSource.getRepository(TestUser);
+    const alice = await users.findOneByOrFail({ username: 'alice' });
+    const bob = await t.createUser('bob');
+    for (let i = 0; i < 25; i += 1) {
+      await service.create(i % 2 ? alice : bob, { ttl: HOUR });
+    }
+    const live = await login(t, 'alice');
+    await service.create(bob, { ttl: null });
+    await service.create(alice, { ttl: 5 * HOUR });
+    t.clock.advance(HOUR);
+    // At the exact instant of expiry a token is still live: nothing to prune.
+    expect(await service.pruneExpired({ batchSize: 10 })).toBe(0);
+    t.clock.advance(1);
+    t.recorder.reset();
+    expect(await service.pruneExpired({ batchSize: 10 })).toBe(25);
+    const deletes = t.recorder.statements.filter((sql) => /^DELETE/i.test(sql));
+    expect(deletes).toHaveLength(3);
+    const rows = await t.tokenRows();
+    expect(rows).toHaveLength(3);
+    expect(rows.filter((r) => r.expiry === null)).toHaveLength(1);
+    expect(await service.pruneExpired()).toBe(0);
+    expect((await me(live)).status).toBe(200);
+  });
+});
+
+describe('auto refresh', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({
+      knox: { autoRefresh: true },
+      controllers: [SessionController],
+    });
+  });
+  afterAll(() => t.close());
+  beforeEach(async () => {
+    await t.reset();
+    await t.createUser('alice');
+  });
+
+  const me = (token: string) =>
+    t.http.get('/me').set('Authorization', `Token ${token}`);
+
+  it('a use at T0+5h moves the expiry to T0+15h; the token works at T0+11h and fails 1 s after its new expiry', async () => {
+    const token = await login(t, 'alice');
+    expect(await expiryOf(t)).toBe(at(10 * HOUR));
+    t.clock.set(T0 + 5 * HOUR);
+    expect((await me(token)).status).toBe(200);
+    expect(await expiryOf(t)).toBe(at(15 * HOUR));
+    t.clock.set(T0 + 11 * HOUR);
+    expect((await me(token)).status).toBe(200);
+    const newExpiry = new Date((await expiryOf(t))!).getTime();
+    expect(newExpiry).toBe(T0 + 21 * HOUR);
+    t.clock.set(newExpiry + SECOND);
+    expectUnauthorized(await me(token), MESSAGES.INVALID_TOKEN);
+  });
+
+  it('no write within minRefreshInterval (60 s): the expiry moves only past it', async () => {
+    const token = await login(t, 'alice');
+    t.clock.set(T0 + 30 * SECOND);
+    t.recorder.reset();
+    expect((await me(token)).status).toBe(200);
+    expect(t.recorder.writes).toHaveLength(0);
+    expect(await expiryOf(t)).toBe(at(10 * HOUR));
+    t.clock.set(T0 + MINUTE);
+    expect((await me(token)).status).toBe(200);
+    expect(await expiryOf(t)).toBe(at(10 * HOUR));
+    t.clock.set(T0 + MINUTE + 1);
+    t.recorder.reset();
+    expect((await me(token)).status).toBe(200);
+    expect(t.recorder.writes).toHaveLength(1);
+    expect(await expiryOf(t)).toBe(at(10 * HOUR + MINUTE + 1));
+  });
+
+  it('emits knox.token-refreshed only when the expiry is written', async () => {
+    const token = await login(t, 'alice');
+    t.clock.set(T0 + 30 * SECOND);
+    await me(token);
+    expect(
+      t.events.filter((e) => e.name === KnoxEvents.TOKEN_REFRESHED),
+    ).toHaveLength(0);
+    t.clock.set(T0 + 2 * MINUTE);
+    await me(token);
+    const refreshed = t.events.filter(
+      (e) => e.name === KnoxEvents.TOKEN_REFRESHED,
+    );
+    expect(refreshed).toHaveLength(1);
+    expect(refreshed[0].payload).toMatchObject({
+      tokenKey: token.slice(0, 15),
+      expiry: new Date(T0 + 2 * MINUTE + 10 * HOUR),
+    });
+  });
+
+  it('request.auth.expiry always equals the row: unchanged when no write was due (knox #383)', async () => {
+    const token = await login(t, 'alice');
+    const session = () =>
+      t.http.get('/session').set('Authorization', `Token ${token}`);
+
+    t.clock.set(T0 + 30 * SECOND);
+    const early = await session();
+    expect(early.status).toBe(200);
+    expect(early.body.expiry).toBe(at(10 * HOUR));
+    expect(await expiryOf(t)).toBe(early.body.expiry);
+
+    t.clock.set(T0 + 2 * MINUTE);
+    const later = await session();
+    expect(later.body.expiry).toBe(at(10 * HOUR + 2 * MINUTE));
+    expect(await expiryOf(t)).toBe(later.body.expiry);
+    expect(later.body.json).not.toHaveProperty('digest');
+  });
+
+  it('a refresh racing a logout is 401 "Invalid token.", not a 500', async () => {
+    const token = await login(t, 'alice');
+    const repository = t.app.get<Repository<KnoxToken>>(
+      getRepositoryToken(knoxTokenEntity(TestUser)),
+    );
+    const update = repository.update;
+    // The logout lands between the guard's SELECT and its refresh UPDATE.
+    repository.update = async function (this: Repository<KnoxToken>, ...args) {
+      await t.dataSource.query('DELETE FROM knox_authtoken');
+      return update.apply(this, args);
+    } as typeof repository.update;
+    try {
+      t.clock.set(T0 + HOUR);
+      const res = await me(token);
+      expectUnauthorized(res, MESSAGES.INVALID_TOKEN);
+    } finally {
+      repository.update = update;
+    }
+    expect(await t.tokenRows()).toHaveLength(0);
+    expect(t.events.some((e) => e.name === KnoxEvents.TOKEN_REFRESHED)).toBe(
+      false,
+    );
+  });
+});
+
+describe('auto refresh with autoRefreshMaxTtl: 12 h', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({
+      knox: { autoRefresh: true, autoRefreshMaxTtl: 12 * HOUR },
+    });
+    await t.createUser('alice');
+  });
+  afterAll(() => t.close());
+
+  it('caps the expiry at T0+12h; the token works at T0+12h and fails at T0+12h+1s', async () => {
+    const token = await login(t, 'alice');
+    const me = () => t.http.get('/me').set('Authorization', `Token ${token}`);
+    t.clock.set(T0 + 5 * HOUR);
+    expect((await me()).status).toBe(200);
+    expect(await expiryOf(t)).toBe(at(12 * HOUR));
+    t.clock.set(T0 + 11 * HOUR);
+    expect((await me()).status).toBe(200);
+    expect(await expiryOf(t)).toBe(at(12 * HOUR));
+    t.clock.set(T0 + 12 * HOUR);
+    expect((await me()).status).toBe(200);
+    t.clock.set(T0 + 12 * HOUR + SECOND);
+    expectUnauthorized(await me(), MESSAGES.INVALID_TOKEN);
+  });
+});

@@ -1,0 +1,135 @@
+import {
+  afterAll,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  it,
+} from '@jest/globals';
+import { KnoxTokenService } from '../../lib/index.js';
+import type { TestUser } from '../support/fixtures.js';
+import { createTestApp, login, type TestApp } from '../support/test-app.js';
+import { HOUR, MESSAGES, expectLimitExceeded } from '../support/http.js';
+
+const credentials = { username: 'alice', password: 'secret-password' };
+
+describe('tokenLimitPerUser: 10', () => {
+  let t: TestApp;
+  let alice: TestUser;
+  let service: KnoxTokenService;
+  beforeAll(async () => {
+    t = await createTestApp({ knox: { tokenLimitPerUser: 10 } });
+    service = t.app.get(KnoxTokenService);
+  });
+  afterAll(() => t.close());
+  beforeEach(async () => {
+    await t.reset();
+    alice = await t.createUser('alice');
+  });
+
+  it('5 expiring + 5 never-expiring tokens: the next login is 403 and makes no token', async () => {
+    for (let i = 0; i < 5; i += 1) {
+      await login(t, 'alice');
+      await service.create(alice, { ttl: null });
+    }
+    const res = await t.http.post('/auth/login').send(credentials);
+    expectLimitExceeded(res);
+    expect(await t.tokenRows()).toHaveLength(10);
+  });
+
+  it('never-expiring tokens count toward the limit', async () => {
+    for (let i = 0; i < 10; i += 1) {
+      await service.create(alice, { ttl: null });
+    }
+    expectLimitExceeded(await t.http.post('/auth/login').send(credentials));
+    expect(await t.tokenRows()).toHaveLength(10);
+  });
+
+  it('9 live + 1 expired: the first login is 200, the second 403', async () => {
+    await service.create(alice, { ttl: HOUR });
+    t.clock.advance(HOUR);
+    for (let i = 0; i < 9; i += 1) {
+      await login(t, 'alice');
+    }
+    t.clock.advance(1);
+    const first = await t.http.post('/auth/login').send(credentials);
+    expect(first.status).toBe(200);
+    const second = await t.http.post('/auth/login').send(credentials);
+    expectLimitExceeded(second);
+    expect(second.body.message).toBe(MESSAGES.LIMIT_EXCEEDED);
+  });
+
+  it("one user's limit does not touch another's", async () => {
+    for (let i = 0; i < 10; i += 1) {
+      await service.create(alice, { ttl: null });
+    }
+    await t.createUser('bob');
+    await login(t, 'bob');
+    expect(await t.tokenRows()).toHaveLength(11);
+  });
+
+  it('a logout frees a place', async () => {
+    const tokens: string[] = [];
+    for (let i = 0; i < 10; i += 1) {
+      tokens.push(await login(t, 'alice'));
+    }
+    expectLimitExceeded(await t.http.post('/auth/login').send(credentials));
+    await t.http
+      .post('/auth/logout')
+      .set('Authorization', `Token ${tokens[3]}`);
+    expect((await t.http.post('/auth/login').send(credentials)).status).toBe(
+      200,
+    );
+  });
+});
+
+describe('tokenLimitPerUser under concurrency', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({ knox: { tokenLimitPerUser: 3 } });
+  });
+  afterAll(() => t.close());
+  beforeEach(async () => {
+    await t.reset();
+    await t.createUser('alice');
+  });
+
+  it('20 parallel logins with a limit of 3: exactly 3 tokens, 3 answers 200 and 17 answers 403', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        t.http.post('/auth/login').send(credentials),
+      ),
+    );
+    const statuses = answers.map((res) => res.status).sort();
+    expect(statuses.filter((s) => s === 200)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 403)).toHaveLength(17);
+    for (const res of answers.filter((r) => r.status === 403)) {
+      expectLimitExceeded(res);
+    }
+    const rows = await t.tokenRows();
+    expect(rows).toHaveLength(3);
+    expect(rows.map((r) => r.token_key).sort()).toEqual(
+      answers
+        .filter((r) => r.status === 200)
+        .map((r) => (r.body.token as string).slice(0, 15))
+        .sort(),
+    );
+  });
+
+  it('20 parallel logins with 2 never-expiring tokens already there: exactly 1 more', async () => {
+    const service = t.app.get(KnoxTokenService);
+    const alice = await t.dataSource
+      .getRepository('TestUser')
+      .findOneByOrFail({ username: 'alice' });
+    await service.create(alice, { ttl: null });
+    await service.create(alice, { ttl: null });
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        t.http.post('/auth/login').send(credentials),
+      ),
+    );
+    expect(answers.filter((r) => r.status === 200)).toHaveLength(1);
+    expect(answers.filter((r) => r.status === 403)).toHaveLength(19);
+    expect(await t.tokenRows()).toHaveLength(3);
+  });
+});

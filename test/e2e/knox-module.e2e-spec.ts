@@ -1,0 +1,283 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Controller, Get, UseGuards } from '@nestjs/common';
+import {
+  KnoxAuth,
+  KnoxGuard,
+  KnoxModule,
+  KnoxOptionsError,
+  KnoxTokenService,
+  KnoxUser,
+  type KnoxToken,
+} from '../../lib/index.js';
+import { TestUser } from '../support/fixtures.js';
+import { createTestApp, login, type TestApp } from '../support/test-app.js';
+import { HOUR, MESSAGES, expectUnauthorized } from '../support/http.js';
+
+const credentials = { username: 'alice', password: 'secret-password' };
+
+/** Returns what the parameter decorators give a handler. */
+@Controller('whoami')
+@UseGuards(KnoxGuard)
+class WhoAmIController {
+  @Get()
+  whoami(@KnoxUser() user: TestUser, @KnoxAuth() auth: KnoxToken) {
+    return {
+      userIsEntity: user instanceof TestUser,
+      username: user.username,
+      auth,
+      expiry: auth.expiry,
+    };
+  }
+}
+
+describe('path', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({ extras: { path: 'api/v1/knox' } });
+    await t.createUser('alice');
+  });
+  afterAll(() => t.close());
+
+  it('mounts login, logout and logoutall under the configured path', async () => {
+    const res = await t.http.post('/api/v1/knox/login').send(credentials);
+    expect(res.status).toBe(200);
+    const token = res.body.token as string;
+    expect((await t.http.post('/auth/login').send(credentials)).status).toBe(
+      404,
+    );
+    const out = await t.http
+      .post('/api/v1/knox/logout')
+      .set('Authorization', `Token ${token}`);
+    expect(out.status).toBe(204);
+    expect(await t.tokenRows()).toHaveLength(0);
+    await t.http.post('/api/v1/knox/login').send(credentials);
+    const all = await t.http
+      .post('/api/v1/knox/logoutall')
+      .set(
+        'Authorization',
+        `Token ${(await t.http.post('/api/v1/knox/login').send(credentials)).body.token}`,
+      );
+    expect(all.status).toBe(204);
+    expect(await t.tokenRows()).toHaveLength(0);
+  });
+});
+
+describe('controller: false', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({ extras: { controller: false } });
+  });
+  afterAll(() => t.close());
+
+  it('mounts no routes; the guard and the service still work', async () => {
+    for (const path of ['/auth/login', '/auth/logout', '/auth/logoutall']) {
+      expect((await t.http.post(path).send(credentials)).status).toBe(404);
+    }
+    const alice = await t.createUser('alice');
+    const { token } = await t.app.get(KnoxTokenService).create(alice);
+    const me = await t.http.get('/me').set('Authorization', `Token ${token}`);
+    expect(me.status).toBe(200);
+    expect(me.body.username).toBe('alice');
+  });
+});
+
+describe.each([
+  ['useFactory', true],
+  ['useClass', 'useClass'],
+] as const)('forRootAsync with %s', (_name, mode) => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({
+      async: mode,
+      knox: { tokenTtl: 2 * HOUR, tokenPrefix: 'async_' },
+    });
+    await t.createUser('alice');
+  });
+  afterAll(() => t.close());
+
+  it('takes the options from the factory and serves login and the guard', async () => {
+    const res = await t.http.post('/auth/login').send(credentials);
+    expect(res.status).toBe(200);
+    expect(res.body.token).toMatch(/^async_[0-9a-f]{64}$/);
+    expect(res.body.expiry).toBe(
+      new Date(t.clock.now().getTime() + 2 * HOUR).toISOString(),
+    );
+    const me = await t.http
+      .get('/me')
+      .set('Authorization', `Token ${res.body.token}`);
+    expect(me.status).toBe(200);
+  });
+});
+
+describe('KnoxGuard as APP_GUARD with KnoxPublic', () => {
+  let t: TestApp;
+  let token: string;
+  beforeAll(async () => {
+    t = await createTestApp({ globalGuard: true });
+    await t.createUser('alice');
+    token = await login(t, 'alice');
+  });
+  afterAll(() => t.close());
+
+  it('guards every route: 401 with WWW-Authenticate without a token', async () => {
+    expectUnauthorized(await t.http.get('/global'), MESSAGES.NOT_PROVIDED);
+    expectUnauthorized(
+      await t.http.get('/global').set('Authorization', 'Token nope'),
+      MESSAGES.INVALID_TOKEN,
+    );
+  });
+
+  it('lets a token through and puts the user on the request', async () => {
+    const res = await t.http
+      .get('/global')
+      .set('Authorization', `Token ${token}`);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ username: 'alice' });
+  });
+
+  it('lets @KnoxPublic() routes through without a token, login included', async () => {
+    const res = await t.http.get('/public');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ ok: true });
+    expect((await t.http.post('/auth/login').send(credentials)).status).toBe(
+      200,
+    );
+  });
+
+  it('a route with its own @UseGuards(KnoxGuard) too is authenticated once: one query', async () => {
+    await t.http.get('/me').set('Authorization', `Token ${token}`);
+    t.recorder.reset();
+    const res = await t.http.get('/me').set('Authorization', `Token ${token}`);
+    expect(res.status).toBe(200);
+    expect(res.body.username).toBe('alice');
+    expect(t.recorder.statements).toHaveLength(1);
+  });
+
+  it('still guards logout and logoutall: one SELECT, then the DELETE', async () => {
+    expectUnauthorized(
+      await t.http.post('/auth/logout'),
+      MESSAGES.NOT_PROVIDED,
+    );
+    const other = await login(t, 'alice');
+    t.recorder.reset();
+    const res = await t.http
+      .post('/auth/logout')
+      .set('Authorization', `Token ${other}`);
+    expect(res.status).toBe(204);
+    expect(t.recorder.statements.map((sql) => sql.split(' ')[0])).toEqual([
+      'SELECT',
+      'DELETE',
+    ]);
+  });
+});
+
+describe('KnoxUser and KnoxAuth', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({ controllers: [WhoAmIController] });
+    await t.createUser('alice');
+  });
+  afterAll(() => t.close());
+
+  it('give the handler the user entity and the token record, without its digest', async () => {
+    const token = await login(t, 'alice', 'secret-password', {
+      name: 'laptop',
+    });
+    const [row] = await t.tokenRows();
+    const res = await t.http
+      .get('/whoami')
+      .set('Authorization', `Token ${token}`);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      userIsEntity: true,
+      username: 'alice',
+      expiry: row.expiry.toISOString(),
+      auth: { id: row.id, tokenKey: token.slice(0, 15), name: 'laptop' },
+    });
+    expect(res.body.auth).not.toHaveProperty('digest');
+    expect(res.text).not.toContain(row.digest);
+    expect(res.text).not.toContain(token);
+
+    const me = await t.http.get('/me').set('Authorization', `Token ${token}`);
+    expect(me.body).toEqual({
+      id: row.user_id,
+      username: 'alice',
+      tokenId: row.id,
+    });
+  });
+});
+
+describe('without EventEmitterModule', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({ events: false, knox: { autoRefresh: true } });
+    await t.createUser('alice');
+  });
+  afterAll(() => t.close());
+
+  it('logs in, authenticates, refreshes, expires and logs out with no event emitter', async () => {
+    const token = await login(t, 'alice');
+    const me = () => t.http.get('/me').set('Authorization', `Token ${token}`);
+    t.clock.advance(HOUR);
+    expect((await me()).status).toBe(200);
+    const [refreshed] = await t.tokenRows();
+    expect(refreshed.expiry.getTime()).toBe(
+      t.clock.now().getTime() + 10 * HOUR,
+    );
+    t.clock.advance(10 * HOUR + 1);
+    expectUnauthorized(await me(), MESSAGES.INVALID_TOKEN);
+    const other = await login(t, 'alice');
+    await login(t, 'alice');
+    const all = await t.http
+      .post('/auth/logoutall')
+      .set('Authorization', `Token ${other}`);
+    expect(all.status).toBe(204);
+    expect(await t.tokenRows()).toHaveLength(0);
+  });
+});
+
+describe('bad options fail at boot with a message saying what to fix', () => {
+  it('an 11-character token prefix', async () => {
+    await expect(
+      createTestApp({ knox: { tokenPrefix: 'TEST_TOKEN_' } }),
+    ).rejects.toThrow(
+      "KnoxModule: `tokenPrefix` must be at most 10 characters; 'TEST_TOKEN_' has 11.",
+    );
+  });
+
+  it('a negative tokenTtl', async () => {
+    await expect(createTestApp({ knox: { tokenTtl: -1 } })).rejects.toThrow(
+      'KnoxModule: `tokenTtl` must be a duration in milliseconds (a finite number >= 0) or null; got -1.',
+    );
+  });
+
+  it('a missing validateUser, also through forRootAsync', async () => {
+    const message =
+      'KnoxModule: `validateUser(username, password, request)` is required';
+    await expect(
+      createTestApp({ knox: { validateUser: undefined } }),
+    ).rejects.toThrow(message);
+    await expect(
+      createTestApp({ async: true, knox: { validateUser: undefined } }),
+    ).rejects.toThrow(message);
+  });
+
+  it('a missing userEntity', () => {
+    expect(() =>
+      KnoxModule.forRoot({ validateUser: () => null } as never),
+    ).toThrow(KnoxOptionsError);
+    expect(() =>
+      KnoxModule.forRoot({ validateUser: () => null } as never),
+    ).toThrow(/`userEntity` is required: pass your TypeORM user entity class/);
+  });
+
+  it('a bad path', () => {
+    expect(() =>
+      KnoxModule.forRoot({
+        userEntity: TestUser,
+        path: 'my auth',
+        validateUser: () => null,
+      }),
+    ).toThrow(/`path` must be a route path without spaces/);
+  });
+});
