@@ -70,7 +70,8 @@ export class KnoxLoginThrottler implements OnApplicationShutdown {
       return;
     }
     const storage =
-      throttle.storage ?? (this.defaultStorage ??= createDefaultThrottlerStorage());
+      throttle.storage ??
+      (this.defaultStorage ??= createDefaultThrottlerStorage());
     // The IP first: attempts from a blocked address stop counting against the usernames they name.
     const checks: [string, number][] = [];
     if (ip) {

@@ -305,10 +305,13 @@ export class KnoxController {
   }
 
   private readBody(body: unknown): Record<string, unknown> {
-    if (body === undefined || body === null || body === '') {
+    // No body is `undefined` on both platforms; a JSON `null` (Fastify passes it through,
+    // Express's strict parser refuses it) is a body that is not an object.
+    if (body === undefined || body === '') {
       return {};
     }
     if (
+      body === null ||
       typeof body !== 'object' ||
       Array.isArray(body) ||
       Buffer.isBuffer(body)

@@ -107,13 +107,11 @@ describe('example app', () => {
   });
 
   it('keeps a token valid across a restart', async () => {
-    const login = await supertest(example.url)
-      .post('/auth/login')
-      .send({
-        username: DEMO_USERNAME,
-        password: DEMO_PASSWORD,
-        rememberMe: true,
-      });
+    const login = await supertest(example.url).post('/auth/login').send({
+      username: DEMO_USERNAME,
+      password: DEMO_PASSWORD,
+      rememberMe: true,
+    });
     expect(login.status).toBe(200);
     await example.stop();
     example = await start();

@@ -1,0 +1,292 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createHash } from 'node:crypto';
+import { createTestApp, login, type TestApp } from '../support/test-app.js';
+import { MESSAGES, expectUnauthorized } from '../support/http.js';
+import { inBatches, scannerPattern } from '../support/security.js';
+
+const sha512 = (text: string) =>
+  createHash('sha512').update(text, 'utf8').digest('hex');
+
+describe('token formats', () => {
+  it("knox's format stays the default: 64 lowercase hex characters", async () => {
+    const t = await createTestApp();
+    try {
+      await t.createUser('alice');
+      const token = await login(t, 'alice');
+      expect(token).toMatch(/^[0-9a-f]{64}$/);
+    } finally {
+      await t.close();
+    }
+  });
+
+  describe("tokenFormat: 'checksum'", () => {
+    let t: TestApp;
+    beforeAll(async () => {
+      t = await createTestApp({ knox: { tokenFormat: 'checksum' } });
+      await t.createUser('alice');
+    });
+    afterAll(() => t.close());
+
+    it('issues knox_ + 49 base62 characters that the documented scanner regex finds, and they authenticate', async () => {
+      const token = await login(t, 'alice');
+      expect(token).toMatch(/^knox_[0-9A-Za-z]{49}$/);
+      expect(`leaked: "${token}".`.match(scannerPattern('knox_'))).toEqual([
+        token,
+      ]);
+      const me = await t.http.get('/me').set('Authorization', `Token ${token}`);
+      expect(me.status).toBe(200);
+      expect(me.body.username).toBe('alice');
+      const row = (await t.tokenRows()).find((r) => r.digest === sha512(token));
+      expect(row?.token_key).toBe(token.slice(0, 15));
+    });
+
+    it('a typo in the checksum is refused as "Invalid token." without a query', async () => {
+      const token = await login(t, 'alice');
+      const last = token.at(-1) === 'a' ? 'b' : 'a';
+      t.recorder.reset();
+      const res = await t.http
+        .get('/me')
+        .set('Authorization', `Token ${token.slice(0, -1)}${last}`);
+      expectUnauthorized(res, MESSAGES.INVALID_TOKEN);
+      expect(t.recorder.queries).toHaveLength(0);
+    });
+
+    it('takes a custom prefix, and the scanner regex for it', async () => {
+      const custom = await createTestApp({
+        knox: { tokenFormat: 'checksum', tokenPrefix: 'myapp_' },
+      });
+      try {
+        await custom.createUser('bob');
+        const token = await login(custom, 'bob');
+        expect(token).toMatch(/^myapp_[0-9A-Za-z]{49}$/);
+        expect(`${token}\n`.match(scannerPattern('myapp_'))).toEqual([token]);
+        const me = await custom.http
+          .get('/me')
+          .set('Authorization', `Bearer ${token}`);
+        expect(me.status).toBe(200);
+      } finally {
+        await custom.close();
+      }
+    });
+
+    it('refuses at boot a prefix scanners could not anchor on', async () => {
+      for (const tokenPrefix of ['ab_', 'myapp', 'my app_']) {
+        await expect(
+          createTestApp({ knox: { tokenFormat: 'checksum', tokenPrefix } }),
+        ).rejects.toThrow(/tokenPrefix/);
+      }
+    });
+  });
+
+  it('switching the format keeps the tokens issued in the other one working, both ways', async () => {
+    const first = await createTestApp({ knox: { tokenFormat: 'knox' } });
+    let knoxToken: string;
+    try {
+      await first.createUser('alice');
+      knoxToken = await login(first, 'alice');
+    } finally {
+      await first.close();
+    }
+    const second = await createTestApp({
+      knox: { tokenFormat: 'checksum' },
+      keepData: true,
+    });
+    let checksumToken: string;
+    try {
+      const old = await second.http
+        .get('/me')
+        .set('Authorization', `Token ${knoxToken}`);
+      expect(old.status).toBe(200);
+      expect(old.body.username).toBe('alice');
+      checksumToken = await login(second, 'alice');
+      expect(checksumToken).toMatch(/^knox_[0-9A-Za-z]{49}$/);
+    } finally {
+      await second.close();
+    }
+    const third = await createTestApp({ keepData: true });
+    try {
+      for (const token of [knoxToken, checksumToken]) {
+        const res = await third.http
+          .get('/me')
+          .set('Authorization', `Token ${token}`);
+        expect(res.status).toBe(200);
+      }
+      expect(await login(third, 'alice')).toMatch(/^[0-9a-f]{64}$/);
+    } finally {
+      await third.close();
+    }
+  });
+});
+
+/** Hundreds of tokens of the wrong length, alphabet or checksum, built from real ones. */
+function malformedTokens(knoxToken: string, checksumToken: string): string[] {
+  const out: string[] = [];
+  // Knox format: too short, too long, a non-hex character anywhere.
+  for (let n = 1; n < 64; n += 2) out.push(knoxToken.slice(0, n));
+  out.push('0123456789a' + knoxToken, knoxToken.repeat(2), 'x'.repeat(64));
+  for (let i = 0; i < 64; i += 1) {
+    for (const c of ['g', 'G', 'Z', '-']) {
+      out.push(knoxToken.slice(0, i) + c + knoxToken.slice(i + 1));
+    }
+  }
+  out.push(knoxToken.toUpperCase());
+  // Checksum format: any one character changed, too short, too long, another alphabet.
+  for (let i = 0; i < checksumToken.length; i += 1) {
+    for (const c of ['A', '7']) {
+      if (checksumToken[i] !== c) {
+        out.push(checksumToken.slice(0, i) + c + checksumToken.slice(i + 1));
+      }
+    }
+  }
+  for (let n = 1; n < checksumToken.length; n += 3) {
+    out.push(checksumToken.slice(0, n), checksumToken.slice(n));
+  }
+  out.push(checksumToken + 'A', 'knox_' + checksumToken);
+  for (const c of ['+', '/', '=', '-', '.', '~']) {
+    out.push(checksumToken.slice(0, 20) + c + checksumToken.slice(21));
+  }
+  // Latin-1 letters and printable junk.
+  out.push('é'.repeat(64), `${knoxToken.slice(0, 63)}é`, '!'.repeat(70));
+  return out;
+}
+
+describe.each(['express', 'fastify'] as const)(
+  'a flood of malformed tokens (%s)',
+  (platform) => {
+    let t: TestApp;
+    let knoxToken: string;
+    let checksumToken: string;
+    beforeAll(async () => {
+      const issuer = await createTestApp({
+        platform,
+        knox: { tokenFormat: 'checksum' },
+      });
+      await issuer.createUser('alice');
+      checksumToken = await login(issuer, 'alice');
+      await issuer.close();
+      t = await createTestApp({ platform, keepData: true });
+      // Listening once spares supertest a listen() per request.
+      await t.app.listen(0, '127.0.0.1');
+      knoxToken = await login(t, 'alice');
+    });
+    afterAll(() => t.close());
+
+    it('is refused 401 with WWW-Authenticate and costs ZERO database queries', async () => {
+      const tokens = malformedTokens(knoxToken, checksumToken);
+      expect(tokens.length).toBeGreaterThanOrEqual(400);
+      t.recorder.reset();
+      const answers = await inBatches(tokens, 16, async (token) => {
+        const res = await t.http
+          .get('/me')
+          .set('Authorization', `Token ${token}`);
+        return {
+          token,
+          status: res.status,
+          www: res.headers['www-authenticate'],
+          message: res.body?.message,
+        };
+      });
+      const unexpected = answers.filter(
+        (a) =>
+          a.status !== 401 ||
+          a.www !== 'Token' ||
+          (a.message !== MESSAGES.INVALID_TOKEN &&
+            a.message !== MESSAGES.MALFORMED_HEADER),
+      );
+      expect(unexpected).toEqual([]);
+      expect(t.recorder.queries).toHaveLength(0);
+    });
+
+    it('while well-formed unknown tokens do reach the database (the count is real)', async () => {
+      t.recorder.reset();
+      const unknown = 'f'.repeat(64);
+      expectUnauthorized(
+        await t.http.get('/me').set('Authorization', `Token ${unknown}`),
+        MESSAGES.INVALID_TOKEN,
+      );
+      expect(t.recorder.queries.length).toBeGreaterThanOrEqual(1);
+      for (const token of [knoxToken, checksumToken]) {
+        const res = await t.http
+          .get('/me')
+          .set('Authorization', `Token ${token}`);
+        expect(res.status).toBe(200);
+      }
+    });
+  },
+);
+
+describe('Authorization schemes', () => {
+  describe('default: Token and Bearer, case-insensitively', () => {
+    let t: TestApp;
+    let token: string;
+    beforeAll(async () => {
+      t = await createTestApp();
+      await t.createUser('alice');
+      token = await login(t, 'alice');
+    });
+    afterAll(() => t.close());
+
+    it('accepts both schemes in any case', async () => {
+      for (const scheme of [
+        'Token',
+        'token',
+        'TOKEN',
+        'Bearer',
+        'bearer',
+        'BEARER',
+        'bEaReR',
+      ]) {
+        const res = await t.http
+          .get('/me')
+          .set('Authorization', `${scheme} ${token}`);
+        expect({ scheme, status: res.status }).toEqual({ scheme, status: 200 });
+      }
+    });
+
+    it('other schemes are not ours: 401 "not provided", WWW-Authenticate: Token', async () => {
+      for (const scheme of ['Basic', 'Bearerx', 'JWT', 'Knox', 'Tokens']) {
+        expectUnauthorized(
+          await t.http.get('/me').set('Authorization', `${scheme} ${token}`),
+          MESSAGES.NOT_PROVIDED,
+        );
+      }
+    });
+  });
+
+  describe('configured: authHeaderPrefix ["Knox", "ApiKey"]', () => {
+    let t: TestApp;
+    let token: string;
+    beforeAll(async () => {
+      t = await createTestApp({
+        knox: { authHeaderPrefix: ['Knox', 'ApiKey'] },
+      });
+      await t.createUser('alice');
+      token = await login(t, 'alice');
+    });
+    afterAll(() => t.close());
+
+    it('accepts exactly the listed schemes, case-insensitively; the first is the challenge', async () => {
+      for (const scheme of ['Knox', 'KNOX', 'apikey', 'ApiKey']) {
+        const res = await t.http
+          .get('/me')
+          .set('Authorization', `${scheme} ${token}`);
+        expect({ scheme, status: res.status }).toEqual({ scheme, status: 200 });
+      }
+      for (const scheme of ['Token', 'Bearer']) {
+        expectUnauthorized(
+          await t.http.get('/me').set('Authorization', `${scheme} ${token}`),
+          MESSAGES.NOT_PROVIDED,
+          'Knox',
+        );
+      }
+    });
+  });
+
+  it('refuses at boot an empty list or a scheme with a space', async () => {
+    for (const authHeaderPrefix of [[], ['Token', 'Bad Scheme'], '']) {
+      await expect(
+        createTestApp({ knox: { authHeaderPrefix } }),
+      ).rejects.toThrow(/authHeaderPrefix/);
+    }
+  });
+});
