@@ -35,6 +35,16 @@ import type {
 import type { ResolvedKnoxOptions } from './knox-options.js';
 import { clientInfoOf, setResponseHeader } from './knox-request.util.js';
 
+/** The routes that answer POST only. */
+const POST_ROUTES = [
+  'login',
+  'logout',
+  'logoutall',
+  'logoutothers',
+  'refresh',
+  'rotate',
+];
+
 /** Longest username and password the login endpoint reads. */
 const MAX_USERNAME = 150;
 const MAX_PASSWORD = 1024;
@@ -231,59 +241,25 @@ export class KnoxController {
   }
 
   /** Other methods on these routes: 405, after authentication (as knox answers). */
-  @Get([
-    'login',
-    'logout',
-    'logoutall',
-    'logoutothers',
-    'refresh',
-    'rotate',
-    'tokens/:id',
-  ])
+  @Get([...POST_ROUTES, 'tokens/:id'])
   @UseGuards(KnoxGuard)
   methodNotAllowedGet(@Req() request: KnoxRequest): never {
     return this.methodNotAllowed(request);
   }
 
-  @Put([
-    'login',
-    'logout',
-    'logoutall',
-    'logoutothers',
-    'refresh',
-    'rotate',
-    'tokens',
-    'tokens/:id',
-  ])
+  @Put([...POST_ROUTES, 'tokens', 'tokens/:id'])
   @UseGuards(KnoxGuard)
   methodNotAllowedPut(@Req() request: KnoxRequest): never {
     return this.methodNotAllowed(request);
   }
 
-  @Patch([
-    'login',
-    'logout',
-    'logoutall',
-    'logoutothers',
-    'refresh',
-    'rotate',
-    'tokens',
-    'tokens/:id',
-  ])
+  @Patch([...POST_ROUTES, 'tokens', 'tokens/:id'])
   @UseGuards(KnoxGuard)
   methodNotAllowedPatch(@Req() request: KnoxRequest): never {
     return this.methodNotAllowed(request);
   }
 
-  @Delete([
-    'login',
-    'logout',
-    'logoutall',
-    'logoutothers',
-    'refresh',
-    'rotate',
-    'tokens',
-  ])
+  @Delete([...POST_ROUTES, 'tokens'])
   @UseGuards(KnoxGuard)
   methodNotAllowedDelete(@Req() request: KnoxRequest): never {
     return this.methodNotAllowed(request);
