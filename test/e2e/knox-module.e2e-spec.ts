@@ -84,6 +84,7 @@ describe('controller: false', () => {
 describe.each([
   ['useFactory', true],
   ['useClass', 'useClass'],
+  ['useExisting', 'useExisting'],
 ] as const)('forRootAsync with %s', (_name, mode) => {
   let t: TestApp;
   beforeAll(async () => {

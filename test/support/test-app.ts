@@ -90,8 +90,11 @@ export interface TestAppOptions {
   /** Extra modules / controllers of the test. */
   imports?: Type<unknown>[];
   controllers?: Type<unknown>[];
-  /** Register with forRootAsync: `true` / `'useFactory'` through a factory, `'useClass'` through an options class. */
-  async?: boolean | 'useFactory' | 'useClass';
+  /**
+   * Register with forRootAsync: `true` / `'useFactory'` through a factory, `'useClass'` through
+   * an options class, `'useExisting'` through an options provider exported by an imported module.
+   */
+  async?: boolean | 'useFactory' | 'useClass' | 'useExisting';
   /** Keep the rows left by earlier apps instead of truncating the tables. */
   keepData?: boolean;
   /** Express's `trust proxy` setting, or Fastify's `trustProxy` option (unset: not trusted). */
@@ -143,24 +146,36 @@ export async function createTestApp(
       return knoxOptions;
     }
   }
+  @Module({
+    providers: [TestKnoxOptionsFactory],
+    exports: [TestKnoxOptionsFactory],
+  })
+  class TestKnoxOptionsModule {}
   const knox =
-    options.async === 'useClass'
+    options.async === 'useExisting'
       ? KnoxModule.forRootAsync({
           userEntity: TestUser,
           ...options.extras,
-          useClass: TestKnoxOptionsFactory,
+          imports: [TestKnoxOptionsModule],
+          useExisting: TestKnoxOptionsFactory,
         })
-      : options.async
+      : options.async === 'useClass'
         ? KnoxModule.forRootAsync({
             userEntity: TestUser,
             ...options.extras,
-            useFactory: async () => knoxOptions,
+            useClass: TestKnoxOptionsFactory,
           })
-        : KnoxModule.forRoot({
-            userEntity: TestUser,
-            ...options.extras,
-            ...knoxOptions,
-          });
+        : options.async
+          ? KnoxModule.forRootAsync({
+              userEntity: TestUser,
+              ...options.extras,
+              useFactory: async () => knoxOptions,
+            })
+          : KnoxModule.forRoot({
+              userEntity: TestUser,
+              ...options.extras,
+              ...knoxOptions,
+            });
 
   @Module({
     imports: [
