@@ -18,12 +18,9 @@ const EXTRAS_DEFAULTS: KnoxModuleExtras = {
   dataSource: undefined,
 };
 
-export const {
-  ConfigurableModuleClass: KnoxConfigurableModuleClass,
-  MODULE_OPTIONS_TOKEN: KNOX_MODULE_OPTIONS,
-  OPTIONS_TYPE: KNOX_OPTIONS_TYPE,
-  ASYNC_OPTIONS_TYPE: KNOX_ASYNC_OPTIONS_TYPE,
-} = new ConfigurableModuleBuilder<KnoxModuleOptions>({ moduleName: 'Knox' })
+const built = new ConfigurableModuleBuilder<KnoxModuleOptions>({
+  moduleName: 'Knox',
+})
   .setClassMethodName('forRoot')
   .setExtras<KnoxModuleExtras>(EXTRAS_DEFAULTS, (definition, given) => {
     const extras = { ...EXTRAS_DEFAULTS, ...given };
@@ -70,3 +67,15 @@ export const {
     };
   })
   .build();
+
+/** The base class `KnoxModule` extends: `forRoot` / `forRootAsync`. */
+export const KnoxConfigurableModuleClass = built.ConfigurableModuleClass;
+
+/** Injection token of the options as given to `forRoot` / returned by the async factory. */
+export const KNOX_MODULE_OPTIONS = built.MODULE_OPTIONS_TOKEN;
+
+/** Type carrier: `typeof KNOX_OPTIONS_TYPE` is what `KnoxModule.forRoot()` takes. */
+export const KNOX_OPTIONS_TYPE = built.OPTIONS_TYPE;
+
+/** Type carrier: `typeof KNOX_ASYNC_OPTIONS_TYPE` is what `KnoxModule.forRootAsync()` takes. */
+export const KNOX_ASYNC_OPTIONS_TYPE = built.ASYNC_OPTIONS_TYPE;
