@@ -143,3 +143,44 @@ describe('resolveKnoxOptions', () => {
     );
   });
 });
+
+describe('resolveKnoxOptions: legacyTokenDigests', () => {
+  it('defaults to none (null too)', () => {
+    expect(resolve({}).legacyTokenDigests).toEqual([]);
+    expect(
+      resolve({ legacyTokenDigests: null as never }).legacyTokenDigests,
+    ).toEqual([]);
+  });
+
+  it('keeps the given functions, in order, in a copy', () => {
+    const first = (token: string) => `a${token}`;
+    const second = () => null;
+    const given = [first, second];
+    const resolved = resolve({ legacyTokenDigests: given });
+    expect(resolved.legacyTokenDigests).toEqual([first, second]);
+    given.pop();
+    expect(resolved.legacyTokenDigests).toHaveLength(2);
+  });
+
+  it('refuses something that is not an array', () => {
+    const message =
+      'KnoxModule: `legacyTokenDigests` must be an array of functions `(token) => digest`.';
+    expect(failure({ validateUser, legacyTokenDigests: () => 'x' })).toBe(
+      message,
+    );
+    expect(failure({ validateUser, legacyTokenDigests: 'sha256' })).toBe(
+      message,
+    );
+  });
+
+  it('refuses an item that is not a function, naming it', () => {
+    expect(
+      failure({ validateUser, legacyTokenDigests: [() => 'x', 'sha256'] }),
+    ).toBe(
+      'KnoxModule: `legacyTokenDigests` must be an array of functions `(token) => digest`; item 1 is string.',
+    );
+    expect(failure({ validateUser, legacyTokenDigests: [null] })).toBe(
+      'KnoxModule: `legacyTokenDigests` must be an array of functions `(token) => digest`; item 0 is null.',
+    );
+  });
+});

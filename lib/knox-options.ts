@@ -1,5 +1,6 @@
 import { HOUR, MAXIMUM_TOKEN_PREFIX_LENGTH, MINUTE } from './knox.constants.js';
 import type {
+  KnoxLegacyTokenDigest,
   KnoxModuleOptions,
   KnoxTokenFormat,
   KnoxTokenLimitPolicy,
@@ -24,6 +25,8 @@ export interface ResolvedKnoxOptions extends Required<
   tokenFormat: KnoxTokenFormat;
   tokenNameMaxLength: number;
   rotationGracePeriod: number;
+  /** Digests of earlier hashing schemes, tried after the current one; empty for none. */
+  legacyTokenDigests: readonly KnoxLegacyTokenDigest[];
   loginThrottle: {
     ttl: number;
     limitPerUsername: number;
@@ -228,6 +231,20 @@ export function resolveKnoxOptions(
     );
   }
 
+  const legacyTokenDigests = options.legacyTokenDigests ?? [];
+  if (!Array.isArray(legacyTokenDigests)) {
+    throw new KnoxOptionsError(
+      '`legacyTokenDigests` must be an array of functions `(token) => digest`.',
+    );
+  }
+  legacyTokenDigests.forEach((digest: unknown, index) => {
+    if (typeof digest !== 'function') {
+      throw new KnoxOptionsError(
+        `\`legacyTokenDigests\` must be an array of functions \`(token) => digest\`; item ${index} is ${digest === null ? 'null' : typeof digest}.`,
+      );
+    }
+  });
+
   return {
     raw: options,
     validateUser: options.validateUser,
@@ -266,6 +283,7 @@ export function resolveKnoxOptions(
       0,
       false,
     ) as number,
+    legacyTokenDigests: [...legacyTokenDigests],
     loginThrottle,
   };
 }

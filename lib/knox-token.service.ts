@@ -111,6 +111,8 @@ export class KnoxTokenService implements OnModuleInit {
   private events: EventSink | undefined;
   /** The prefix of the plaintext each authenticated record was presented with (for rotate). */
   private readonly presentedPrefixes = new WeakMap<KnoxToken, string>();
+  /** `legacyTokenDigests` entries already reported as broken (logged once each). */
+  private readonly reportedLegacySchemes = new Set<number>();
 
   constructor(
     @Inject(KNOX_TOKEN_REPOSITORY)
@@ -134,8 +136,10 @@ export class KnoxTokenService implements OnModuleInit {
   }
 
   /**
-   * Authenticates a plaintext token: one query (token and user together), and a write only
-   * when an auto refresh or a `lastUsedAt` update is due.
+   * Authenticates a plaintext token: one query (token and user together, by the current digest
+   * and any `legacyTokenDigests` at once), and a write only when an auto refresh or a
+   * `lastUsedAt` update is due, or when the row was found by a legacy digest (it is then moved
+   * to the current digest in the same write).
    *
    * @throws UnauthorizedException for an unknown, malformed or expired token or an inactive user
    * @throws ServiceUnavailableException when the database cannot be reached
@@ -154,15 +158,26 @@ export class KnoxTokenService implements OnModuleInit {
       throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
     }
     const digest = digestToken(token);
+    const legacy = this.legacyDigestsOf(token, digest);
     const now = this.clock.now();
-    const record = await this.db(() =>
-      this.repository
-        .createQueryBuilder('token')
-        .innerJoinAndSelect('token.user', 'user')
-        .where('token.digest = :digest', { digest })
-        .getOne(),
-    );
-    if (!record || !digestsEqual(record.digest, digest)) {
+    const query = this.repository
+      .createQueryBuilder('token')
+      .innerJoinAndSelect('token.user', 'user');
+    const rows = await this.db(async () => {
+      if (legacy.length === 0) {
+        const row = await query
+          .where('token.digest = :digest', { digest })
+          .getOne();
+        return row ? [row] : [];
+      }
+      return query
+        .where('token.digest IN (:...digests)', {
+          digests: [digest, ...legacy],
+        })
+        .getMany();
+    });
+    const record = this.matchDigest(rows, digest, legacy);
+    if (!record) {
       throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
     }
     if (record.expiry && record.expiry.getTime() < now.getTime()) {
@@ -177,7 +192,8 @@ export class KnoxTokenService implements OnModuleInit {
     if (!this.options.isUserActive(record.user)) {
       throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
     }
-    await this.touch(record, now, client);
+    const upgrade = digestsEqual(record.digest, digest) ? undefined : digest;
+    await this.touch(record, now, client, upgrade);
     this.presentedPrefixes.set(record, this.prefixOfPlaintext(token));
     return { user: record.user, token: record };
   }
@@ -559,15 +575,88 @@ export class KnoxTokenService implements OnModuleInit {
   }
 
   /**
+   * The digests the legacy schemes give `token`: strings only, without duplicates or the
+   * current digest. A scheme that throws or returns something else counts as no match, and is
+   * logged once (it is a bug in the app, and the token is the client's input).
+   */
+  private legacyDigestsOf(token: string, current: string): string[] {
+    const digests: string[] = [];
+    this.options.legacyTokenDigests.forEach((scheme, index) => {
+      let digest: unknown;
+      try {
+        digest = scheme(token);
+      } catch (error) {
+        this.reportLegacyScheme(
+          index,
+          `threw: ${(error as Error)?.message ?? String(error)}`,
+        );
+        return;
+      }
+      if (digest === null || digest === undefined) {
+        return;
+      }
+      if (typeof digest !== 'string' || digest.length === 0) {
+        this.reportLegacyScheme(
+          index,
+          `returned ${typeof digest === 'string' ? 'an empty string' : (digest?.constructor?.name ?? typeof digest)} instead of the stored digest as a string (or null)`,
+        );
+        return;
+      }
+      if (digest !== current && !digests.includes(digest)) {
+        digests.push(digest);
+      }
+    });
+    return digests;
+  }
+
+  private reportLegacyScheme(index: number, problem: string): void {
+    if (this.reportedLegacySchemes.has(index)) {
+      return;
+    }
+    this.reportedLegacySchemes.add(index);
+    this.logger.error(
+      `legacyTokenDigests[${index}] ${problem}; it is ignored for such tokens (logged once).`,
+    );
+  }
+
+  /**
+   * The row the token owns among those found, compared in constant time: the one stored under
+   * the current digest, else one stored under a legacy digest.
+   */
+  private matchDigest(
+    rows: KnoxToken[],
+    current: string,
+    legacy: string[],
+  ): KnoxToken | undefined {
+    let byCurrent: KnoxToken | undefined;
+    let byLegacy: KnoxToken | undefined;
+    for (const row of rows) {
+      if (digestsEqual(row.digest, current)) {
+        byCurrent ??= row;
+      }
+      let isLegacy = false;
+      for (const digest of legacy) {
+        isLegacy = digestsEqual(row.digest, digest) || isLegacy;
+      }
+      if (isLegacy) {
+        byLegacy ??= row;
+      }
+    }
+    return byCurrent ?? byLegacy;
+  }
+
+  /**
    * The write a request may cause, at most one per interval: `lastUsedAt` is due once more than
    * `lastUsedUpdateInterval` has passed, an auto refresh once it would move the expiry by more
    * than `minRefreshInterval`. Whenever either is due, one UPDATE writes both, which keeps them
-   * in phase so that they keep falling due together.
+   * in phase so that they keep falling due together. A row found by a legacy digest is always
+   * written: the same UPDATE moves it to the current digest (`upgradeTo`).
    */
   private async touch(
     token: KnoxToken,
     now: Date,
     client: Partial<KnoxClientInfo>,
+    upgradeTo?: string,
   ): Promise<void> {
     let next: Date | null = null;
     if (this.options.autoRefresh && token.expiry && !token.retiredAt) {
@@ -581,7 +670,7 @@ export class KnoxTokenService implements OnModuleInit {
       !token.lastUsedAt ||
       now.getTime() - token.lastUsedAt.getTime() >
         this.options.lastUsedUpdateInterval;
-    if (!refreshDue && !useDue) {
+    if (!refreshDue && !useDue && upgradeTo === undefined) {
       return;
     }
     const changes: Partial<Pick<KnoxToken, 'expiry' | 'lastUsedAt'>> = {
@@ -590,22 +679,33 @@ export class KnoxTokenService implements OnModuleInit {
     if (next && token.expiry && next.getTime() > token.expiry.getTime()) {
       changes.expiry = next;
     }
-    await this.write(token, changes, client);
+    await this.write(token, changes, client, upgradeTo);
   }
 
-  /** Writes changes to a token that must still exist; only then are they applied in memory. */
+  /**
+   * Writes changes to a token that must still exist; only then are they applied in memory.
+   * With `upgradeTo`, the row also moves from its legacy digest to that (current) one. The
+   * row is matched by either digest, so when concurrent first uses of a legacy token race, the
+   * later UPDATEs find the row the first one moved (PostgreSQL re-checks the condition on the
+   * new row version) instead of missing it: every request succeeds and the row stays one.
+   */
   private async write(
     token: KnoxToken,
     changes: Partial<Pick<KnoxToken, 'expiry' | 'lastUsedAt'>>,
     client: Partial<KnoxClientInfo>,
+    upgradeTo?: string,
   ): Promise<void> {
-    const result = await this.db(() =>
-      this.repository.update({ digest: token.digest }, changes),
-    );
+    const where =
+      upgradeTo === undefined
+        ? { digest: token.digest }
+        : { digest: In([token.digest, upgradeTo]) };
+    const values =
+      upgradeTo === undefined ? changes : { ...changes, digest: upgradeTo };
+    const result = await this.db(() => this.repository.update(where, values));
     if (!result.affected) {
       throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
     }
-    Object.assign(token, changes);
+    Object.assign(token, values);
     if (changes.expiry) {
       this.emit(KnoxEvents.TOKEN_REFRESHED, {
         ...this.tokenEvent(token, client),

@@ -23,6 +23,15 @@ export type KnoxTokenLimitPolicy =
  */
 export type KnoxTokenFormat = 'knox' | 'checksum';
 
+/**
+ * Computes the digest an earlier hashing scheme stored for a plaintext token, or returns `null`
+ * (or `undefined`) for a token that scheme never issued. See
+ * {@link KnoxModuleOptions.legacyTokenDigests}.
+ */
+export type KnoxLegacyTokenDigest = (
+  token: string,
+) => string | null | undefined;
+
 /** The HTTP request as Express or Fastify hands it to Nest (only what the module reads). */
 export interface KnoxRequest {
   headers: Record<string, string | string[] | undefined>;
@@ -176,6 +185,43 @@ export interface KnoxModuleOptions<User = any> {
    * @default 'knox'
    */
   tokenFormat?: KnoxTokenFormat;
+
+  /**
+   * Digests of earlier hashing schemes (an older knox, or your own), so that tokens stored under
+   * them keep working after an upgrade. New tokens are always stored as the current digest,
+   * `sha512(utf8(token))` in hex, exactly as django-rest-knox 5 stores them.
+   *
+   * A presented token is looked up by its current digest and every legacy digest in the same
+   * single query, so a request with a current token still costs one query. When a row matched
+   * a legacy digest, it is rewritten in place to the current digest (together with the
+   * `lastUsedAt` / refresh write, if one is due), so from its next use on it is found by the
+   * current digest; its id, expiry and metadata are kept. Concurrent first uses of one legacy
+   * token all succeed. Rows are upgraded only when their tokens are used: keep a scheme listed
+   * as long as tokens issued under it may still be presented.
+   *
+   * Each function gets the plaintext token (prefix included, after the shape check of
+   * `tokenFormat` / `tokenCharacterLength`) and returns the digest as stored in the `digest`
+   * column, or `null` for a token it does not apply to. One that throws or returns anything but
+   * a string is logged (once) and counts as no match. Schemes with a per-row salt cannot be
+   * looked up this way.
+   *
+   * @example
+   * import { createHash } from 'node:crypto';
+   *
+   * KnoxModule.forRoot({
+   *   userEntity: User,
+   *   validateUser,
+   *   // Tokens stored as the SHA-512 of the hex-decoded token keep working.
+   *   legacyTokenDigests: [
+   *     (token) =>
+   *       /^[0-9a-f]{64}$/.test(token)
+   *         ? createHash('sha512').update(Buffer.from(token, 'hex')).digest('hex')
+   *         : null,
+   *   ],
+   * });
+   * @default [] (only the current digest)
+   */
+  legacyTokenDigests?: KnoxLegacyTokenDigest[];
 
   /**
    * Formats the expiry in the login and refresh responses.
