@@ -103,7 +103,11 @@ export class KnoxLoginThrottler implements OnApplicationShutdown {
         );
         setResponseHeader(response, 'Retry-After', String(seconds));
         throw new HttpException(
-          `Too many login attempts. Try again in ${seconds} seconds.`,
+          {
+            statusCode: HttpStatus.TOO_MANY_REQUESTS,
+            message: `Too many login attempts. Try again in ${seconds} seconds.`,
+            error: 'Too Many Requests',
+          },
           HttpStatus.TOO_MANY_REQUESTS,
         );
       }

@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import type { KnoxClientInfo } from './events/knox.events.js';
 import type { KnoxRequest } from './interfaces/knox-module-options.interface.js';
 
@@ -5,7 +6,15 @@ import type { KnoxRequest } from './interfaces/knox-module-options.interface.js'
 export function clientInfoOf(request: KnoxRequest): KnoxClientInfo {
   const agent = request.headers['user-agent'];
   const socket = request.socket as { remoteAddress?: string } | undefined;
-  const ip = request.ip ?? socket?.remoteAddress ?? null;
+  let ip = request.ip ?? socket?.remoteAddress ?? null;
+  // An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d; record the IPv4 address.
+  if (
+    typeof ip === 'string' &&
+    ip.startsWith('::ffff:') &&
+    isIPv4(ip.slice(7))
+  ) {
+    ip = ip.slice(7);
+  }
   return {
     ip: typeof ip === 'string' ? ip.slice(0, 45) : null,
     userAgent: typeof agent === 'string' ? agent.slice(0, 512) : null,

@@ -243,36 +243,59 @@ export class KnoxController {
   /** Other methods on these routes: 405, after authentication (as knox answers). */
   @Get([...POST_ROUTES, 'tokens/:id'])
   @UseGuards(KnoxGuard)
-  methodNotAllowedGet(@Req() request: KnoxRequest): never {
-    return this.methodNotAllowed(request);
+  methodNotAllowedGet(
+    @Req() request: KnoxRequest,
+    @Res({ passthrough: true }) response: unknown,
+  ): never {
+    return this.methodNotAllowed(request, response);
   }
 
   @Put([...POST_ROUTES, 'tokens', 'tokens/:id'])
   @UseGuards(KnoxGuard)
-  methodNotAllowedPut(@Req() request: KnoxRequest): never {
-    return this.methodNotAllowed(request);
+  methodNotAllowedPut(
+    @Req() request: KnoxRequest,
+    @Res({ passthrough: true }) response: unknown,
+  ): never {
+    return this.methodNotAllowed(request, response);
   }
 
   @Patch([...POST_ROUTES, 'tokens', 'tokens/:id'])
   @UseGuards(KnoxGuard)
-  methodNotAllowedPatch(@Req() request: KnoxRequest): never {
-    return this.methodNotAllowed(request);
+  methodNotAllowedPatch(
+    @Req() request: KnoxRequest,
+    @Res({ passthrough: true }) response: unknown,
+  ): never {
+    return this.methodNotAllowed(request, response);
   }
 
   @Delete([...POST_ROUTES, 'tokens'])
   @UseGuards(KnoxGuard)
-  methodNotAllowedDelete(@Req() request: KnoxRequest): never {
-    return this.methodNotAllowed(request);
+  methodNotAllowedDelete(
+    @Req() request: KnoxRequest,
+    @Res({ passthrough: true }) response: unknown,
+  ): never {
+    return this.methodNotAllowed(request, response);
   }
 
   @Post(['tokens', 'tokens/:id'])
   @UseGuards(KnoxGuard)
-  methodNotAllowedPost(@Req() request: KnoxRequest): never {
-    return this.methodNotAllowed(request);
+  methodNotAllowedPost(
+    @Req() request: KnoxRequest,
+    @Res({ passthrough: true }) response: unknown,
+  ): never {
+    return this.methodNotAllowed(request, response);
   }
 
-  private methodNotAllowed(request: KnoxRequest): never {
+  private methodNotAllowed(request: KnoxRequest, response: unknown): never {
     const method = typeof request.method === 'string' ? request.method : '';
+    const url =
+      typeof request.url === 'string' ? request.url.split('?')[0] : '';
+    const allow = /\/tokens\/?$/.test(url)
+      ? 'GET'
+      : /\/tokens\/[^/]+\/?$/.test(url)
+        ? 'DELETE'
+        : 'POST';
+    setResponseHeader(response, 'Allow', allow);
     throw new MethodNotAllowedException(`Method "${method}" not allowed.`);
   }
 

@@ -15,7 +15,8 @@ import { KnoxTokenService } from './knox-token.service.js';
 
 /**
  * Token authentication: django-rest-knox for NestJS. Registers {@link KnoxGuard},
- * {@link KnoxTokenService}, the token entity and the `login` / `logout` / `logoutall` controller.
+ * {@link KnoxTokenService}, the token entity and the controller (`login`, `logout`, `logoutall` and
+ * the per-device session routes).
  * Global by default.
  *
  * @example

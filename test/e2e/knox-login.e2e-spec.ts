@@ -234,9 +234,21 @@ describe('login, logout, logoutall (knox defaults)', () => {
           error: 'Method Not Allowed',
         },
       });
+      expect(res.headers.allow).toBe('POST');
       const put = await t.http.put(path).set('Authorization', `Token ${token}`);
       expect(put.status).toBe(405);
+      expect(put.headers.allow).toBe('POST');
     }
+    const list = await t.http
+      .post('/auth/tokens')
+      .set('Authorization', `Token ${token}`);
+    expect(list.status).toBe(405);
+    expect(list.headers.allow).toBe('GET');
+    const one = await t.http
+      .get('/auth/tokens/00000000-0000-4000-8000-000000000000')
+      .set('Authorization', `Token ${token}`);
+    expect(one.status).toBe(405);
+    expect(one.headers.allow).toBe('DELETE');
     expect(await t.tokenRows()).toHaveLength(1);
   });
 

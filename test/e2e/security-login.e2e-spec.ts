@@ -81,6 +81,7 @@ describe.each(['express', 'fastify'] as const)(
       expect(blocked.body).toEqual({
         statusCode: 429,
         message: 'Too many login attempts. Try again in 60 seconds.',
+        error: 'Too Many Requests',
       });
       // Refused before the credentials are checked: no database work.
       expect(t.recorder.queries).toHaveLength(0);
