@@ -13,6 +13,7 @@ export abstract class KnoxClock {
 
 /** The default clock: the system's. */
 export class SystemKnoxClock extends KnoxClock {
+  /** `new Date()`. */
   now(): Date {
     return new Date();
   }

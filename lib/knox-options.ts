@@ -43,7 +43,8 @@ export class KnoxOptionsError extends Error {
   }
 }
 
-const POLICIES: KnoxTokenLimitPolicy[] = [
+/** The token limit policies, as `tokenLimitPolicy` accepts them. */
+export const POLICIES: readonly KnoxTokenLimitPolicy[] = [
   'reject',
   'evict-oldest',
   'evict-least-recently-used',

@@ -2,9 +2,12 @@ import { isIPv4 } from 'node:net';
 import type { KnoxClientInfo } from './events/knox.events.js';
 import type { KnoxRequest } from './interfaces/knox-module-options.interface.js';
 
-/** The client IP (as Express/Fastify computed it, honouring `trust proxy`) and user agent. */
+/**
+ * The client IP (as Express/Fastify computed it, honouring `trust proxy`) and user agent; `null`
+ * for what a non-HTTP "request" (e.g. a WebSocket client) does not have.
+ */
 export function clientInfoOf(request: KnoxRequest): KnoxClientInfo {
-  const agent = request.headers['user-agent'];
+  const agent = request.headers?.['user-agent'];
   const socket = request.socket as { remoteAddress?: string } | undefined;
   let ip = request.ip ?? socket?.remoteAddress ?? null;
   // An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d; record the IPv4 address.

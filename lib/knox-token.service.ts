@@ -38,7 +38,7 @@ import type {
   KnoxModuleExtras,
   KnoxTokenLimitPolicy,
 } from './interfaces/knox-module-options.interface.js';
-import type { ResolvedKnoxOptions } from './knox-options.js';
+import { POLICIES, type ResolvedKnoxOptions } from './knox-options.js';
 import {
   digestToken,
   digestsEqual,
@@ -49,6 +49,15 @@ import {
   isWellFormedToken,
   tokenKeyOf,
 } from './tokens/knox-token-format.js';
+
+/** PostgreSQL's SQLSTATE for a foreign key violation. */
+const FOREIGN_KEY_VIOLATION = '23503';
+
+/** The SQLSTATE of a driver error (as TypeORM wraps it), if any. */
+function driverCode(error: unknown): unknown {
+  const e = error as { code?: unknown; driverError?: { code?: unknown } };
+  return e?.driverError?.code ?? e?.code;
+}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -68,7 +77,9 @@ export const KnoxMessages = {
 
 /** What a successful authentication yields. */
 export interface KnoxAuthResult<User = any> {
+  /** The token's owner, as loaded with the token (an instance of `userEntity`). */
   user: User;
+  /** The token's record (never the plaintext). */
   token: KnoxToken<User>;
 }
 
@@ -125,6 +136,7 @@ export class KnoxTokenService implements OnModuleInit {
     private readonly moduleRef: ModuleRef,
   ) {}
 
+  /** Checks the user entity's metadata, and finds `EventEmitter2` if the app set one up. */
   async onModuleInit(): Promise<void> {
     this.userPrimaryColumn();
     try {
@@ -141,7 +153,8 @@ export class KnoxTokenService implements OnModuleInit {
    * `lastUsedAt` update is due, or when the row was found by a legacy digest (it is then moved
    * to the current digest in the same write).
    *
-   * @throws UnauthorizedException for an unknown, malformed or expired token or an inactive user
+   * @throws UnauthorizedException for an unknown, malformed (or not a string) or expired token,
+   *   or an inactive user
    * @throws ServiceUnavailableException when the database cannot be reached
    */
   async authenticate(
@@ -149,6 +162,7 @@ export class KnoxTokenService implements OnModuleInit {
     client: Partial<KnoxClientInfo> = {},
   ): Promise<KnoxAuthResult> {
     if (
+      typeof token !== 'string' ||
       !isWellFormedToken(
         token,
         this.options.tokenCharacterLength,
@@ -203,6 +217,9 @@ export class KnoxTokenService implements OnModuleInit {
    * locked while the tokens are counted). Emits {@link KnoxEvents.LOGIN}.
    *
    * @throws ForbiddenException when the limit is reached and the policy is `reject`
+   * @throws UnauthorizedException "User inactive or deleted." when the user's row does not exist
+   * @throws Error when an option is invalid (a TTL, prefix, limit or policy the module's options
+   *   would refuse)
    */
   async create(
     user: unknown,
@@ -214,18 +231,42 @@ export class KnoxTokenService implements OnModuleInit {
         ? options.limit
         : this.options.tokenLimitPerUser;
     const policy = options.policy ?? this.options.tokenLimitPolicy;
+    if (limit !== null && (!Number.isInteger(limit) || limit < 1)) {
+      throw new Error(
+        `KnoxTokenService: a token limit must be a whole number >= 1 or null; got ${String(limit)}.`,
+      );
+    }
+    if (!POLICIES.includes(policy)) {
+      throw new Error(
+        `KnoxTokenService: a token limit policy must be one of ${POLICIES.join(', ')}; got ${String(policy)}.`,
+      );
+    }
     const issued = this.build(userId, options);
-    const evicted = await this.db(() =>
-      this.repository.manager.transaction(async (manager) => {
-        let evicted: KnoxToken[] = [];
-        if (limit !== null) {
-          evicted = await this.makeRoom(manager, userId, limit, policy);
-        }
+    const issue = async (manager: EntityManager): Promise<KnoxToken[]> => {
+      let evicted: KnoxToken[] = [];
+      if (limit !== null) {
+        evicted = await this.makeRoom(manager, userId, limit, policy);
+      }
+      try {
         await manager
           .getRepository(this.repository.target)
           .insert(issued.record);
-        return evicted;
-      }),
+      } catch (error) {
+        // The user's row is gone (deleted since the credentials were checked).
+        if (driverCode(error) === FOREIGN_KEY_VIOLATION) {
+          throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
+        }
+        throw error;
+      }
+      return evicted;
+    };
+    // With a limit, READ COMMITTED whatever the database's default: the count after the lock
+    // must see the tokens that the logins it waited for committed (a REPEATABLE READ snapshot,
+    // taken before the wait, would not).
+    const evicted = await this.db(() =>
+      limit === null
+        ? this.repository.manager.transaction(issue)
+        : this.repository.manager.transaction('READ COMMITTED', issue),
     );
     issued.record.user = user;
     for (const token of evicted) {
@@ -348,11 +389,12 @@ export class KnoxTokenService implements OnModuleInit {
   /**
    * Extends a token's expiry to `now + its TTL` (capped at `created + autoRefreshMaxTtl`) now,
    * whether or not `autoRefresh` is on. A token that never expires, and one retired by
-   * {@link rotate} (it lives out its grace period), are left as they are. Emits
+   * {@link rotate} (it lives out its grace period; also when the rotation came after `token` was
+   * read), are left as they are. Emits
    * {@link KnoxEvents.TOKEN_REFRESHED} when the expiry moved.
    *
    * @returns the token's expiry afterwards (`null` for a token that never expires)
-   * @throws UnauthorizedException when the token was revoked meanwhile
+   * @throws UnauthorizedException when the token has expired or was revoked meanwhile
    */
   async refresh(
     token: KnoxToken,
@@ -361,10 +403,15 @@ export class KnoxTokenService implements OnModuleInit {
     if (!token.expiry) {
       return null;
     }
+    const now = this.clock.now();
+    if (token.expiry.getTime() < now.getTime()) {
+      // Expired since it was read: expired tokens are never revived.
+      throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
+    }
     if (token.retiredAt) {
       return token.expiry;
     }
-    const next = this.refreshedExpiry(token, this.clock.now());
+    const next = this.refreshedExpiry(token, now);
     if (next && next.getTime() > token.expiry.getTime()) {
       await this.write(token, { expiry: next }, client);
     }
@@ -378,15 +425,19 @@ export class KnoxTokenService implements OnModuleInit {
    * or is revoked at once when the grace period is 0. Emits {@link KnoxEvents.TOKEN_ROTATED},
    * and {@link KnoxEvents.TOKEN_REVOKED} (reason `rotated`) when the old one is revoked at once.
    *
-   * @throws UnauthorizedException when the old token was revoked meanwhile
+   * @throws UnauthorizedException when the old token has expired or was revoked meanwhile
    */
   async rotate(
     token: KnoxToken,
     client: Partial<KnoxClientInfo> = {},
   ): Promise<KnoxIssuedToken> {
+    const now = this.clock.now();
+    if (token.expiry && token.expiry.getTime() < now.getTime()) {
+      // Expired since it was read: an expired token never mints a new one.
+      throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
+    }
     const user = token.user ?? (await this.ownerOf(token));
     const userId = this.userIdOf(user);
-    const now = this.clock.now();
     const issued = this.build(userId, {
       ttl: token.ttl ?? (token.expiry ? this.options.tokenTtl : null),
       prefix: this.prefixOf(token),
@@ -442,13 +493,18 @@ export class KnoxTokenService implements OnModuleInit {
   }
 
   /**
-   * Deletes expired tokens in batches, off the request path (call it from a scheduled job).
-   * Emits no events.
+   * Deletes expired tokens in batches of `batchSize` (a whole number >= 1; default 1000), off
+   * the request path (call it from a scheduled job). Emits no events.
    *
    * @returns how many tokens were deleted
    */
   async pruneExpired(options: { batchSize?: number } = {}): Promise<number> {
     const batchSize = options.batchSize ?? 1000;
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new Error(
+        `KnoxTokenService: pruneExpired's batchSize must be a whole number >= 1; got ${String(batchSize)}.`,
+      );
+    }
     const now = this.clock.now();
     const table = this.repository.metadata.tablePath;
     let total = 0;
@@ -484,9 +540,14 @@ export class KnoxTokenService implements OnModuleInit {
   ): KnoxIssuedToken {
     const now = this.clock.now();
     const ttl = options.ttl !== undefined ? options.ttl : this.options.tokenTtl;
-    if (ttl !== null && (typeof ttl !== 'number' || !(ttl >= 0))) {
+    if (
+      ttl !== null &&
+      (typeof ttl !== 'number' ||
+        !(ttl >= 0) ||
+        Number.isNaN(new Date(now.getTime() + ttl).getTime()))
+    ) {
       throw new Error(
-        `KnoxTokenService: a token TTL must be a number of ms >= 0 or null; got ${String(ttl)}.`,
+        `KnoxTokenService: a token TTL must be a number of ms >= 0 that gives a valid expiry date, or null (never expires); got ${String(ttl)}.`,
       );
     }
     const prefix = options.prefix ?? this.options.tokenPrefix;
@@ -539,12 +600,15 @@ export class KnoxTokenService implements OnModuleInit {
     policy: KnoxTokenLimitPolicy,
   ): Promise<KnoxToken[]> {
     const pk = this.userPrimaryColumn();
-    await manager
+    const owner = await manager
       .createQueryBuilder(this.extras.userEntity, 'u')
       .select(`u.${pk.propertyPath}`)
       .where(`u.${pk.propertyPath} = :userId`, { userId })
       .setLock('pessimistic_write')
       .getOne();
+    if (!owner) {
+      throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
+    }
     const now = this.clock.now();
     const user = this.userRef(userId);
     const repo = manager.getRepository(this.repository.target);
@@ -575,8 +639,8 @@ export class KnoxTokenService implements OnModuleInit {
   }
 
   /**
-   * The digests the legacy schemes give `token`: strings only, without duplicates or the
-   * current digest. A scheme that throws or returns something else counts as no match, and is
+   * The digests the legacy schemes give `token`: strings only (without NUL characters), without
+   * duplicates or the current digest. A scheme that throws or returns something else counts as no match, and is
    * logged once (it is a bug in the app, and the token is the client's input).
    */
   private legacyDigestsOf(token: string, current: string): string[] {
@@ -599,6 +663,14 @@ export class KnoxTokenService implements OnModuleInit {
         this.reportLegacyScheme(
           index,
           `returned ${typeof digest === 'string' ? 'an empty string' : (digest?.constructor?.name ?? typeof digest)} instead of the stored digest as a string (or null)`,
+        );
+        return;
+      }
+      if (digest.includes('\u0000')) {
+        // No text column holds a NUL, and PostgreSQL would refuse the whole query for it.
+        this.reportLegacyScheme(
+          index,
+          'returned a string with a NUL character (a binary digest? return it as hex, as stored)',
         );
         return;
       }
@@ -688,6 +760,10 @@ export class KnoxTokenService implements OnModuleInit {
    * row is matched by either digest, so when concurrent first uses of a legacy token race, the
    * later UPDATEs find the row the first one moved (PostgreSQL re-checks the condition on the
    * new row version) instead of missing it: every request succeeds and the row stays one.
+   *
+   * A new expiry is written only to a row that is not retired, so a token rotated after it was
+   * read lives out its grace period instead of being refreshed back to a full TTL. When that
+   * happens, the rest is written on its own and the row's expiry is read back.
    */
   private async write(
     token: KnoxToken,
@@ -695,23 +771,57 @@ export class KnoxTokenService implements OnModuleInit {
     client: Partial<KnoxClientInfo>,
     upgradeTo?: string,
   ): Promise<void> {
-    const where =
-      upgradeTo === undefined
-        ? { digest: token.digest }
-        : { digest: In([token.digest, upgradeTo]) };
+    const digests =
+      upgradeTo === undefined ? [token.digest] : [token.digest, upgradeTo];
     const values =
       upgradeTo === undefined ? changes : { ...changes, digest: upgradeTo };
-    const result = await this.db(() => this.repository.update(where, values));
-    if (!result.affected) {
+    const result = await this.db(() =>
+      this.repository.update(
+        changes.expiry
+          ? { digest: In(digests), retiredAt: IsNull() }
+          : { digest: In(digests) },
+        values,
+      ),
+    );
+    if (result.affected) {
+      Object.assign(token, values);
+      if (changes.expiry) {
+        this.emit(KnoxEvents.TOKEN_REFRESHED, {
+          ...this.tokenEvent(token, client),
+          expiry: changes.expiry,
+        });
+      }
+      return;
+    }
+    if (!changes.expiry) {
       throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
     }
-    Object.assign(token, values);
-    if (changes.expiry) {
-      this.emit(KnoxEvents.TOKEN_REFRESHED, {
-        ...this.tokenEvent(token, client),
-        expiry: changes.expiry,
-      });
+    const { expiry: _refused, ...rest } = values;
+    const row = await this.db(async () => {
+      if (Object.keys(rest).length === 0) {
+        return this.repository.findOne({
+          where: { digest: In(digests) },
+          select: { digest: true, expiry: true, retiredAt: true },
+        });
+      }
+      const retired = await this.repository
+        .createQueryBuilder()
+        .update()
+        .set(rest)
+        .where('digest IN (:...digests)', { digests })
+        .returning(['expiry', 'retired_at'])
+        .execute();
+      const raw = (Array.isArray(retired.raw) ? retired.raw[0] : undefined) as
+        { expiry: Date | null; retired_at: Date | null } | undefined;
+      return raw && { expiry: raw.expiry, retiredAt: raw.retired_at };
+    });
+    if (!row) {
+      throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
     }
+    Object.assign(token, rest, {
+      expiry: row.expiry,
+      retiredAt: row.retiredAt,
+    });
   }
 
   private refreshedExpiry(token: KnoxToken, now: Date): Date | null {

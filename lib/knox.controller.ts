@@ -24,7 +24,11 @@ import {
 import { KNOX_RESOLVED_OPTIONS } from './knox.constants.js';
 import { KnoxPublic } from './decorators/knox-public.decorator.js';
 import { KnoxGuard } from './knox.guard.js';
-import { KnoxMessages, KnoxTokenService } from './knox-token.service.js';
+import {
+  KnoxMessages,
+  KnoxTokenService,
+  type KnoxIssuedToken,
+} from './knox-token.service.js';
 import { KnoxLoginThrottler } from './knox-login-throttler.js';
 import type { KnoxToken } from './entities/knox-token.entity.js';
 import type {
@@ -66,13 +70,21 @@ const UNUSABLE_PASSWORD = /\u0000/;
 
 /** A token as `GET {path}/tokens` lists it: never the digest. */
 export interface KnoxSessionView {
+  /** The token's public id (for `DELETE {path}/tokens/:id`). */
   id: string;
+  /** The name the client gave the token at login. */
   name: string | null;
+  /** The user agent of the login request. */
   userAgent: string | null;
+  /** The client IP of the login request. */
   ip: string | null;
+  /** When the session began (kept across rotations). */
   created: Date;
+  /** When the token was last used (written at most once per `lastUsedUpdateInterval`). */
   lastUsedAt: Date | null;
+  /** When the token stops working; `null` never. */
   expiry: Date | null;
+  /** Whether this is the token making the request. */
   current: boolean;
 }
 
@@ -85,7 +97,12 @@ type AuthenticatedRequest = KnoxRequest & { auth: KnoxToken; user: unknown };
 
 /**
  * The HTTP API: `login`, `logout`, `logoutall`, and the per-device session routes. Mounted by
- * {@link KnoxModule} at `path` (default `auth`) unless `controller: false`.
+ * {@link KnoxModule} at `path` (default `auth`) unless `controller: false`. To mount it yourself
+ * (e.g. with other decorators, or beside your own routes), set `controller: false` and extend it:
+ *
+ * @example
+ * @Controller('account/session')
+ * export class SessionController extends KnoxController {}
  */
 @Injectable()
 export class KnoxController {
@@ -98,7 +115,11 @@ export class KnoxController {
     protected readonly throttler: KnoxLoginThrottler,
   ) {}
 
-  /** `POST login`: credentials by HTTP Basic or JSON body; answers the token once. */
+  /**
+   * `POST login`: credentials by HTTP Basic or JSON body; answers the token once. If a response
+   * hook (`formatExpiry`, `serializeUser`, `getLoginResponse`) throws, the new token is revoked
+   * and the error answered.
+   */
   @Post('login')
   @KnoxPublic()
   @HttpCode(200)
@@ -124,21 +145,39 @@ export class KnoxController {
     }
     const context: KnoxLoginContext = { user, request, body };
     const raw = this.options.raw;
-    const issued = await this.tokens.create(user, {
+    const options = {
       ttl: await raw.getTokenTtl?.(context),
       prefix: await raw.getTokenPrefix?.(context),
       limit: await raw.getTokenLimitPerUser?.(context),
       name,
       ...client,
-    });
-    const data: KnoxLoginResponse = {
-      expiry: this.formatExpiry(issued.record.expiry),
-      token: issued.token,
     };
-    if (raw.serializeUser) {
-      data.user = raw.serializeUser(user);
+    let issued: KnoxIssuedToken;
+    try {
+      issued = await this.tokens.create(user, options);
+    } catch (error) {
+      if (error instanceof UnauthorizedException) {
+        setResponseHeader(response, 'WWW-Authenticate', BASIC_REALM);
+      }
+      throw error;
     }
-    return raw.getLoginResponse ? raw.getLoginResponse(data, context) : data;
+    try {
+      const data: KnoxLoginResponse = {
+        expiry: this.formatExpiry(issued.record.expiry),
+        token: issued.token,
+      };
+      if (raw.serializeUser) {
+        data.user = raw.serializeUser(user);
+      }
+      return raw.getLoginResponse
+        ? await raw.getLoginResponse(data, context)
+        : data;
+    } catch (error) {
+      // The client never receives this token: revoke it rather than leave a live token that
+      // nobody holds (and that counts toward the user's limit).
+      await this.tokens.revoke(issued.record, 'app', client).catch(() => false);
+      throw error;
+    }
   }
 
   /** `POST logout`: revokes the token that authenticated this request. */
@@ -240,7 +279,7 @@ export class KnoxController {
     };
   }
 
-  /** Other methods on these routes: 405, after authentication (as knox answers). */
+  /** Other methods on these routes: 405 with `Allow`, after authentication (as knox answers). */
   @Get([...POST_ROUTES, 'tokens/:id'])
   @UseGuards(KnoxGuard)
   methodNotAllowedGet(
@@ -250,6 +289,7 @@ export class KnoxController {
     return this.methodNotAllowed(request, response);
   }
 
+  /** 405 with `Allow`, after authentication. */
   @Put([...POST_ROUTES, 'tokens', 'tokens/:id'])
   @UseGuards(KnoxGuard)
   methodNotAllowedPut(
@@ -259,6 +299,7 @@ export class KnoxController {
     return this.methodNotAllowed(request, response);
   }
 
+  /** 405 with `Allow`, after authentication. */
   @Patch([...POST_ROUTES, 'tokens', 'tokens/:id'])
   @UseGuards(KnoxGuard)
   methodNotAllowedPatch(
@@ -268,6 +309,7 @@ export class KnoxController {
     return this.methodNotAllowed(request, response);
   }
 
+  /** 405 with `Allow`, after authentication. */
   @Delete([...POST_ROUTES, 'tokens'])
   @UseGuards(KnoxGuard)
   methodNotAllowedDelete(
@@ -277,6 +319,7 @@ export class KnoxController {
     return this.methodNotAllowed(request, response);
   }
 
+  /** 405 with `Allow`, after authentication. */
   @Post(['tokens', 'tokens/:id'])
   @UseGuards(KnoxGuard)
   methodNotAllowedPost(

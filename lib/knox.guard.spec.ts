@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { UnauthorizedException } from '@nestjs/common';
+import { UnauthorizedException, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { KnoxGuard } from './knox.guard.js';
 import { resolveKnoxOptions } from './knox-options.js';
@@ -81,5 +81,112 @@ describe('KnoxGuard.extractToken', () => {
       ).toMatch(/^Invalid token/);
       expect(refusal(parser, `Token ${char}`)).toMatch(/^Invalid token/);
     }
+  });
+});
+
+/** A token service that accepts one token per user, and counts its calls. */
+class FakeTokens {
+  calls: string[] = [];
+  constructor(private readonly users: Record<string, { id: number }>) {}
+  async authenticate(token: string) {
+    this.calls.push(token);
+    const user = this.users[token];
+    if (!user) {
+      throw new UnauthorizedException('Invalid token.');
+    }
+    return { user, token: { id: `token-of-${user.id}` } };
+  }
+}
+
+function guardWith(tokens: FakeTokens): KnoxGuard {
+  return new KnoxGuard(
+    tokens as unknown as KnoxTokenService,
+    new Reflector(),
+    resolveKnoxOptions({ validateUser: () => null }),
+  );
+}
+
+function httpContext(request: object): ExecutionContext {
+  return {
+    getType: () => 'http',
+    getHandler: () => httpContext,
+    getClass: () => KnoxGuard,
+    switchToHttp: () => ({
+      getRequest: () => request,
+      getResponse: () => ({ setHeader: () => undefined }),
+    }),
+  } as unknown as ExecutionContext;
+}
+
+const ALICE = 'a'.repeat(64);
+const BOB = 'b'.repeat(64);
+
+describe('KnoxGuard.canActivate on a request object it has seen before', () => {
+  it('authenticates once per request when the token is the same', async () => {
+    const tokens = new FakeTokens({ [ALICE]: { id: 1 } });
+    const request = { headers: { authorization: `Token ${ALICE}` } };
+    await guardWith(tokens).canActivate(httpContext(request));
+    await guardWith(tokens).canActivate(httpContext(request));
+    expect(tokens.calls).toHaveLength(1);
+  });
+
+  it('refuses it once its credentials are gone', async () => {
+    const tokens = new FakeTokens({ [ALICE]: { id: 1 } });
+    const request: KnoxRequest = {
+      headers: { authorization: `Token ${ALICE}` },
+    };
+    const guard = guardWith(tokens);
+    await expect(guard.canActivate(httpContext(request))).resolves.toBe(true);
+    request.headers = {};
+    await expect(guard.canActivate(httpContext(request))).rejects.toThrow(
+      'Authentication credentials were not provided.',
+    );
+  });
+
+  it('authenticates a different token anew, and puts its user on the request', async () => {
+    const tokens = new FakeTokens({ [ALICE]: { id: 1 }, [BOB]: { id: 2 } });
+    const request: KnoxRequest = {
+      headers: { authorization: `Token ${ALICE}` },
+    };
+    const guard = guardWith(tokens);
+    await guard.canActivate(httpContext(request));
+    request.headers = { authorization: `Token ${BOB}` };
+    await expect(guard.canActivate(httpContext(request))).resolves.toBe(true);
+    expect(request.user).toEqual({ id: 2 });
+    request.headers = { authorization: `Token ${'c'.repeat(64)}` };
+    await expect(guard.canActivate(httpContext(request))).rejects.toThrow(
+      'Invalid token.',
+    );
+  });
+});
+
+describe('KnoxGuard subclass for a WebSocket client', () => {
+  /** A socket.io-like client: no `headers`, the token in the handshake. */
+  class WsGuard extends KnoxGuard {
+    protected override getRequest(context: ExecutionContext): KnoxRequest {
+      return context.switchToWs().getClient<KnoxRequest>();
+    }
+    protected override extractToken(request: KnoxRequest): string | null {
+      const handshake = request.handshake as { auth?: { token?: string } };
+      return handshake.auth?.token ?? null;
+    }
+  }
+
+  it('authenticates a client without `headers` (no TypeError)', async () => {
+    const tokens = new FakeTokens({ [ALICE]: { id: 1 } });
+    const client = { handshake: { auth: { token: ALICE } } } as object;
+    const guard = new WsGuard(
+      tokens as unknown as KnoxTokenService,
+      new Reflector(),
+      resolveKnoxOptions({ validateUser: () => null }),
+    );
+    const context = {
+      getType: () => 'ws',
+      getHandler: () => WsGuard,
+      getClass: () => WsGuard,
+      switchToWs: () => ({ getClient: () => client }),
+    } as unknown as ExecutionContext;
+    await expect(guard.canActivate(context)).resolves.toBe(true);
+    expect((client as KnoxRequest).user).toEqual({ id: 1 });
   });
 });

@@ -7,7 +7,11 @@ import {
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { KNOX_PUBLIC_KEY, KNOX_RESOLVED_OPTIONS } from './knox.constants.js';
-import { KnoxMessages, KnoxTokenService } from './knox-token.service.js';
+import {
+  KnoxMessages,
+  KnoxTokenService,
+  type KnoxAuthResult,
+} from './knox-token.service.js';
 import type { KnoxRequest } from './interfaces/knox-module-options.interface.js';
 import type { ResolvedKnoxOptions } from './knox-options.js';
 import { clientInfoOf, setResponseHeader } from './knox-request.util.js';
@@ -16,12 +20,17 @@ const PRINTABLE_HEADER = /^[\x20-\x7e\t]*$/;
 const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;
 
 /**
- * HTTP requests a KnoxGuard has already authenticated. With the guard as `APP_GUARD`, routes
- * that also carry `@UseGuards(KnoxGuard)` (the module's own controller does) would otherwise pay
- * a second query for the same request. Only HTTP: a WebSocket "request" (a client, a handshake)
- * lives as long as the connection and must be checked on every message.
+ * The token each HTTP request was authenticated with, and by which token service. With the guard
+ * as `APP_GUARD`, routes that also carry `@UseGuards(KnoxGuard)` (the module's own controller
+ * does) would otherwise pay a second query for the same request. It only saves that query: every
+ * guard still reads the token its own way, and a different token (another subclass, or headers
+ * changed on a reused request object) is authenticated afresh. Only HTTP: a WebSocket "request"
+ * (a client, a handshake) lives as long as the connection and must be checked on every message.
  */
-const authenticated = new WeakSet<object>();
+const authenticated = new WeakMap<
+  object,
+  { tokens: KnoxTokenService; token: string; result: KnoxAuthResult }
+>();
 
 /**
  * Authenticates requests by `Authorization: Token <token>` (or any scheme in
@@ -46,28 +55,27 @@ export class KnoxGuard implements CanActivate {
     protected readonly options: ResolvedKnoxOptions,
   ) {}
 
+  /** Lets public routes through; otherwise authenticates the request or throws 401 / 503. */
   async canActivate(context: ExecutionContext): Promise<boolean> {
     if (this.isPublic(context)) {
       return true;
     }
     const request = this.getRequest(context);
     const http = context.getType() === 'http';
-    if (http && authenticated.has(request)) {
-      return true;
-    }
     try {
       const token = this.extractToken(request);
-      if (token === null) {
+      if (token === null || token === undefined) {
         throw new UnauthorizedException(KnoxMessages.NOT_PROVIDED);
       }
-      const result = await this.tokens.authenticate(
-        token,
-        clientInfoOf(request),
-      );
+      const seen = http ? authenticated.get(request) : undefined;
+      const result =
+        seen?.tokens === this.tokens && seen.token === token
+          ? seen.result
+          : await this.tokens.authenticate(token, clientInfoOf(request));
       request.user = result.user;
       request.auth = result.token;
       if (http) {
-        authenticated.add(request);
+        authenticated.set(request, { tokens: this.tokens, token, result });
       }
       return true;
     } catch (error) {
@@ -95,7 +103,9 @@ export class KnoxGuard implements CanActivate {
 
   /**
    * Reads the token from the request: `null` when there is none for this guard (no
-   * `Authorization` header, or another scheme); throws 401 for a malformed header.
+   * `Authorization` header, or another scheme), which is answered 401; throws 401 for a
+   * malformed header. Called on every check, also when another KnoxGuard already authenticated
+   * the request: only a token equal to the one that did skips the database.
    */
   protected extractToken(request: KnoxRequest): string | null {
     const header = request.headers?.authorization;

@@ -53,6 +53,14 @@ import { KnoxTokenService } from './knox-token.service.js';
     KnoxGuard,
     KnoxLoginThrottler,
   ],
-  exports: [KnoxTokenService, KnoxGuard, KnoxClock, KNOX_RESOLVED_OPTIONS],
+  // KnoxLoginThrottler too, so that an app with `controller: false` can mount the exported
+  // KnoxController at a path of its own.
+  exports: [
+    KnoxTokenService,
+    KnoxGuard,
+    KnoxClock,
+    KNOX_RESOLVED_OPTIONS,
+    KnoxLoginThrottler,
+  ],
 })
 export class KnoxModule extends KnoxConfigurableModuleClass {}

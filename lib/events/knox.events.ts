@@ -26,7 +26,13 @@ export const KnoxEvents = {
 /** One of the {@link KnoxEvents} names. */
 export type KnoxEventName = (typeof KnoxEvents)[keyof typeof KnoxEvents];
 
-/** Why a token was revoked. */
+/**
+ * Why a token was revoked: by `logout`, `logout-all`, `logout-others` or `DELETE tokens/:id`
+ * (`revoked-by-id`), to make room under the token limit (`evicted`), by a rotation without grace
+ * period (`rotated`), or by the app through {@link KnoxTokenService} (`app`, its default).
+ * `expired` is never given by the module itself (a presented expired token emits
+ * `KnoxEvents.TOKEN_EXPIRED`); an app may pass it for tokens it revokes on rules of its own.
+ */
 export type KnoxRevokeReason =
   | 'logout'
   | 'logout-all'
@@ -65,6 +71,7 @@ export interface KnoxLoginEvent extends KnoxTokenEvent {
 
 /** Payload of {@link KnoxEvents.LOGOUT_ALL}. */
 export interface KnoxLogoutAllEvent extends KnoxClientInfo {
+  /** The user's primary key. */
   userId: unknown;
   /** How many tokens were revoked. */
   count: number;
@@ -86,5 +93,6 @@ export interface KnoxTokenRotatedEvent extends KnoxTokenEvent {
 
 /** Payload of {@link KnoxEvents.TOKEN_REVOKED}. */
 export interface KnoxTokenRevokedEvent extends KnoxTokenEvent {
+  /** Why it was revoked. */
   reason: KnoxRevokeReason;
 }

@@ -34,10 +34,15 @@ export type KnoxLegacyTokenDigest = (
 
 /** The HTTP request as Express or Fastify hands it to Nest (only what the module reads). */
 export interface KnoxRequest {
+  /** The request headers (lower-cased names). */
   headers: Record<string, string | string[] | undefined>;
+  /** The client IP as the platform computed it (honouring `trust proxy`). */
   ip?: string;
+  /** The parsed body. */
   body?: unknown;
+  /** The authenticated user, set by {@link KnoxGuard}. */
   user?: unknown;
+  /** The token record that authenticated the request, set by {@link KnoxGuard}. */
   auth?: KnoxToken;
   [key: string]: unknown;
 }
@@ -202,7 +207,8 @@ export interface KnoxModuleOptions<User = any> {
    * Each function gets the plaintext token (prefix included, after the shape check of
    * `tokenFormat` / `tokenCharacterLength`) and returns the digest as stored in the `digest`
    * column, or `null` for a token it does not apply to. One that throws or returns anything but
-   * a string is logged (once) and counts as no match. Schemes with a per-row salt cannot be
+   * a string (or a string with a NUL character, such as a binary digest) is logged (once) and
+   * counts as no match. Schemes with a per-row salt cannot be
    * looked up this way.
    *
    * @example

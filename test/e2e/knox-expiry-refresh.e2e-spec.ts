@@ -144,6 +144,22 @@ describe('expiry, with auto refresh off (the default)', () => {
     expect(await service.pruneExpired()).toBe(0);
     expect((await me(live)).status).toBe(200);
   });
+
+  it('pruneExpired() refuses a batch size that is not a whole number >= 1 (0 would never end)', async () => {
+    const service = t.app.get(KnoxTokenService);
+    for (const batchSize of [0, -1, 2.5, Number.NaN, '10']) {
+      await expect(
+        Promise.race([
+          service.pruneExpired({ batchSize: batchSize as number }),
+          new Promise((_, reject) =>
+            setTimeout(() => reject(new Error('still running')), 2000),
+          ),
+        ]),
+      ).rejects.toThrow(
+        `KnoxTokenService: pruneExpired's batchSize must be a whole number >= 1; got ${String(batchSize)}.`,
+      );
+    }
+  });
 });
 
 describe('auto refresh', () => {

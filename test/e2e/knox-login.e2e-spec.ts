@@ -8,6 +8,7 @@ import {
 } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import { KnoxEvents, KnoxTokenService } from '../../lib/index.js';
+import { TestUser } from '../support/fixtures.js';
 import { createTestApp, login, type TestApp } from '../support/test-app.js';
 import {
   DAY,
@@ -19,6 +20,8 @@ import {
 } from '../support/http.js';
 
 const T0 = new Date('2030-01-01T00:00:00.000Z');
+const digestOf = (token: string): string =>
+  createHash('sha512').update(token, 'utf8').digest('hex');
 const BASIC_REALM = 'Basic realm="api"';
 
 describe('login, logout, logoutall (knox defaults)', () => {
@@ -410,6 +413,156 @@ describe('per-login hooks', () => {
       expiry: new Date(T0.getTime() + 10 * HOUR).toISOString(),
       token: expect.stringMatching(/^[0-9a-f]{64}$/),
       greeting: 'hello alice',
+    });
+  });
+});
+
+describe('per-login hooks that throw or return garbage', () => {
+  let t: TestApp;
+  let service: KnoxTokenService;
+  let fail: Record<string, unknown> = {};
+  beforeAll(async () => {
+    t = await createTestApp({
+      knox: {
+        tokenLimitPerUser: 2,
+        tokenLimitPolicy: 'evict-oldest',
+        getTokenTtl: () => fail.ttl as number | undefined,
+        getTokenLimitPerUser: () => fail.limit as number | undefined,
+        serializeUser: (user) => {
+          if (fail.serializeUser) {
+            throw new Error('serializer bug');
+          }
+          return { id: user.id };
+        },
+        formatExpiry: (expiry) => {
+          if (fail.formatExpiry) {
+            throw new Error('formatter bug');
+          }
+          return expiry.toISOString();
+        },
+        getLoginResponse: async (response) => {
+          if (fail.getLoginResponse) {
+            throw new Error('response bug');
+          }
+          return response;
+        },
+      },
+    });
+    service = t.app.get(KnoxTokenService);
+  });
+  afterAll(() => t.close());
+  beforeEach(async () => {
+    await t.reset();
+    fail = {};
+    await t.createUser('alice');
+  });
+
+  const attempt = () =>
+    t.http
+      .post('/auth/login')
+      .send({ username: 'alice', password: 'secret-password' });
+
+  it('a hook failing after the token was made leaves no token behind (500, limit untouched)', async () => {
+    const kept = await login(t, 'alice');
+    for (const hook of ['serializeUser', 'formatExpiry', 'getLoginResponse']) {
+      fail = { [hook]: true };
+      t.events.length = 0;
+      const res = await attempt();
+      expect({ hook, status: res.status, body: res.body }).toEqual({
+        hook,
+        status: 500,
+        body: { statusCode: 500, message: 'Internal server error' },
+      });
+      const rows = await t.tokenRows();
+      expect(rows.map((r) => r.digest)).toEqual([digestOf(kept)]);
+      expect(
+        t.events
+          .filter((e) => e.name === KnoxEvents.TOKEN_REVOKED)
+          .map((e) => e.payload.reason),
+      ).toEqual(['app']);
+    }
+    fail = {};
+    expect((await attempt()).status).toBe(200);
+    expect(
+      (await t.http.get('/me').set('Authorization', `Token ${kept}`)).status,
+    ).toBe(200);
+  });
+
+  it('a limit that is not a whole number >= 1 or null is an error, not a 403 or an eviction', async () => {
+    const kept = await login(t, 'alice');
+    for (const limit of [0, -1, 2.5, Number.NaN, '3', true]) {
+      fail = { limit };
+      const res = await attempt();
+      expect({ limit, status: res.status }).toEqual({ limit, status: 500 });
+      expect((await t.tokenRows()).map((r) => r.digest)).toEqual([
+        digestOf(kept),
+      ]);
+    }
+    const alice = await t.dataSource
+      .getRepository('TestUser')
+      .findOneByOrFail({ username: 'alice' });
+    await expect(service.create(alice, { limit: 0 })).rejects.toThrow(
+      'KnoxTokenService: a token limit must be a whole number >= 1 or null; got 0.',
+    );
+    await expect(
+      service.create(alice, { policy: 'evict-newest' as never }),
+    ).rejects.toThrow(/token limit policy must be one of/);
+  });
+
+  it('a TTL that puts the expiry past the largest Date is an error naming it, not a 503', async () => {
+    for (const ttl of [Number.MAX_SAFE_INTEGER, Number.POSITIVE_INFINITY]) {
+      fail = { ttl };
+      const res = await attempt();
+      expect({ ttl, status: res.status }).toEqual({ ttl, status: 500 });
+    }
+    expect(await t.tokenRows()).toHaveLength(0);
+    const alice = await t.dataSource
+      .getRepository('TestUser')
+      .findOneByOrFail({ username: 'alice' });
+    await expect(
+      service.create(alice, { ttl: Number.MAX_SAFE_INTEGER }),
+    ).rejects.toThrow(/KnoxTokenService: a token TTL must be/);
+  });
+});
+
+describe('a user whose row is gone by the time the token is made', () => {
+  describe.each([
+    ['without a token limit', null],
+    ['with a token limit (the row lock finds nothing)', 3],
+  ] as const)('%s', (_name, tokenLimitPerUser) => {
+    let t: TestApp;
+    beforeAll(async () => {
+      t = await createTestApp({
+        knox: {
+          tokenLimitPerUser,
+          // The app checks the password, then the account is deleted before the token is made.
+          validateUser: async (username) => {
+            const users = t.dataSource.getRepository(TestUser);
+            const user = await users.findOneBy({ username });
+            if (user) {
+              await users.delete({ id: user.id });
+            }
+            return user;
+          },
+        },
+      });
+    });
+    afterAll(() => t.close());
+
+    it('answers 401 "User inactive or deleted.", not a 503 that invites a retry', async () => {
+      await t.createUser('alice');
+      const res = await t.http
+        .post('/auth/login')
+        .send({ username: 'alice', password: 'secret-password' });
+      expectUnauthorized(res, MESSAGES.USER_INACTIVE, BASIC_REALM);
+      expect(await t.tokenRows()).toHaveLength(0);
+      const ghost = { id: 987654, username: 'ghost', isActive: true };
+      await expect(
+        t.app.get(KnoxTokenService).create(ghost),
+      ).rejects.toMatchObject({
+        status: 401,
+        message: MESSAGES.USER_INACTIVE,
+      });
     });
   });
 });

@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Controller, Get, UseGuards } from '@nestjs/common';
+import { Controller, Get, Module, UseGuards } from '@nestjs/common';
+import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
 import {
   KnoxAuth,
+  KnoxController,
   KnoxGuard,
   KnoxModule,
   KnoxOptionsError,
@@ -10,7 +13,12 @@ import {
   type KnoxToken,
 } from '../../lib/index.js';
 import { TestUser } from '../support/fixtures.js';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
+import {
+  DATABASE_URL,
+  createTestApp,
+  login,
+  type TestApp,
+} from '../support/test-app.js';
 import { HOUR, MESSAGES, expectUnauthorized } from '../support/http.js';
 
 const credentials = { username: 'alice', password: 'secret-password' };
@@ -78,6 +86,91 @@ describe('controller: false', () => {
     const me = await t.http.get('/me').set('Authorization', `Token ${token}`);
     expect(me.status).toBe(200);
     expect(me.body.username).toBe('alice');
+  });
+});
+
+/** An app's own mount of the exported controller (with `controller: false`). */
+@Controller('account/session')
+class AppKnoxController extends KnoxController {}
+
+describe('controller: false, and the exported KnoxController mounted by the app', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({
+      extras: { controller: false },
+      controllers: [AppKnoxController],
+      knox: { loginThrottle: { limitPerUsername: 2 } },
+    });
+    await t.createUser('alice');
+  });
+  afterAll(() => t.close());
+
+  it('resolves its dependencies and serves login and logout at its own path', async () => {
+    const res = await t.http.post('/account/session/login').send(credentials);
+    expect(res.status).toBe(200);
+    const out = await t.http
+      .post('/account/session/logout')
+      .set('Authorization', `Token ${res.body.token}`);
+    expect(out.status).toBe(204);
+    expect((await t.http.post('/auth/login').send(credentials)).status).toBe(
+      404,
+    );
+  });
+});
+
+/** A second, named data source; only it knows the token entity. */
+@Module({
+  imports: [
+    TypeOrmModule.forRoot({
+      name: 'auth',
+      type: 'postgres',
+      url: DATABASE_URL,
+      entities: [TestUser],
+      autoLoadEntities: true,
+      synchronize: true,
+      retryAttempts: 0,
+    }),
+  ],
+})
+class AuthDataSourceModule {}
+
+describe("extras.dataSource: a named data source, for every query, the limit's lock and rotate", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({
+      async: true,
+      extras: { dataSource: 'auth' },
+      imports: [AuthDataSourceModule],
+      knox: { tokenLimitPerUser: 2, rotationGracePeriod: 1000 },
+    });
+    await t.createUser('alice');
+  });
+  afterAll(() => t.close());
+
+  it('logs in up to the limit, authenticates, lists, rotates and logs out', async () => {
+    const auth = t.app.get<DataSource>(getDataSourceToken('auth'));
+    expect(auth).not.toBe(t.dataSource);
+    t.recorder.reset();
+    const first = await login(t, 'alice');
+    await login(t, 'alice');
+    expect((await t.http.post('/auth/login').send(credentials)).status).toBe(
+      403,
+    );
+    const bearer = { Authorization: `Token ${first}` };
+    expect((await t.http.get('/me').set(bearer)).status).toBe(200);
+    expect((await t.http.get('/auth/tokens').set(bearer)).body).toHaveLength(2);
+    const rotated = await t.http.post('/auth/rotate').set(bearer);
+    expect(rotated.status).toBe(200);
+    const out = await t.http
+      .post('/auth/logoutall')
+      .set('Authorization', `Token ${rotated.body.token}`);
+    expect(out.status).toBe(204);
+    // The default data source (whose queries the recorder logs) only ever saw the users.
+    expect(t.recorder.statements.length).toBeGreaterThan(0);
+    expect(
+      t.recorder.statements.filter((sql) => sql.includes('knox_authtoken')),
+    ).toEqual([]);
+    expect(await t.tokenRows()).toHaveLength(0);
   });
 });
 

@@ -10,7 +10,7 @@ import {
   expect,
   it,
 } from '@jest/globals';
-import { KnoxEvents } from '../../lib/index.js';
+import { KnoxEvents, KnoxTokenService } from '../../lib/index.js';
 import { createTestApp, login, type TestApp } from '../support/test-app.js';
 import {
   HOUR,
@@ -578,5 +578,109 @@ describe('POST /auth/rotate with options', () => {
     } finally {
       await t.close();
     }
+  });
+});
+
+describe('a refresh racing a rotation with a grace period', () => {
+  let t: TestApp;
+  let aliceId: number;
+  beforeAll(async () => {
+    t = await createTestApp({
+      knox: { rotationGracePeriod: 30 * SECOND, autoRefresh: true },
+    });
+  });
+  afterAll(() => t.close());
+  beforeEach(async () => {
+    await t.reset();
+    aliceId = (await t.createUser('alice')).id;
+  });
+
+  it('refresh() of a record read before the rotation never extends the retired token', async () => {
+    const service = t.app.get(KnoxTokenService);
+    const old = await login(t, 'alice');
+    t.clock.set(at(HOUR));
+    const [stale] = await service.list(aliceId);
+    const rotated = await t.http
+      .post('/auth/rotate')
+      .set('Authorization', bearer(old));
+    expect(rotated.status).toBe(200);
+    const graceEnd = at(HOUR + 30 * SECOND);
+    t.events.length = 0;
+
+    t.clock.set(at(HOUR + 10 * SECOND));
+    expect(await service.refresh(stale)).toEqual(graceEnd);
+    expect((await rowOf(t, old)).expiry).toEqual(graceEnd);
+    expect(eventsNamed(t, KnoxEvents.TOKEN_REFRESHED)).toEqual([]);
+
+    t.clock.set(at(HOUR + 30 * SECOND + 1));
+    const late = await t.http.get('/me').set('Authorization', bearer(old));
+    expect(late.status).toBe(401);
+  });
+
+  it('refresh() or rotate() of a record that has expired since it was read: 401, nothing revived or minted', async () => {
+    const service = t.app.get(KnoxTokenService);
+    const token = await login(t, 'alice');
+    const [record] = await service.list(aliceId);
+    const expiry = record.expiry!;
+    t.clock.set(new Date(expiry.getTime() + 1));
+    await expect(service.refresh(record)).rejects.toMatchObject({
+      status: 401,
+    });
+    await expect(service.rotate(record)).rejects.toMatchObject({
+      status: 401,
+    });
+    expect(await t.tokenRows()).toHaveLength(1);
+    expect((await rowOf(t, token)).expiry).toEqual(expiry);
+    expect(
+      (await t.http.get('/me').set('Authorization', bearer(token))).status,
+    ).toBe(401);
+  });
+
+  it('an auto refresh whose UPDATE waits on the rotation keeps the grace expiry', async () => {
+    const old = await login(t, 'alice');
+    t.clock.set(at(HOUR));
+    const graceEnd = at(HOUR + 30 * SECOND);
+    // The rotation holds the row (retired, expiry cut to the grace end) until it commits.
+    const rotation = t.dataSource.createQueryRunner();
+    await rotation.connect();
+    await rotation.startTransaction();
+    try {
+      await rotation.query(
+        `UPDATE knox_authtoken SET expiry = $1, retired_at = $2 WHERE digest = $3`,
+        [graceEnd, at(HOUR), digestOf(old)],
+      );
+      // The request reads the row as it was (in use, due a refresh) and then waits to write it.
+      const request = t.http.get('/me').set('Authorization', bearer(old));
+      const answer = new Promise<{ status: number }>((resolve, reject) =>
+        request.then(resolve, reject),
+      );
+      for (let i = 0; ; i += 1) {
+        const [{ waiting }] = await t.dataSource.query(
+          `SELECT count(*)::int AS waiting FROM pg_locks WHERE NOT granted`,
+        );
+        if (waiting > 0) {
+          break;
+        }
+        if (i > 500) {
+          throw new Error('the request never waited on the row');
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      await rotation.commitTransaction();
+      expect((await answer).status).toBe(200);
+    } finally {
+      if (rotation.isTransactionActive) {
+        await rotation.rollbackTransaction();
+      }
+      await rotation.release();
+    }
+    const row = await rowOf(t, old);
+    expect(row.expiry).toEqual(graceEnd);
+    expect(row.retired_at).toEqual(at(HOUR));
+    expect(row.last_used_at).toEqual(at(HOUR));
+    t.clock.set(at(HOUR + 30 * SECOND + 1));
+    expect(
+      (await t.http.get('/me').set('Authorization', bearer(old))).status,
+    ).toBe(401);
   });
 });
