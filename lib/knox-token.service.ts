@@ -569,6 +569,12 @@ export class KnoxTokenService implements OnModuleInit {
         `KnoxTokenService: with tokenFormat 'checksum', a token prefix must be at least 4 characters and end in '_'; got '${prefix}'.`,
       );
     }
+    const name = options.name ?? null;
+    if (name !== null && (typeof name !== 'string' || name.length > 200)) {
+      throw new Error(
+        `KnoxTokenService: a token name must be a string of at most 200 characters (the column's size) or null.`,
+      );
+    }
     const token = generateToken(
       this.options.tokenFormat,
       prefix,
@@ -582,9 +588,9 @@ export class KnoxTokenService implements OnModuleInit {
       created: now,
       expiry: ttl === null ? null : new Date(now.getTime() + ttl),
       ttl,
-      name: options.name ?? null,
+      name,
       userAgent: options.userAgent?.slice(0, 512) ?? null,
-      ip: options.ip ?? null,
+      ip: options.ip?.slice(0, 45) ?? null,
       // Login is a use; it also puts last use and expiry in the same phase, so the two writes
       // a request may cause (last use, auto refresh) fall due together.
       lastUsedAt: now,

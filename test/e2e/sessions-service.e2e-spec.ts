@@ -45,6 +45,28 @@ describe('KnoxTokenService, server side', () => {
     bob = await t.createUser('bob');
   });
 
+  describe('create', () => {
+    it('refuses a name the column cannot hold, clamps an IP, and writes nothing for a bad name', async () => {
+      await expect(
+        knox.create(alice, { name: 'x'.repeat(201) }),
+      ).rejects.toThrow(/token name must be a string of at most 200/);
+      expect(await t.tokenRows()).toHaveLength(0);
+      const issued = await knox.create(alice, {
+        name: 'CI deploy key',
+        ip: '2001:db8:0:0:0:0:0:1%eth0-with-a-very-long-zone-id',
+        ttl: null,
+      });
+      const [row] = await t.tokenRows();
+      expect(row.name).toBe('CI deploy key');
+      expect(row.ip).toHaveLength(45);
+      expect(row.expiry).toBeNull();
+      const me = await t.http
+        .get('/me')
+        .set('Authorization', `Token ${issued.token}`);
+      expect(me.status).toBe(200);
+    });
+  });
+
   describe('revokeAll', () => {
     it('on a password change, revokes every other session of the user and spares the current one', async () => {
       const current = await loginWithRow(t, 'alice', { name: 'current' });
