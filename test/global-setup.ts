@@ -33,6 +33,8 @@ export default async function globalSetup(): Promise<void> {
   });
   (globalThis as Record<symbol, unknown>)[HANDLE] = embedded;
   process.env.DATABASE_URL = embedded.url;
+  // Tests that need several concurrent PostgreSQL sessions (PGlite has one) read this.
+  process.env.KNOX_TEST_EMBEDDED_DB = '1';
   const ms = Math.round(performance.now() - started);
   console.log(
     `\n[test db] embedded PGlite at ${embedded.url}, started in ${ms} ms (set DATABASE_URL to use a real server)`,

@@ -309,3 +309,10 @@ export async function login(
   }
   return res.body.token as string;
 }
+
+/**
+ * True when the tests run on the embedded PGlite, which is a single PostgreSQL session:
+ * transactions run one after another, so a test that holds a lock on one connection while
+ * another waits for it cannot run there (the race it checks cannot happen there either).
+ */
+export const EMBEDDED_DB = process.env.KNOX_TEST_EMBEDDED_DB === '1';
