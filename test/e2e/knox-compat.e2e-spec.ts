@@ -1,15 +1,13 @@
-import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  it,
-} from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
 import { KnoxEvents } from '../../lib/index.js';
 import type { TestUser } from '../support/fixtures.js';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
+import {
+  createTestApp,
+  login,
+  useTestApp,
+  type TestApp,
+} from '../support/test-app.js';
 import { HOUR, MESSAGES, expectUnauthorized } from '../support/http.js';
 
 /** A token as django-rest-knox 5 issues it: prefix + hex of 32 random bytes. */
@@ -33,16 +31,9 @@ async function insertAsKnox(
 }
 
 describe('tokens written by django-rest-knox', () => {
-  let t: TestApp;
-  let alice: TestUser;
-  beforeAll(async () => {
-    t = await createTestApp();
-  });
-  afterAll(() => t.close());
-  beforeEach(async () => {
-    await t.reset();
-    alice = await t.createUser('alice');
-  });
+  const t = useTestApp({}, async (app) => ({
+    alice: await app.createUser('alice'),
+  }));
 
   const me = (token: string) =>
     t.http.get('/me').set('Authorization', `Token ${token}`);
@@ -53,20 +44,23 @@ describe('tokens written by django-rest-knox', () => {
     await insertAsKnox(
       t,
       token,
-      alice,
+      t.seeded.alice,
       now,
       new Date(now.getTime() + 10 * HOUR),
     );
     const res = await me(token);
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ id: alice.id, username: 'alice' });
+    expect(res.body).toMatchObject({
+      id: t.seeded.alice.id,
+      username: 'alice',
+    });
   });
 
   it('a knox row that never expires, and one with a prefix, authenticate', async () => {
     const plain = knoxToken();
     const prefixed = knoxToken('TEST_');
-    await insertAsKnox(t, plain, alice, t.clock.now(), null);
-    await insertAsKnox(t, prefixed, alice, t.clock.now(), null);
+    await insertAsKnox(t, plain, t.seeded.alice, t.clock.now(), null);
+    await insertAsKnox(t, prefixed, t.seeded.alice, t.clock.now(), null);
     expect((await me(plain)).status).toBe(200);
     expect((await me(prefixed)).status).toBe(200);
   });
@@ -77,7 +71,7 @@ describe('tokens written by django-rest-knox', () => {
     await insertAsKnox(
       t,
       token,
-      alice,
+      t.seeded.alice,
       new Date(now.getTime() - 11 * HOUR),
       new Date(now.getTime() - HOUR),
     );
@@ -88,8 +82,8 @@ describe('tokens written by django-rest-knox', () => {
   it('a knox row can log out, and is counted by logoutall', async () => {
     const first = knoxToken();
     const second = knoxToken();
-    await insertAsKnox(t, first, alice, t.clock.now(), null);
-    await insertAsKnox(t, second, alice, t.clock.now(), null);
+    await insertAsKnox(t, first, t.seeded.alice, t.clock.now(), null);
+    await insertAsKnox(t, second, t.seeded.alice, t.clock.now(), null);
     const out = await t.http
       .post('/auth/logout')
       .set('Authorization', `Token ${first}`);
@@ -110,7 +104,7 @@ describe('tokens written by django-rest-knox', () => {
     expect(row).toEqual({
       digest: createHash('sha512').update(token, 'utf8').digest('hex'),
       token_key: token.slice(0, 15),
-      user_id: alice.id,
+      user_id: t.seeded.alice.id,
       created: t.clock.now(),
       expiry: new Date(t.clock.now().getTime() + 10 * HOUR),
     });

@@ -1,11 +1,4 @@
-import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  it,
-} from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Controller, Get, UseGuards } from '@nestjs/common';
 import { getRepositoryToken } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
@@ -18,7 +11,12 @@ import {
   type KnoxToken,
 } from '../../lib/index.js';
 import { TestUser } from '../support/fixtures.js';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
+import {
+  createTestApp,
+  login,
+  useTestApp,
+  type TestApp,
+} from '../support/test-app.js';
 import {
   HOUR,
   MESSAGES,
@@ -47,15 +45,7 @@ async function expiryOf(t: TestApp): Promise<string | null> {
 }
 
 describe('expiry, with auto refresh off (the default)', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp();
-  });
-  afterAll(() => t.close());
-  beforeEach(async () => {
-    await t.reset();
-    await t.createUser('alice');
-  });
+  const t = useTestApp({}, (app) => app.createUser('alice'));
 
   const me = (token: string) =>
     t.http.get('/me').set('Authorization', `Token ${token}`);
@@ -163,18 +153,10 @@ describe('expiry, with auto refresh off (the default)', () => {
 });
 
 describe('auto refresh', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp({
-      knox: { autoRefresh: true },
-      controllers: [SessionController],
-    });
-  });
-  afterAll(() => t.close());
-  beforeEach(async () => {
-    await t.reset();
-    await t.createUser('alice');
-  });
+  const t = useTestApp(
+    { knox: { autoRefresh: true }, controllers: [SessionController] },
+    (app) => app.createUser('alice'),
+  );
 
   const me = (token: string) =>
     t.http.get('/me').set('Authorization', `Token ${token}`);

@@ -2,14 +2,7 @@
  * `legacyTokenDigests`: tokens stored under an earlier hashing scheme keep working, and each
  * row moves to the current digest on its first use, in the write a request may cause anyway.
  */
-import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  it,
-} from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
 import { KnoxEvents } from '../../lib/index.js';
 import type { TestUser } from '../support/fixtures.js';
@@ -22,7 +15,7 @@ import {
   digestOf,
   eventsNamed,
 } from '../support/sessions.js';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
+import { login, useTestApp, type TestApp } from '../support/test-app.js';
 
 /** A made-up earlier scheme: SHA-512 of the hex-decoded token (hex tokens only). */
 function legacyDigest(token: string): string | null {
@@ -81,24 +74,24 @@ const me = (t: TestApp, token: string) =>
   t.http.get('/me').set('Authorization', bearer(token));
 
 describe('legacyTokenDigests', () => {
-  let t: TestApp;
-  let alice: TestUser;
-  beforeAll(async () => {
-    t = await createTestApp({ knox: { legacyTokenDigests: [legacyDigest] } });
-  });
-  afterAll(() => t.close());
-  beforeEach(async () => {
-    await t.reset();
-    alice = await t.createUser('alice');
-    await t.createUser('bob');
-  });
+  const t = useTestApp(
+    { knox: { legacyTokenDigests: [legacyDigest] } },
+    async (app) => ({
+      alice: await app.createUser('alice'),
+      bob: await app.createUser('bob'),
+    }),
+  );
 
   it('a row stored under a legacy digest authenticates, and moves to the current digest in one UPDATE', async () => {
-    const { token, id } = await insertLegacy(t, alice);
+    const { token, id } = await insertLegacy(t, t.seeded.alice);
     t.recorder.reset();
     const res = await me(t, token);
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ id: alice.id, username: 'alice', tokenId: id });
+    expect(res.body).toEqual({
+      id: t.seeded.alice.id,
+      username: 'alice',
+      tokenId: id,
+    });
     expect(t.recorder.statements.map((sql) => sql.split(' ')[0])).toEqual([
       'SELECT',
       'UPDATE',
@@ -110,7 +103,7 @@ describe('legacyTokenDigests', () => {
     expect(current[0]).toMatchObject({
       id,
       token_key: token.slice(0, 15),
-      user_id: alice.id,
+      user_id: t.seeded.alice.id,
       created: new Date(T0.getTime() - HOUR),
       expiry: new Date(T0.getTime() + 9 * HOUR),
       last_used_at: T0,
@@ -121,7 +114,7 @@ describe('legacyTokenDigests', () => {
   });
 
   it('after the upgrade the token keeps working, found by the current digest: one query, no write', async () => {
-    const { token } = await insertLegacy(t, alice);
+    const { token } = await insertLegacy(t, t.seeded.alice);
     expect((await me(t, token)).status).toBe(200);
     t.recorder.reset();
     const res = await me(t, token);
@@ -134,7 +127,9 @@ describe('legacyTokenDigests', () => {
   });
 
   it('a legacy row is upgraded even when no lastUsedAt write is due', async () => {
-    const { token, id } = await insertLegacy(t, alice, { lastUsedAt: T0 });
+    const { token, id } = await insertLegacy(t, t.seeded.alice, {
+      lastUsedAt: T0,
+    });
     t.recorder.reset();
     expect((await me(t, token)).status).toBe(200);
     expect(t.recorder.writes).toHaveLength(1);
@@ -156,7 +151,7 @@ describe('legacyTokenDigests', () => {
   it('10 concurrent first uses of one legacy token all succeed and leave one upgraded row', async () => {
     const tokens = [];
     for (let i = 0; i < 3; i++) {
-      tokens.push(await insertLegacy(t, alice));
+      tokens.push(await insertLegacy(t, t.seeded.alice));
     }
     for (const { token, id } of tokens) {
       const answers = await Promise.all(
@@ -172,23 +167,23 @@ describe('legacyTokenDigests', () => {
   });
 
   it('a legacy token can log out: 204, its row deleted, the others kept', async () => {
-    const first = await insertLegacy(t, alice);
-    const second = await insertLegacy(t, alice);
+    const first = await insertLegacy(t, t.seeded.alice);
+    const second = await insertLegacy(t, t.seeded.alice);
     const res = await t.http
       .post('/auth/logout')
       .set('Authorization', bearer(first.token));
     expect(res.status).toBe(204);
     expect((await t.tokenRows()).map((r) => r.id)).toEqual([second.id]);
     expect(eventsNamed(t, KnoxEvents.LOGOUT)).toEqual([
-      expect.objectContaining({ userId: alice.id, tokenId: first.id }),
+      expect.objectContaining({ userId: t.seeded.alice.id, tokenId: first.id }),
     ]);
     expectUnauthorized(await me(t, first.token), MESSAGES.INVALID_TOKEN);
     expect((await me(t, second.token)).status).toBe(200);
   });
 
   it("a legacy token can log out everywhere: legacy and current rows of the user go, bob's stay", async () => {
-    const legacy = await insertLegacy(t, alice);
-    const untouched = await insertLegacy(t, alice);
+    const legacy = await insertLegacy(t, t.seeded.alice);
+    const untouched = await insertLegacy(t, t.seeded.alice);
     const current = await login(t, 'alice');
     const bobs = await login(t, 'bob');
     const res = await t.http
@@ -204,10 +199,10 @@ describe('legacyTokenDigests', () => {
   });
 
   it('a legacy token lists the sessions, itself flagged current, legacy and current rows alike', async () => {
-    const legacy = await insertLegacy(t, alice, {
+    const legacy = await insertLegacy(t, t.seeded.alice, {
       created: new Date(T0.getTime() - 2 * HOUR),
     });
-    const other = await insertLegacy(t, alice);
+    const other = await insertLegacy(t, t.seeded.alice);
     await login(t, 'alice');
     const res = await t.http
       .get('/auth/tokens')
@@ -224,7 +219,7 @@ describe('legacyTokenDigests', () => {
   });
 
   it('a legacy token can rotate: the new token works, the old one is revoked', async () => {
-    const { token } = await insertLegacy(t, alice);
+    const { token } = await insertLegacy(t, t.seeded.alice);
     const res = await t.http
       .post('/auth/rotate')
       .set('Authorization', bearer(token));
@@ -235,14 +230,14 @@ describe('legacyTokenDigests', () => {
   });
 
   it('an expired legacy row: 401 "Invalid token.", the row deleted, token-expired fires', async () => {
-    const { token, id } = await insertLegacy(t, alice, {
+    const { token, id } = await insertLegacy(t, t.seeded.alice, {
       created: new Date(T0.getTime() - 11 * HOUR),
       expiry: new Date(T0.getTime() - MINUTE),
     });
     expectUnauthorized(await me(t, token), MESSAGES.INVALID_TOKEN);
     expect(await t.tokenRows()).toHaveLength(0);
     expect(eventsNamed(t, KnoxEvents.TOKEN_EXPIRED)).toEqual([
-      expect.objectContaining({ userId: alice.id, tokenId: id }),
+      expect.objectContaining({ userId: t.seeded.alice.id, tokenId: id }),
     ]);
   });
 
@@ -263,7 +258,7 @@ describe('legacyTokenDigests', () => {
   });
 
   it('the legacy digest presented as a token is not accepted', async () => {
-    const { token } = await insertLegacy(t, alice);
+    const { token } = await insertLegacy(t, t.seeded.alice);
     // A stored digest is no credential: neither its hex nor its first 64 characters.
     const stored = legacyDigest(token)!;
     expectUnauthorized(
@@ -275,21 +270,13 @@ describe('legacyTokenDigests', () => {
 });
 
 describe('legacyTokenDigests: the upgrade shares the auto-refresh write', () => {
-  let t: TestApp;
-  let alice: TestUser;
-  beforeAll(async () => {
-    t = await createTestApp({
-      knox: { legacyTokenDigests: [legacyDigest], autoRefresh: true },
-    });
-  });
-  afterAll(() => t.close());
-  beforeEach(async () => {
-    await t.reset();
-    alice = await t.createUser('alice');
-  });
+  const t = useTestApp(
+    { knox: { legacyTokenDigests: [legacyDigest], autoRefresh: true } },
+    async (app) => ({ alice: await app.createUser('alice') }),
+  );
 
   it('one UPDATE moves the digest, the expiry and the last use; token-refreshed fires', async () => {
-    const { token, id } = await insertLegacy(t, alice, {
+    const { token, id } = await insertLegacy(t, t.seeded.alice, {
       created: T0,
       expiry: new Date(T0.getTime() + 10 * HOUR),
       lastUsedAt: T0,
@@ -314,10 +301,8 @@ describe('legacyTokenDigests: the upgrade shares the auto-refresh write', () => 
 });
 
 describe('legacyTokenDigests: schemes that do not apply or are broken', () => {
-  let t: TestApp;
-  let alice: TestUser;
-  beforeAll(async () => {
-    t = await createTestApp({
+  const t = useTestApp(
+    {
       knox: {
         tokenFormat: 'checksum',
         legacyTokenDigests: [
@@ -331,19 +316,15 @@ describe('legacyTokenDigests: schemes that do not apply or are broken', () => {
           legacyDigest,
         ],
       },
-    });
-  });
-  afterAll(() => t.close());
-  beforeEach(async () => {
-    await t.reset();
-    alice = await t.createUser('alice');
-  });
+    },
+    async (app) => ({ alice: await app.createUser('alice') }),
+  );
 
   it('a scheme that throws or returns no string (or one with a NUL) counts as no match; the others still apply', async () => {
     const checksum = await login(t, 'alice');
     expect(checksum).toMatch(/^knox_/);
     expect((await me(t, checksum)).status).toBe(200);
-    const { token } = await insertLegacy(t, alice);
+    const { token } = await insertLegacy(t, t.seeded.alice);
     expect((await me(t, token)).status).toBe(200);
     expect((await rowsOf(t, token)).current).toHaveLength(1);
     expectUnauthorized(await me(t, hexToken()), MESSAGES.INVALID_TOKEN);
@@ -351,19 +332,12 @@ describe('legacyTokenDigests: schemes that do not apply or are broken', () => {
 });
 
 describe('without legacyTokenDigests', () => {
-  let t: TestApp;
-  let alice: TestUser;
-  beforeAll(async () => {
-    t = await createTestApp();
-  });
-  afterAll(() => t.close());
-  beforeEach(async () => {
-    await t.reset();
-    alice = await t.createUser('alice');
-  });
+  const t = useTestApp({}, async (app) => ({
+    alice: await app.createUser('alice'),
+  }));
 
   it('a legacy row is 401 "Invalid token." and left as it was', async () => {
-    const { token } = await insertLegacy(t, alice);
+    const { token } = await insertLegacy(t, t.seeded.alice);
     expectUnauthorized(await me(t, token), MESSAGES.INVALID_TOKEN);
     const { current, legacy } = await rowsOf(t, token);
     expect(current).toHaveLength(0);

@@ -1,41 +1,23 @@
-import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  it,
-} from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import { KnoxTokenService } from '../../lib/index.js';
-import type { TestUser } from '../support/fixtures.js';
-import {
-  EMBEDDED_DB,
-  createTestApp,
-  login,
-  type TestApp,
-} from '../support/test-app.js';
+import { EMBEDDED_DB, login, useTestApp } from '../support/test-app.js';
 import { HOUR, MESSAGES, expectLimitExceeded } from '../support/http.js';
 
 const credentials = { username: 'alice', password: 'secret-password' };
 
 describe('tokenLimitPerUser: 10', () => {
-  let t: TestApp;
-  let alice: TestUser;
+  const t = useTestApp({ knox: { tokenLimitPerUser: 10 } }, async (app) => ({
+    alice: await app.createUser('alice'),
+  }));
   let service: KnoxTokenService;
-  beforeAll(async () => {
-    t = await createTestApp({ knox: { tokenLimitPerUser: 10 } });
+  beforeAll(() => {
     service = t.app.get(KnoxTokenService);
-  });
-  afterAll(() => t.close());
-  beforeEach(async () => {
-    await t.reset();
-    alice = await t.createUser('alice');
   });
 
   it('5 expiring + 5 never-expiring tokens: the next login is 403 and makes no token', async () => {
     for (let i = 0; i < 5; i += 1) {
       await login(t, 'alice');
-      await service.create(alice, { ttl: null });
+      await service.create(t.seeded.alice, { ttl: null });
     }
     const res = await t.http.post('/auth/login').send(credentials);
     expectLimitExceeded(res);
@@ -44,14 +26,14 @@ describe('tokenLimitPerUser: 10', () => {
 
   it('never-expiring tokens count toward the limit', async () => {
     for (let i = 0; i < 10; i += 1) {
-      await service.create(alice, { ttl: null });
+      await service.create(t.seeded.alice, { ttl: null });
     }
     expectLimitExceeded(await t.http.post('/auth/login').send(credentials));
     expect(await t.tokenRows()).toHaveLength(10);
   });
 
   it('9 live + 1 expired: the first login is 200, the second 403', async () => {
-    await service.create(alice, { ttl: HOUR });
+    await service.create(t.seeded.alice, { ttl: HOUR });
     t.clock.advance(HOUR);
     for (let i = 0; i < 9; i += 1) {
       await login(t, 'alice');
@@ -66,7 +48,7 @@ describe('tokenLimitPerUser: 10', () => {
 
   it("one user's limit does not touch another's", async () => {
     for (let i = 0; i < 10; i += 1) {
-      await service.create(alice, { ttl: null });
+      await service.create(t.seeded.alice, { ttl: null });
     }
     await t.createUser('bob');
     await login(t, 'bob');
@@ -89,15 +71,9 @@ describe('tokenLimitPerUser: 10', () => {
 });
 
 describe('tokenLimitPerUser under concurrency', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp({ knox: { tokenLimitPerUser: 3 } });
-  });
-  afterAll(() => t.close());
-  beforeEach(async () => {
-    await t.reset();
-    await t.createUser('alice');
-  });
+  const t = useTestApp({ knox: { tokenLimitPerUser: 3 } }, (app) =>
+    app.createUser('alice'),
+  );
 
   it('20 parallel logins with a limit of 3: exactly 3 tokens, 3 answers 200 and 17 answers 403', async () => {
     const answers = await Promise.all(
@@ -144,20 +120,15 @@ describe('tokenLimitPerUser under concurrency', () => {
 (EMBEDDED_DB ? describe.skip : describe)(
   'tokenLimitPerUser on a database whose default isolation is REPEATABLE READ',
   () => {
-    let t: TestApp;
-    beforeAll(async () => {
-      t = await createTestApp({
+    const t = useTestApp(
+      {
         knox: { tokenLimitPerUser: 3 },
         dataSourceExtra: {
           options: '-c default_transaction_isolation=repeatable\\ read',
         },
-      });
-    });
-    afterAll(() => t.close());
-    beforeEach(async () => {
-      await t.reset();
-      await t.createUser('alice');
-    });
+      },
+      (app) => app.createUser('alice'),
+    );
 
     it('20 parallel logins with a limit of 3 still leave exactly 3 tokens, and no 503', async () => {
       const [{ level }] = await t.dataSource.query(

@@ -1,15 +1,13 @@
-import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  it,
-} from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import { KnoxEvents, KnoxTokenService } from '../../lib/index.js';
 import { TestUser } from '../support/fixtures.js';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
+import {
+  createTestApp,
+  login,
+  useTestApp,
+  type TestApp,
+} from '../support/test-app.js';
 import {
   DAY,
   HOUR,
@@ -18,22 +16,12 @@ import {
   expectLimitExceeded,
   expectUnauthorized,
 } from '../support/http.js';
+import { T0, digestOf } from '../support/sessions.js';
 
-const T0 = new Date('2030-01-01T00:00:00.000Z');
-const digestOf = (token: string): string =>
-  createHash('sha512').update(token, 'utf8').digest('hex');
 const BASIC_REALM = 'Basic realm="api"';
 
 describe('login, logout, logoutall (knox defaults)', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp();
-  });
-  afterAll(() => t.close());
-  beforeEach(async () => {
-    await t.reset();
-    await t.createUser('alice');
-  });
+  const t = useTestApp({}, (app) => app.createUser('alice'));
 
   it('five logins make five tokens with non-empty keys', async () => {
     const tokens: string[] = [];
@@ -330,9 +318,8 @@ describe('login with tokenTtl: null', () => {
 });
 
 describe('per-login hooks', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp({
+  const t = useTestApp(
+    {
       knox: {
         autoRefresh: true,
         getTokenTtl: ({ body }) =>
@@ -346,13 +333,9 @@ describe('per-login hooks', () => {
           greeting: `hello ${user.username}`,
         }),
       },
-    });
-  });
-  afterAll(() => t.close());
-  beforeEach(async () => {
-    await t.reset();
-    await t.createUser('alice');
-  });
+    },
+    (app) => app.createUser('alice'),
+  );
 
   it('"remember me" gets a longer TTL through getTokenTtl; others get the default', async () => {
     const remembered = await t.http
@@ -418,11 +401,9 @@ describe('per-login hooks', () => {
 });
 
 describe('per-login hooks that throw or return garbage', () => {
-  let t: TestApp;
-  let service: KnoxTokenService;
   let fail: Record<string, unknown> = {};
-  beforeAll(async () => {
-    t = await createTestApp({
+  const t = useTestApp(
+    {
       knox: {
         tokenLimitPerUser: 2,
         tokenLimitPolicy: 'evict-oldest',
@@ -447,14 +428,15 @@ describe('per-login hooks that throw or return garbage', () => {
           return response;
         },
       },
-    });
+    },
+    async (app) => {
+      fail = {};
+      await app.createUser('alice');
+    },
+  );
+  let service: KnoxTokenService;
+  beforeAll(() => {
     service = t.app.get(KnoxTokenService);
-  });
-  afterAll(() => t.close());
-  beforeEach(async () => {
-    await t.reset();
-    fail = {};
-    await t.createUser('alice');
   });
 
   const attempt = () =>

@@ -1,13 +1,6 @@
-import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  it,
-} from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { KnoxEvents } from '../../lib/index.js';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
+import { login, useTestApp } from '../support/test-app.js';
 import {
   HOUR,
   MESSAGES,
@@ -24,15 +17,9 @@ const credentials = { username: 'alice', password: 'secret-password' };
 describe.each(['express', 'fastify'] as const)(
   'core auth on %s',
   (platform) => {
-    let t: TestApp;
-    beforeAll(async () => {
-      t = await createTestApp({ platform, knox: { tokenLimitPerUser: 3 } });
-    });
-    afterAll(() => t.close());
-    beforeEach(async () => {
-      await t.reset();
-      await t.createUser('alice');
-    });
+    const t = useTestApp({ platform, knox: { tokenLimitPerUser: 3 } }, (app) =>
+      app.createUser('alice'),
+    );
 
     const me = (token: string) =>
       t.http.get('/me').set('Authorization', `Token ${token}`);

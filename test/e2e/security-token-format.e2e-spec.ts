@@ -1,11 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createHash } from 'node:crypto';
 import { createTestApp, login, type TestApp } from '../support/test-app.js';
 import { MESSAGES, expectUnauthorized } from '../support/http.js';
 import { inBatches, scannerPattern } from '../support/security.js';
-
-const sha512 = (text: string) =>
-  createHash('sha512').update(text, 'utf8').digest('hex');
+import { digestOf } from '../support/sessions.js';
 
 describe('token formats', () => {
   it("knox's format stays the default: 64 lowercase hex characters", async () => {
@@ -36,7 +33,9 @@ describe('token formats', () => {
       const me = await t.http.get('/me').set('Authorization', `Token ${token}`);
       expect(me.status).toBe(200);
       expect(me.body.username).toBe('alice');
-      const row = (await t.tokenRows()).find((r) => r.digest === sha512(token));
+      const row = (await t.tokenRows()).find(
+        (r) => r.digest === digestOf(token),
+      );
       expect(row?.token_key).toBe(token.slice(0, 15));
     });
 

@@ -3,16 +3,14 @@
  * `evict-least-recently-used` — which token goes, what the evicted client sees, the events, and
  * that the limit holds exactly under 20 concurrent logins.
  */
-import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  it,
-} from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { KnoxEvents, type KnoxTokenLimitPolicy } from '../../lib/index.js';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
+import {
+  createTestApp,
+  login,
+  useTestApp,
+  type TestApp,
+} from '../support/test-app.js';
 import {
   HOUR,
   MINUTE,
@@ -38,19 +36,13 @@ describe('token limit policies', () => {
   describe.each(['evict-oldest', 'evict-least-recently-used'] as const)(
     '%s',
     (policy) => {
-      let t: TestApp;
-      let aliceId: number;
-      beforeAll(async () => {
-        t = await createTestApp({
-          knox: { tokenLimitPerUser: 3, tokenLimitPolicy: policy },
-        });
-      });
-      afterAll(() => t.close());
-      beforeEach(async () => {
-        await t.reset();
-        aliceId = (await t.createUser('alice')).id;
-        await t.createUser('bob');
-      });
+      const t = useTestApp(
+        { knox: { tokenLimitPerUser: 3, tokenLimitPolicy: policy } },
+        async (app) => ({
+          aliceId: (await app.createUser('alice')).id,
+          bobId: (await app.createUser('bob')).id,
+        }),
+      );
 
       it('evicts the right token: refused afterwards, event with reason evicted', async () => {
         const a = await loginWithRow(t, 'alice', { name: 'a' });
@@ -93,7 +85,7 @@ describe('token limit policies', () => {
 
         expect(eventsNamed(t, KnoxEvents.TOKEN_REVOKED)).toEqual([
           {
-            userId: aliceId,
+            userId: t.seeded.aliceId,
             tokenId: evicted.row.id,
             tokenKey: evicted.token.slice(0, 15),
             ip: expect.any(String),
@@ -151,15 +143,9 @@ describe('token limit policies', () => {
   );
 
   describe('reject (default)', () => {
-    let t: TestApp;
-    beforeAll(async () => {
-      t = await createTestApp({ knox: { tokenLimitPerUser: 3 } });
-    });
-    afterAll(() => t.close());
-    beforeEach(async () => {
-      await t.reset();
-      await t.createUser('alice');
-    });
+    const t = useTestApp({ knox: { tokenLimitPerUser: 3 } }, (app) =>
+      app.createUser('alice'),
+    );
 
     it("answers knox's 403 and keeps every token", async () => {
       const tokens = [

@@ -2,16 +2,9 @@
  * Issue 4, the session routes: `GET {path}/tokens`, `DELETE {path}/tokens/:id` and
  * `POST {path}/logoutothers`, checked by their answers, the rows left and the events.
  */
-import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  it,
-} from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { KnoxEvents } from '../../lib/index.js';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
+import { login, useTestApp } from '../support/test-app.js';
 import {
   HOUR,
   MINUTE,
@@ -29,17 +22,10 @@ const UA = 'KnoxTest/2.0';
 describe.each(['express', 'fastify'] as const)(
   'session routes (%s)',
   (platform) => {
-    let t: TestApp;
-    let aliceId: number;
-    beforeAll(async () => {
-      t = await createTestApp({ platform });
-    });
-    afterAll(() => t.close());
-    beforeEach(async () => {
-      await t.reset();
-      aliceId = (await t.createUser('alice')).id;
-      await t.createUser('bob');
-    });
+    const t = useTestApp({ platform }, async (app) => ({
+      aliceId: (await app.createUser('alice')).id,
+      bobId: (await app.createUser('bob')).id,
+    }));
 
     describe('GET /auth/tokens', () => {
       it("lists the caller's live tokens, newest first, current one flagged, never a secret", async () => {
@@ -124,7 +110,7 @@ describe.each(['express', 'fastify'] as const)(
             new Date(T0.getTime() - 11 * HOUR),
             new Date(T0.getTime() - HOUR),
             'f'.repeat(128),
-            aliceId,
+            t.seeded.aliceId,
           ],
         );
         const res = await t.http
@@ -179,7 +165,7 @@ describe.each(['express', 'fastify'] as const)(
           {
             name: KnoxEvents.TOKEN_REVOKED,
             payload: {
-              userId: aliceId,
+              userId: t.seeded.aliceId,
               tokenId: other.row.id,
               tokenKey: other.token.slice(0, 15),
               ip: expect.any(String),
@@ -303,7 +289,7 @@ describe.each(['express', 'fastify'] as const)(
         );
         for (const e of revoked) {
           expect(e).toEqual({
-            userId: aliceId,
+            userId: t.seeded.aliceId,
             tokenId: expect.any(String),
             tokenKey: expect.any(String),
             ip: expect.any(String),

@@ -2,20 +2,13 @@
  * Issue 4: `POST {path}/refresh` (extend the expiry now, within the max TTL) and
  * `POST {path}/rotate` (a new token replaces the current one, with an optional grace period).
  */
-import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  it,
-} from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { KnoxEvents, KnoxTokenService } from '../../lib/index.js';
 import {
   EMBEDDED_DB,
   createTestApp,
   login,
-  type TestApp,
+  useTestApp,
 } from '../support/test-app.js';
 import {
   HOUR,
@@ -38,16 +31,9 @@ describe.each(['express', 'fastify'] as const)(
   'POST /auth/refresh (%s)',
   (platform) => {
     describe('defaults (auto refresh off, 10 h TTL)', () => {
-      let t: TestApp;
-      let aliceId: number;
-      beforeAll(async () => {
-        t = await createTestApp({ platform });
-      });
-      afterAll(() => t.close());
-      beforeEach(async () => {
-        await t.reset();
-        aliceId = (await t.createUser('alice')).id;
-      });
+      const t = useTestApp({ platform }, async (app) => ({
+        aliceId: (await app.createUser('alice')).id,
+      }));
 
       it('extends the expiry to now + TTL at once and returns it', async () => {
         const { token, row } = await loginWithRow(t, 'alice');
@@ -62,7 +48,7 @@ describe.each(['express', 'fastify'] as const)(
         expect((await rowOf(t, token)).expiry).toEqual(at(15 * HOUR));
         expect(eventsNamed(t, KnoxEvents.TOKEN_REFRESHED)).toEqual([
           {
-            userId: aliceId,
+            userId: t.seeded.aliceId,
             tokenId: row.id,
             tokenKey: token.slice(0, 15),
             ip: expect.any(String),
@@ -116,16 +102,9 @@ describe.each(['express', 'fastify'] as const)(
   'POST /auth/rotate (%s)',
   (platform) => {
     describe('default grace period (0)', () => {
-      let t: TestApp;
-      let aliceId: number;
-      beforeAll(async () => {
-        t = await createTestApp({ platform });
-      });
-      afterAll(() => t.close());
-      beforeEach(async () => {
-        await t.reset();
-        aliceId = (await t.createUser('alice')).id;
-      });
+      const t = useTestApp({ platform }, async (app) => ({
+        aliceId: (await app.createUser('alice')).id,
+      }));
 
       it('issues a new token with the same name and metadata and refuses the old one at once', async () => {
         const res0 = await t.http
@@ -161,7 +140,7 @@ describe.each(['express', 'fastify'] as const)(
         expect(row).toEqual({
           ...row,
           digest: expect.not.stringMatching(oldRow.digest),
-          user_id: aliceId,
+          user_id: t.seeded.aliceId,
           name: 'phone',
           user_agent: LOGIN_UA,
           ip: oldRow.ip,
@@ -185,7 +164,7 @@ describe.each(['express', 'fastify'] as const)(
           {
             name: KnoxEvents.TOKEN_ROTATED,
             payload: {
-              userId: aliceId,
+              userId: t.seeded.aliceId,
               tokenId: oldRow.id,
               tokenKey: old.slice(0, 15),
               ip: expect.any(String),
@@ -197,7 +176,7 @@ describe.each(['express', 'fastify'] as const)(
           {
             name: KnoxEvents.TOKEN_REVOKED,
             payload: {
-              userId: aliceId,
+              userId: t.seeded.aliceId,
               tokenId: oldRow.id,
               tokenKey: old.slice(0, 15),
               ip: expect.any(String),
@@ -248,19 +227,13 @@ describe.each(['express', 'fastify'] as const)(
     });
 
     describe('with rotationGracePeriod: 30 s and auto refresh', () => {
-      let t: TestApp;
-      let aliceId: number;
-      beforeAll(async () => {
-        t = await createTestApp({
+      const t = useTestApp(
+        {
           platform,
           knox: { rotationGracePeriod: 30 * SECOND, autoRefresh: true },
-        });
-      });
-      afterAll(() => t.close());
-      beforeEach(async () => {
-        await t.reset();
-        aliceId = (await t.createUser('alice')).id;
-      });
+        },
+        async (app) => ({ aliceId: (await app.createUser('alice')).id }),
+      );
 
       it('the old token works until the grace ends, is never refreshed meanwhile, then is 401', async () => {
         const { token: old, row: oldRow } = await loginWithRow(t, 'alice', {
@@ -287,7 +260,7 @@ describe.each(['express', 'fastify'] as const)(
         ]);
         expect(eventsNamed(t, KnoxEvents.TOKEN_ROTATED)).toEqual([
           {
-            userId: aliceId,
+            userId: t.seeded.aliceId,
             tokenId: oldRow.id,
             tokenKey: old.slice(0, 15),
             ip: expect.any(String),
@@ -587,24 +560,16 @@ describe('POST /auth/rotate with options', () => {
 });
 
 describe('a refresh racing a rotation with a grace period', () => {
-  let t: TestApp;
-  let aliceId: number;
-  beforeAll(async () => {
-    t = await createTestApp({
-      knox: { rotationGracePeriod: 30 * SECOND, autoRefresh: true },
-    });
-  });
-  afterAll(() => t.close());
-  beforeEach(async () => {
-    await t.reset();
-    aliceId = (await t.createUser('alice')).id;
-  });
+  const t = useTestApp(
+    { knox: { rotationGracePeriod: 30 * SECOND, autoRefresh: true } },
+    async (app) => ({ aliceId: (await app.createUser('alice')).id }),
+  );
 
   it('refresh() of a record read before the rotation never extends the retired token', async () => {
     const service = t.app.get(KnoxTokenService);
     const old = await login(t, 'alice');
     t.clock.set(at(HOUR));
-    const [stale] = await service.list(aliceId);
+    const [stale] = await service.list(t.seeded.aliceId);
     const rotated = await t.http
       .post('/auth/rotate')
       .set('Authorization', bearer(old));
@@ -625,7 +590,7 @@ describe('a refresh racing a rotation with a grace period', () => {
   it('refresh() or rotate() of a record that has expired since it was read: 401, nothing revived or minted', async () => {
     const service = t.app.get(KnoxTokenService);
     const token = await login(t, 'alice');
-    const [record] = await service.list(aliceId);
+    const [record] = await service.list(t.seeded.aliceId);
     const expiry = record.expiry!;
     t.clock.set(new Date(expiry.getTime() + 1));
     await expect(service.refresh(record)).rejects.toMatchObject({

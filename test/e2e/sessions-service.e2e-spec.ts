@@ -3,17 +3,10 @@
  * `list`, `revokeById`, `revokeAll` (optionally sparing one, e.g. on a password change),
  * `refresh`, `rotate`, `revoke`, `create`.
  */
-import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  it,
-} from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import { NotFoundException, UnauthorizedException } from '@nestjs/common';
 import { KnoxEvents, KnoxTokenService } from '../../lib/index.js';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
+import { login, useTestApp } from '../support/test-app.js';
 import type { TestUser } from '../support/fixtures.js';
 import {
   HOUR,
@@ -30,28 +23,22 @@ import {
 const at = (ms: number) => new Date(T0.getTime() + ms);
 
 describe('KnoxTokenService, server side', () => {
-  let t: TestApp;
+  const t = useTestApp({}, async (app) => ({
+    alice: await app.createUser('alice'),
+    bob: await app.createUser('bob'),
+  }));
   let knox: KnoxTokenService;
-  let alice: TestUser;
-  let bob: TestUser;
-  beforeAll(async () => {
-    t = await createTestApp();
+  beforeAll(() => {
     knox = t.app.get(KnoxTokenService);
-  });
-  afterAll(() => t.close());
-  beforeEach(async () => {
-    await t.reset();
-    alice = await t.createUser('alice');
-    bob = await t.createUser('bob');
   });
 
   describe('create', () => {
     it('refuses a name the column cannot hold, clamps an IP, and writes nothing for a bad name', async () => {
       await expect(
-        knox.create(alice, { name: 'x'.repeat(201) }),
+        knox.create(t.seeded.alice, { name: 'x'.repeat(201) }),
       ).rejects.toThrow(/token name must be a string of at most 200/);
       expect(await t.tokenRows()).toHaveLength(0);
-      const issued = await knox.create(alice, {
+      const issued = await knox.create(t.seeded.alice, {
         name: 'CI deploy key',
         ip: '2001:db8:0:0:0:0:0:1%eth0-with-a-very-long-zone-id',
         ttl: null,
@@ -79,7 +66,7 @@ describe('KnoxTokenService, server side', () => {
       const bobs = await loginWithRow(t, 'bob');
       t.events.length = 0;
 
-      const count = await knox.revokeAll(alice.id, {
+      const count = await knox.revokeAll(t.seeded.alice.id, {
         except: current.row.id,
         ip: '10.0.0.9',
         userAgent: 'settings-page',
@@ -104,7 +91,7 @@ describe('KnoxTokenService, server side', () => {
       );
       for (const e of revoked) {
         expect(e).toEqual({
-          userId: alice.id,
+          userId: t.seeded.alice.id,
           tokenId: expect.any(String),
           tokenKey: expect.any(String),
           ip: '10.0.0.9',
@@ -119,22 +106,22 @@ describe('KnoxTokenService, server side', () => {
       await login(t, 'alice');
       await login(t, 'alice');
       const bobs = await loginWithRow(t, 'bob');
-      expect(await knox.revokeAll(alice.id)).toBe(2);
+      expect(await knox.revokeAll(t.seeded.alice.id)).toBe(2);
       expect(await rowIds(t)).toEqual([bobs.row.id]);
       expect(
         eventsNamed(t, KnoxEvents.TOKEN_REVOKED).every(
           (e) => e.reason === 'app',
         ),
       ).toBe(true);
-      expect(await knox.revokeAll(alice.id)).toBe(0);
+      expect(await knox.revokeAll(t.seeded.alice.id)).toBe(0);
     });
 
     it('an except that is no token id spares nothing (and is no database error)', async () => {
       await login(t, 'alice');
       await login(t, 'alice');
-      expect(await knox.revokeAll(alice.id, { except: 'not-a-token-id' })).toBe(
-        2,
-      );
+      expect(
+        await knox.revokeAll(t.seeded.alice.id, { except: 'not-a-token-id' }),
+      ).toBe(2);
       expect(await t.tokenRows()).toHaveLength(0);
     });
   });
@@ -144,11 +131,11 @@ describe('KnoxTokenService, server side', () => {
       const a = await loginWithRow(t, 'alice');
       const b = await loginWithRow(t, 'alice');
       t.events.length = 0;
-      await knox.revokeById(alice.id, b.row.id);
+      await knox.revokeById(t.seeded.alice.id, b.row.id);
       expect(await rowIds(t)).toEqual([a.row.id]);
       expect(eventsNamed(t, KnoxEvents.TOKEN_REVOKED)).toEqual([
         {
-          userId: alice.id,
+          userId: t.seeded.alice.id,
           tokenId: b.row.id,
           tokenKey: b.token.slice(0, 15),
           ip: null,
@@ -167,9 +154,9 @@ describe('KnoxTokenService, server side', () => {
         'nope',
         '',
       ]) {
-        await expect(knox.revokeById(alice.id, id)).rejects.toBeInstanceOf(
-          NotFoundException,
-        );
+        await expect(
+          knox.revokeById(t.seeded.alice.id, id),
+        ).rejects.toBeInstanceOf(NotFoundException);
       }
       expect(await rowIds(t)).toEqual([a.row.id, bobs.row.id].sort());
       expect(eventsNamed(t, KnoxEvents.TOKEN_REVOKED)).toHaveLength(0);
@@ -182,7 +169,7 @@ describe('KnoxTokenService, server side', () => {
       t.clock.advance(MINUTE);
       const b = await loginWithRow(t, 'alice', { name: 'b' });
       await loginWithRow(t, 'bob');
-      const tokens = await knox.list(alice.id);
+      const tokens = await knox.list(t.seeded.alice.id);
       expect(tokens.map((tok) => tok.id)).toEqual([b.row.id, a.row.id]);
       expect(tokens.map((tok) => (tok.user as TestUser).username)).toEqual([
         'alice',
@@ -201,7 +188,7 @@ describe('KnoxTokenService, server side', () => {
       expect(json).not.toContain('secret-password');
 
       t.clock.set(at(10 * HOUR + MINUTE + 1));
-      expect(await knox.list(alice.id)).toEqual([]);
+      expect(await knox.list(t.seeded.alice.id)).toEqual([]);
     });
   });
 
@@ -209,13 +196,13 @@ describe('KnoxTokenService, server side', () => {
     it('refresh extends the expiry now and emits token-refreshed', async () => {
       const a = await loginWithRow(t, 'alice');
       t.clock.set(at(3 * HOUR));
-      const [token] = await knox.list(alice.id);
+      const [token] = await knox.list(t.seeded.alice.id);
       t.events.length = 0;
       expect(await knox.refresh(token)).toEqual(at(13 * HOUR));
       expect((await rowOf(t, a.token)).expiry).toEqual(at(13 * HOUR));
       expect(eventsNamed(t, KnoxEvents.TOKEN_REFRESHED)).toEqual([
         {
-          userId: alice.id,
+          userId: t.seeded.alice.id,
           tokenId: a.row.id,
           tokenKey: a.token.slice(0, 15),
           ip: null,
@@ -227,7 +214,7 @@ describe('KnoxTokenService, server side', () => {
 
     it('refresh of a token revoked meanwhile throws 401 (a race with logout is no 500)', async () => {
       const a = await loginWithRow(t, 'alice');
-      const [token] = await knox.list(alice.id);
+      const [token] = await knox.list(t.seeded.alice.id);
       const out = await t.http
         .post('/auth/logout')
         .set('Authorization', bearer(a.token));
@@ -242,7 +229,7 @@ describe('KnoxTokenService, server side', () => {
     it('rotate issues the replacement (plaintext once) and revokes the old token', async () => {
       const a = await loginWithRow(t, 'alice', { name: 'kiosk' });
       t.clock.set(at(HOUR));
-      const [token] = await knox.list(alice.id);
+      const [token] = await knox.list(t.seeded.alice.id);
       t.events.length = 0;
       const issued = await knox.rotate(token, {
         ip: '10.1.1.1',
@@ -264,7 +251,7 @@ describe('KnoxTokenService, server side', () => {
       ).toBe(401);
       expect(eventsNamed(t, KnoxEvents.TOKEN_ROTATED)).toEqual([
         {
-          userId: alice.id,
+          userId: t.seeded.alice.id,
           tokenId: a.row.id,
           tokenKey: a.token.slice(0, 15),
           ip: '10.1.1.1',
@@ -282,16 +269,16 @@ describe('KnoxTokenService, server side', () => {
 
     it('rotate loads the owner of a record given without its user', async () => {
       await loginWithRow(t, 'alice');
-      const [token] = await knox.list(alice.id);
+      const [token] = await knox.list(t.seeded.alice.id);
       delete token.user;
       const issued = await knox.rotate(token);
-      expect((issued.record.user as TestUser).id).toBe(alice.id);
+      expect((issued.record.user as TestUser).id).toBe(t.seeded.alice.id);
       const [row] = await t.tokenRows();
-      expect(row.user_id).toBe(alice.id);
+      expect(row.user_id).toBe(t.seeded.alice.id);
     });
 
     it('revoke (reason app by default) and create, server side', async () => {
-      const issued = await knox.create(bob, {
+      const issued = await knox.create(t.seeded.bob, {
         name: 'cli',
         ttl: HOUR,
         ip: '10.2.2.2',
@@ -305,7 +292,7 @@ describe('KnoxTokenService, server side', () => {
         (await t.http.get('/me').set('Authorization', bearer(issued.token)))
           .status,
       ).toBe(200);
-      const [token] = await knox.list(bob.id);
+      const [token] = await knox.list(t.seeded.bob.id);
       t.events.length = 0;
       expect(await knox.revoke(token)).toBe(true);
       expect(await knox.revoke(token)).toBe(false);
@@ -314,7 +301,7 @@ describe('KnoxTokenService, server side', () => {
         {
           name: KnoxEvents.TOKEN_REVOKED,
           payload: {
-            userId: bob.id,
+            userId: t.seeded.bob.id,
             tokenId: issued.record.id,
             tokenKey: issued.token.slice(0, 15),
             ip: null,

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { afterAll, beforeAll, beforeEach } from '@jest/globals';
 import {
   Controller,
   Get,
@@ -292,6 +293,63 @@ export async function createTestApp(
   };
   recorder.reset();
   return testApp;
+}
+
+/** What `useTestApp` returns: its app, valid in hooks and tests, and what `seed` made for this test. */
+export type SharedTestApp<S> = TestApp & { readonly seeded: S };
+
+/**
+ * Boots one app for the enclosing describe (closed after it); before each test, `reset()`s it
+ * and runs `seed`. Usage: `const t = useTestApp({ platform }, async (app) => ({ alice: await
+ * app.createUser('alice') }));`, then `t.http`, `login(t, 'alice')`, `t.seeded.alice` in tests.
+ */
+export function useTestApp<S = void>(
+  options: TestAppOptions = {},
+  seed?: (app: TestApp) => Promise<S>,
+): SharedTestApp<S> {
+  let current: TestApp | undefined;
+  let seeded: S;
+  const live = (): TestApp => {
+    if (!current) {
+      throw new Error('useTestApp: the app exists only in hooks and tests');
+    }
+    return current;
+  };
+  beforeAll(async () => {
+    current = await createTestApp(options);
+  });
+  afterAll(() => current?.close());
+  beforeEach(async () => {
+    await live().reset();
+    seeded = (await seed?.(live())) as S;
+  });
+  return {
+    get app() {
+      return live().app;
+    },
+    get http() {
+      return live().http;
+    },
+    get clock() {
+      return live().clock;
+    },
+    get dataSource() {
+      return live().dataSource;
+    },
+    get recorder() {
+      return live().recorder;
+    },
+    get events() {
+      return live().events;
+    },
+    createUser: (...args) => live().createUser(...args),
+    tokenRows: () => live().tokenRows(),
+    reset: () => live().reset(),
+    close: () => live().close(),
+    get seeded() {
+      return seeded;
+    },
+  };
 }
 
 /** Logs in with a JSON body and returns the plaintext token. */
