@@ -21,13 +21,14 @@ import {
 } from 'typeorm';
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata.js';
 import { KnoxClock } from './knox-clock.js';
+import { KnoxMessages } from './knox.messages.js';
 import {
   KNOX_MODULE_EXTRAS,
   KNOX_RESOLVED_OPTIONS,
   KNOX_TOKEN_REPOSITORY,
   MAXIMUM_TOKEN_PREFIX_LENGTH,
 } from './knox.constants.js';
-import { KnoxToken } from './entities/knox-token.entity.js';
+import { KnoxToken } from './store/knox-token.entity.js';
 import {
   KnoxEvents,
   type KnoxClientInfo,
@@ -37,8 +38,8 @@ import {
 import type {
   KnoxModuleExtras,
   KnoxTokenLimitPolicy,
-} from './interfaces/knox-module-options.interface.js';
-import { POLICIES, type ResolvedKnoxOptions } from './knox-options.js';
+} from './options/knox-module-options.interface.js';
+import { POLICIES, type ResolvedKnoxOptions } from './options/knox-options.js';
 import {
   digestToken,
   digestsEqual,
@@ -60,20 +61,6 @@ function driverCode(error: unknown): unknown {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** The 401 messages, as django-rest-knox words them. */
-export const KnoxMessages = {
-  INVALID_TOKEN: 'Invalid token.',
-  USER_INACTIVE: 'User inactive or deleted.',
-  NOT_PROVIDED: 'Authentication credentials were not provided.',
-  NO_CREDENTIALS: 'Invalid token header. No credentials provided.',
-  SPACES: 'Invalid token header. Token string should not contain spaces.',
-  MALFORMED_HEADER: 'Invalid token header.',
-  LIMIT_EXCEEDED: 'Maximum amount of tokens allowed per user exceeded.',
-  UNAVAILABLE:
-    'The authentication service is temporarily unavailable. Please retry shortly.',
-  TOKEN_NOT_FOUND: 'Token not found.',
-} as const;
 
 /** What a successful authentication yields. */
 export interface KnoxAuthResult<User = any> {

@@ -1,13 +1,13 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
 import { TypeOrmModule, getRepositoryToken } from '@nestjs/typeorm';
 import { KNOX_MODULE_EXTRAS, KNOX_TOKEN_REPOSITORY } from './knox.constants.js';
-import { knoxTokenEntity } from './entities/knox-token.entity.js';
-import { createKnoxController } from './knox.controller.js';
-import { KnoxOptionsError } from './knox-options.js';
+import { knoxTokenEntity } from './store/knox-token.entity.js';
+import { createKnoxController } from './http/knox.controller.js';
+import { KnoxOptionsError } from './options/knox-options.js';
 import type {
   KnoxModuleExtras,
   KnoxModuleOptions,
-} from './interfaces/knox-module-options.interface.js';
+} from './options/knox-module-options.interface.js';
 
 const EXTRAS_DEFAULTS: KnoxModuleExtras = {
   userEntity: undefined as never,

@@ -1,8 +1,8 @@
 import { Module } from '@nestjs/common';
 import { KnoxClock, SystemKnoxClock } from './knox-clock.js';
 import { KNOX_RESOLVED_OPTIONS } from './knox.constants.js';
-import { KnoxGuard } from './knox.guard.js';
-import { KnoxLoginThrottler } from './knox-login-throttler.js';
+import { KnoxGuard } from './auth/knox.guard.js';
+import { KnoxLoginThrottler } from './http/knox-login-throttler.js';
 import {
   KNOX_MODULE_OPTIONS,
   KnoxConfigurableModuleClass,
@@ -10,7 +10,7 @@ import {
 import {
   resolveKnoxOptions,
   type ResolvedKnoxOptions,
-} from './knox-options.js';
+} from './options/knox-options.js';
 import { KnoxTokenService } from './knox-token.service.js';
 
 /**

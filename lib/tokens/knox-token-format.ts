@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { TOKEN_KEY_LENGTH } from '../knox.constants.js';
-import type { KnoxTokenFormat } from '../interfaces/knox-module-options.interface.js';
+import type { KnoxTokenFormat } from '../options/knox-module-options.interface.js';
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 

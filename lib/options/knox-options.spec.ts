@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { KnoxOptionsError, resolveKnoxOptions } from './knox-options.js';
-import type { KnoxModuleOptions } from './interfaces/knox-module-options.interface.js';
+import type { KnoxModuleOptions } from './knox-module-options.interface.js';
 
 const validateUser = () => null;
 

@@ -1,6 +1,6 @@
 import { isIPv4 } from 'node:net';
-import type { KnoxClientInfo } from './events/knox.events.js';
-import type { KnoxRequest } from './interfaces/knox-module-options.interface.js';
+import type { KnoxClientInfo } from '../events/knox.events.js';
+import type { KnoxRequest } from '../options/knox-module-options.interface.js';
 
 /**
  * The client IP (as Express/Fastify computed it, honouring `trust proxy`) and user agent; `null`

@@ -6,15 +6,15 @@ import {
   type ExecutionContext,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { KNOX_PUBLIC_KEY, KNOX_RESOLVED_OPTIONS } from './knox.constants.js';
+import { KnoxMessages } from '../knox.messages.js';
+import { KNOX_PUBLIC_KEY, KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
 import {
-  KnoxMessages,
   KnoxTokenService,
   type KnoxAuthResult,
-} from './knox-token.service.js';
-import type { KnoxRequest } from './interfaces/knox-module-options.interface.js';
-import type { ResolvedKnoxOptions } from './knox-options.js';
-import { clientInfoOf, setResponseHeader } from './knox-request.util.js';
+} from '../knox-token.service.js';
+import type { KnoxRequest } from '../options/knox-module-options.interface.js';
+import type { ResolvedKnoxOptions } from '../options/knox-options.js';
+import { clientInfoOf, setResponseHeader } from '../http/knox-request.util.js';
 
 const PRINTABLE_HEADER = /^[\x20-\x7e\t]*$/;
 const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;

@@ -8,9 +8,9 @@ import {
 } from '@nestjs/common';
 import { createRequire } from 'node:module';
 import type { ThrottlerStorage } from '@nestjs/throttler';
-import { KNOX_RESOLVED_OPTIONS } from './knox.constants.js';
-import { KnoxMessages } from './knox-token.service.js';
-import type { ResolvedKnoxOptions } from './knox-options.js';
+import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
+import { KnoxMessages } from '../knox.messages.js';
+import type { ResolvedKnoxOptions } from '../options/knox-options.js';
 import { setResponseHeader } from './knox-request.util.js';
 import { KnoxMemoryThrottlerStorage } from './knox-memory-throttler-storage.js';
 

@@ -21,22 +21,22 @@ import {
   UseGuards,
   type Type,
 } from '@nestjs/common';
-import { KNOX_RESOLVED_OPTIONS } from './knox.constants.js';
-import { KnoxPublic } from './decorators/knox-public.decorator.js';
-import { KnoxGuard } from './knox.guard.js';
+import { KnoxMessages } from '../knox.messages.js';
+import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
+import { KnoxPublic } from '../decorators/knox-public.decorator.js';
+import { KnoxGuard } from '../auth/knox.guard.js';
 import {
-  KnoxMessages,
   KnoxTokenService,
   type KnoxIssuedToken,
-} from './knox-token.service.js';
+} from '../knox-token.service.js';
 import { KnoxLoginThrottler } from './knox-login-throttler.js';
-import type { KnoxToken } from './entities/knox-token.entity.js';
+import type { KnoxToken } from '../store/knox-token.entity.js';
 import type {
   KnoxLoginContext,
   KnoxLoginResponse,
   KnoxRequest,
-} from './interfaces/knox-module-options.interface.js';
-import type { ResolvedKnoxOptions } from './knox-options.js';
+} from '../options/knox-module-options.interface.js';
+import type { ResolvedKnoxOptions } from '../options/knox-options.js';
 import { clientInfoOf, setResponseHeader } from './knox-request.util.js';
 
 /** The routes that answer POST only. */

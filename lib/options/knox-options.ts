@@ -1,10 +1,14 @@
-import { HOUR, MAXIMUM_TOKEN_PREFIX_LENGTH, MINUTE } from './knox.constants.js';
+import {
+  HOUR,
+  MAXIMUM_TOKEN_PREFIX_LENGTH,
+  MINUTE,
+} from '../knox.constants.js';
 import type {
   KnoxLegacyTokenDigest,
   KnoxModuleOptions,
   KnoxTokenFormat,
   KnoxTokenLimitPolicy,
-} from './interfaces/knox-module-options.interface.js';
+} from './knox-module-options.interface.js';
 import type { ThrottlerStorage } from '@nestjs/throttler';
 
 /** Options with every default applied; what the module's parts read. */

@@ -1,7 +1,7 @@
 import type { Type } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
 import type { KnoxClock } from '../knox-clock.js';
-import type { KnoxToken } from '../entities/knox-token.entity.js';
+import type { KnoxToken } from '../store/knox-token.entity.js';
 
 /**
  * What happens when a user already holds `tokenLimitPerUser` live tokens and logs in again.

@@ -2,9 +2,9 @@ import { describe, expect, it } from '@jest/globals';
 import { UnauthorizedException, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { KnoxGuard } from './knox.guard.js';
-import { resolveKnoxOptions } from './knox-options.js';
-import type { KnoxTokenService } from './knox-token.service.js';
-import type { KnoxRequest } from './interfaces/knox-module-options.interface.js';
+import { resolveKnoxOptions } from '../options/knox-options.js';
+import type { KnoxTokenService } from '../knox-token.service.js';
+import type { KnoxRequest } from '../options/knox-module-options.interface.js';
 
 /** Exposes the header parsing, which needs neither a database nor a token service. */
 class HeaderParser extends KnoxGuard {
