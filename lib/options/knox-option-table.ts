@@ -97,7 +97,8 @@ export function rejectUnknownKeys(
 
 /**
  * The candidate closest to `key` by case-insensitive edit distance, if it is close enough to be
- * a typo (at most a third of the key's length, and at least 2 edits allowed).
+ * a typo (at most a third of the key's length, and at least 2 edits allowed); else the first
+ * candidate that starts with the key, or contains it, or is contained in it (`ttl` → `tokenTtl`).
  */
 export function nearestKey(
   key: string,
@@ -114,7 +115,25 @@ export function nearestKey(
       bestDistance = distance;
     }
   }
-  return best;
+  return best ?? containing(lower, candidates);
+}
+
+function containing(
+  lower: string,
+  candidates: readonly string[],
+): string | undefined {
+  if (lower.length < 3) {
+    return undefined;
+  }
+  return (
+    candidates.find((c) => c.toLowerCase().startsWith(lower)) ??
+    candidates.find((c) => {
+      const other = c.toLowerCase();
+      return (
+        other.includes(lower) || (other.length >= 3 && lower.includes(other))
+      );
+    })
+  );
 }
 
 /** Levenshtein distance: insertions, deletions and substitutions. */

@@ -230,13 +230,6 @@ export const KNOX_OPTIONS: KnoxOptionTable = {
       return value;
     },
   },
-  isUserActive: hook(defaultIsUserActive),
-  formatExpiry: hook((d: Date) => d.toISOString()),
-  serializeUser: hook(),
-  getTokenTtl: hook(),
-  getTokenPrefix: hook(),
-  getTokenLimitPerUser: hook(),
-  getLoginResponse: hook(),
   tokenFormat: {
     kind: 'choice',
     fallback: fixed('knox'),
@@ -309,6 +302,14 @@ export const KNOX_OPTIONS: KnoxOptionTable = {
     fallback: () => checkLoginThrottle({}),
     check: checkLoginThrottle,
   },
+  // The hooks come last: a key that is not an option is matched to the values first.
+  isUserActive: hook(defaultIsUserActive),
+  formatExpiry: hook((d: Date) => d.toISOString()),
+  serializeUser: hook(),
+  getTokenTtl: hook(),
+  getTokenPrefix: hook(),
+  getTokenLimitPerUser: hook(),
+  getLoginResponse: hook(),
   clock: {
     kind: 'object',
     check: (value) => {
