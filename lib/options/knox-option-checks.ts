@@ -77,8 +77,20 @@ function got(value: unknown): string {
     : `got ${String(value)}.`;
 }
 
-/** A duration option in milliseconds: a finite number >= 0 (or null where allowed). */
-export function checkDuration(
+const NUMBER_RULES = {
+  duration: {
+    valid: (n: number) => Number.isFinite(n) && n >= 0,
+    what: 'a duration in milliseconds (a finite number >= 0)',
+  },
+  count: {
+    valid: (n: number) => Number.isInteger(n) && n >= 1,
+    what: 'a whole number >= 1',
+  },
+};
+
+/** A number option of one of the {@link NUMBER_RULES} (or null where allowed). */
+function checkNumber(
+  rule: keyof typeof NUMBER_RULES,
   name: string,
   value: unknown,
   nullable: boolean,
@@ -86,30 +98,20 @@ export function checkDuration(
   if (value === null && nullable) {
     return null;
   }
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+  const { valid, what } = NUMBER_RULES[rule];
+  if (typeof value !== 'number' || !valid(value)) {
     throw new KnoxOptionsError(
-      `\`${name}\` must be a duration in milliseconds (a finite number >= 0)${nullable ? ' or null' : ''}; ${got(value)}`,
+      `\`${name}\` must be ${what}${nullable ? ' or null' : ''}; ${got(value)}`,
     );
   }
   return value;
 }
 
+/** A duration option in milliseconds: a finite number >= 0 (or null where allowed). */
+export const checkDuration = checkNumber.bind(undefined, 'duration');
+
 /** A count option: a whole number >= 1 (or null where allowed). */
-export function checkCount(
-  name: string,
-  value: unknown,
-  nullable: boolean,
-): number | null {
-  if (value === null && nullable) {
-    return null;
-  }
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw new KnoxOptionsError(
-      `\`${name}\` must be a whole number >= 1${nullable ? ' or null' : ''}; ${got(value)}`,
-    );
-  }
-  return value;
-}
+export const checkCount = checkNumber.bind(undefined, 'count');
 
 /** A boolean option. */
 export function checkBoolean(name: string, value: unknown): boolean {

@@ -26,19 +26,7 @@ import {
   type KnoxOptionTable,
 } from './knox-option-table.js';
 
-export {
-  KnoxOptionsError,
-  POLICIES,
-  TOKEN_FORMATS,
-  TOKEN_NAME_COLUMN_LENGTH,
-  checkPruneBatchSize,
-  checkTokenLimit,
-  checkTokenLimitPolicy,
-  checkTokenName,
-  checkTokenPrefix,
-  checkTokenTtl,
-  type KnoxCheckSite,
-} from './knox-option-checks.js';
+export * from './knox-option-checks.js';
 
 /** The default cap on the keys of the in-memory login throttle storage. */
 export const DEFAULT_LOGIN_THROTTLE_MAX_KEYS = 100_000;

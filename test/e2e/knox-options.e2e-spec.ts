@@ -17,6 +17,14 @@ async function bootError(
   throw new Error('the app booted');
 }
 
+/** Logs alice in through the controller mounted at `path`. */
+async function loginAt(t: TestApp, path: string) {
+  await t.createUser('alice');
+  return t.http
+    .post(`/${path}/login`)
+    .send({ username: 'alice', password: 'secret-password' });
+}
+
 const TYPO = "KnoxModule: unknown option 'tokenTTL' — did you mean 'tokenTtl'?";
 const STRING_TTL =
   "KnoxModule: `tokenTtl` must be a duration in milliseconds (a finite number >= 0) or null; got the string '3600000'. Configuration values are strings: convert it with `Number(...)`, or have a @nestjs/config validation schema convert it (e.g. `Joi.number()`) and read it with `ConfigService.get<number>(…, { infer: true })`.";
@@ -74,10 +82,7 @@ describe('options are checked the same way in both forms', () => {
       knox: { tokenTtl: Number(process.env.TOKEN_TTL_MS) },
     });
     try {
-      await t.createUser('alice');
-      const res = await t.http
-        .post('/sessions/login')
-        .send({ username: 'alice', password: 'secret-password' });
+      const res = await loginAt(t, 'sessions');
       expect(res.status).toBe(200);
       expect(res.body.expiry).toBe(
         new Date(t.clock.now().getTime() + 3_600_000).toISOString(),
@@ -91,10 +96,7 @@ describe('options are checked the same way in both forms', () => {
   it('forRoot: module settings are not options (the builder keeps them apart)', async () => {
     const t = await createTestApp({ extras: { path: 'sessions' } });
     try {
-      await t.createUser('alice');
-      const res = await t.http
-        .post('/sessions/login')
-        .send({ username: 'alice', password: 'secret-password' });
+      const res = await loginAt(t, 'sessions');
       expect(res.status).toBe(200);
       expect(res.body.token).toMatch(/^[0-9a-f]{64}$/);
     } finally {
