@@ -36,7 +36,7 @@ import { KnoxTokenStore } from './store/knox-token.store.js';
  *   inject: [UsersService, ConfigService],
  *   useFactory: (users: UsersService, config: ConfigService) => ({
  *     validateUser: (u, p) => users.check(u, p),
- *     tokenTtl: config.get('TOKEN_TTL_MS'),
+ *     tokenTtl: Number(config.get('TOKEN_TTL_MS')), // env values are strings
  *   }),
  * })
  */
