@@ -3,7 +3,8 @@ import { TypeOrmModule, getRepositoryToken } from '@nestjs/typeorm';
 import { KNOX_MODULE_EXTRAS, KNOX_TOKEN_REPOSITORY } from './knox.constants.js';
 import { knoxTokenEntity } from './store/knox-token.entity.js';
 import { createKnoxController } from './http/knox.controller.js';
-import { KnoxOptionsError } from './options/knox-options.js';
+import { KNOX_OPTIONS, KnoxOptionsError } from './options/knox-options.js';
+import { nearestKey } from './options/knox-option-table.js';
 import type {
   KnoxModuleExtras,
   KnoxModuleOptions,
@@ -23,6 +24,9 @@ const built = new ConfigurableModuleBuilder<KnoxModuleOptions>({
 })
   .setClassMethodName('forRoot')
   .setExtras<KnoxModuleExtras>(EXTRAS_DEFAULTS, (definition, given) => {
+    if (isAsync(definition)) {
+      rejectAsyncStrays(given);
+    }
     const extras = { ...EXTRAS_DEFAULTS, ...given };
     if (typeof extras.userEntity !== 'function') {
       throw new KnoxOptionsError(
@@ -67,6 +71,38 @@ const built = new ConfigurableModuleBuilder<KnoxModuleOptions>({
     };
   })
   .build();
+
+/** Whether the definition comes from `forRootAsync` (its options come from a provider). */
+function isAsync(definition: { providers?: unknown[] }): boolean {
+  return (definition.providers ?? []).some(
+    (provider) =>
+      typeof provider === 'object' &&
+      provider !== null &&
+      !('useValue' in provider),
+  );
+}
+
+/**
+ * Keys given to `forRootAsync` beside `useFactory` that are not settings: Nest would drop them
+ * silently, so an option put there (instead of in what the factory returns) is an error.
+ */
+function rejectAsyncStrays(given: object): void {
+  const settings = Object.keys(EXTRAS_DEFAULTS);
+  for (const key of Object.keys(given)) {
+    if (settings.includes(key)) {
+      continue;
+    }
+    if (key in KNOX_OPTIONS) {
+      throw new KnoxOptionsError(
+        `\`${key}\` is an option, not a module setting: with forRootAsync, return it from the factory (useFactory: () => ({ ${key}: …, validateUser })), not beside it.`,
+      );
+    }
+    const near = nearestKey(key, [...settings, ...Object.keys(KNOX_OPTIONS)]);
+    throw new KnoxOptionsError(
+      `unknown setting '${key}' given to forRootAsync()${near ? ` — did you mean '${near}'?` : ''}`,
+    );
+  }
+}
 
 /** The base class `KnoxModule` extends: `forRoot` / `forRootAsync`. */
 export const KnoxConfigurableModuleClass = built.ConfigurableModuleClass;

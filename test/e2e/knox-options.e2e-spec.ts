@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { KnoxOptionsError } from '../../lib/index.js';
+import { KnoxModule, KnoxOptionsError } from '../../lib/index.js';
+import { TestUser } from '../support/fixtures.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 /** The error an app fails to boot with. */
@@ -63,6 +64,37 @@ describe('options are checked the same way in both forms', () => {
       expect(error.message).toBe(STRING_TTL);
     },
   );
+
+  it('forRootAsync: an option given beside useFactory (where Nest would drop it) is refused, and so is an unknown key', () => {
+    const useFactory = () => ({ validateUser: async () => null });
+    expect(() =>
+      KnoxModule.forRootAsync({
+        userEntity: TestUser,
+        useFactory,
+        tokenTtl: 5,
+      } as never),
+    ).toThrow(
+      new KnoxOptionsError(
+        '`tokenTtl` is an option, not a module setting: with forRootAsync, return it from the factory (useFactory: () => ({ tokenTtl: …, validateUser })), not beside it.',
+      ),
+    );
+    expect(() =>
+      KnoxModule.forRootAsync({
+        userEntity: TestUser,
+        useFactory,
+        autorefresh: true,
+      } as never),
+    ).toThrow(
+      "KnoxModule: unknown setting 'autorefresh' given to forRootAsync() — did you mean 'autoRefresh'?",
+    );
+    expect(() =>
+      KnoxModule.forRootAsync({
+        userEntity: TestUser,
+        useFactory,
+        path: 'session',
+      }),
+    ).not.toThrow();
+  });
 
   it('forRootAsync: a factory returning a module setting is told to give it to forRootAsync itself', async () => {
     const error = await bootError({
