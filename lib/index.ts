@@ -27,6 +27,7 @@ export {
   KNOX_MIGRATION_NAMES,
   type KnoxMigrationsOptions,
 } from './store/migrations/knox-migrations.js';
+export { KnoxSchemaError } from './store/knox-schema-check.js';
 export { KnoxClock, SystemKnoxClock } from './knox-clock.js';
 export { KnoxOptionsError } from './options/knox-options.js';
 export { KnoxPublic } from './decorators/knox-public.decorator.js';

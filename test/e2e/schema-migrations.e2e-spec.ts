@@ -1,11 +1,6 @@
 import 'reflect-metadata';
 import { afterEach, describe, expect, it } from '@jest/globals';
-import {
-  Column,
-  Entity,
-  PrimaryGeneratedColumn,
-  type DataSource,
-} from 'typeorm';
+import { Column, Entity, PrimaryColumn, type DataSource } from 'typeorm';
 import {
   KNOX_MIGRATION_NAMES,
   knoxMigrations,
@@ -23,7 +18,7 @@ import {
 /** A user entity keyed by uuid, in a table of its own. */
 @Entity('knox_uuid_user')
 class UuidUser {
-  @PrimaryGeneratedColumn('uuid')
+  @PrimaryColumn('uuid')
   id: string;
 
   @Column({ type: 'varchar', length: 150 })

@@ -75,6 +75,7 @@ export interface TableShape {
   indexes: Record<string, unknown>[];
 }
 
+/** NOT NULL constraints (listed in pg_constraint from PostgreSQL 18) show in `columns` instead. */
 export async function tableShape(
   dataSource: DataSource,
   schema: string,
@@ -94,7 +95,7 @@ export async function tableShape(
        FROM pg_constraint c
        JOIN pg_class t ON t.oid = c.conrelid
        JOIN pg_namespace n ON n.oid = t.relnamespace
-      WHERE n.nspname = $1 AND t.relname = $2
+      WHERE n.nspname = $1 AND t.relname = $2 AND c.contype <> 'n'
       ORDER BY c.conname`,
     [schema, table],
   );
