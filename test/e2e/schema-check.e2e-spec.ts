@@ -92,7 +92,7 @@ describe('boot-time check of the token table', () => {
               synchronize: false,
               retryAttempts: 0,
               ...dataSource,
-            }) as DataSourceOptions,
+            }) as unknown as DataSourceOptions,
           dataSourceFactory: (options) => {
             const initializing = new DataSource(options!).initialize();
             opened.push(initializing);
