@@ -16,6 +16,7 @@ import { KnoxAuthenticator } from './auth/knox-authenticator.js';
 import { KnoxEventSink } from './events/knox-event-sink.js';
 import { KnoxSessions } from './sessions/knox-sessions.js';
 import { KnoxTokenStore } from './store/knox-token.store.js';
+import { KnoxSchemaCheck } from './store/knox-schema-check.js';
 
 /**
  * Token authentication: django-rest-knox for NestJS. Registers {@link KnoxGuard},
@@ -60,6 +61,8 @@ import { KnoxTokenStore } from './store/knox-token.store.js';
     KnoxTokenService,
     KnoxGuard,
     KnoxLoginThrottler,
+    // Fails the boot when the token table lacks columns (README "Your own PostgreSQL").
+    KnoxSchemaCheck,
   ],
   // KnoxLoginThrottler too, so that an app with `controller: false` can mount the exported
   // KnoxController at a path of its own.

@@ -323,6 +323,7 @@ export const KNOX_EXTRAS_KEYS: readonly string[] = [
   'path',
   'tableName',
   'dataSource',
+  'schema',
 ];
 
 const EXTRAS: KnoxForeignKeys = {
