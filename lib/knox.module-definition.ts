@@ -15,6 +15,7 @@ const EXTRAS_DEFAULTS: KnoxModuleExtras = {
   controller: true,
   path: 'auth',
   tableName: 'knox_authtoken',
+  schema: 'knox',
   dataSource: undefined,
 };
 
@@ -44,7 +45,13 @@ const built = new ConfigurableModuleBuilder<KnoxModuleOptions>({
         `\`tableName\` must be a plain SQL identifier (letters, digits, _); got ${String(tableName)}.`,
       );
     }
-    const entity = knoxTokenEntity(extras.userEntity, tableName);
+    const schema = extras.schema ?? 'knox';
+    if (schema !== 'knox' && schema !== 'django') {
+      throw new KnoxOptionsError(
+        `\`schema\` must be 'knox' (a table nestjs-knox creates) or 'django' (a django-rest-knox table taken over by knoxMigrations(User, { schema: 'django' })); got ${String(schema)}.`,
+      );
+    }
+    const entity = knoxTokenEntity(extras.userEntity, { tableName, schema });
     return {
       ...definition,
       global: extras.isGlobal ?? true,

@@ -12,6 +12,7 @@ import {
   type ResolvedKnoxOptions,
 } from './options/knox-options.js';
 import { KnoxTokenService } from './knox-token.service.js';
+import { KnoxSchemaCheck } from './store/knox-schema-check.js';
 
 /**
  * Token authentication: django-rest-knox for NestJS. Registers {@link KnoxGuard},
@@ -52,6 +53,8 @@ import { KnoxTokenService } from './knox-token.service.js';
     KnoxTokenService,
     KnoxGuard,
     KnoxLoginThrottler,
+    // Fails the boot when the token table lacks columns (README "Your own PostgreSQL").
+    KnoxSchemaCheck,
   ],
   // KnoxLoginThrottler too, so that an app with `controller: false` can mount the exported
   // KnoxController at a path of its own.

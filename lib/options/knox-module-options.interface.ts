@@ -2,6 +2,7 @@ import type { Type } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
 import type { KnoxClock } from '../knox-clock.js';
 import type { KnoxToken } from '../store/knox-token.entity.js';
+import type { KnoxTableSchema } from '../store/knox-token-table.js';
 
 /**
  * What happens when a user already holds `tokenLimitPerUser` live tokens and logs in again.
@@ -296,7 +297,7 @@ export interface KnoxModuleOptions<User = any> {
 export interface KnoxModuleExtras {
   /**
    * The app's TypeORM user entity. The token table gets a foreign key `user_id` to its primary
-   * key, with `ON DELETE CASCADE`.
+   * key, with `ON DELETE CASCADE` (with `schema: 'django'`, Django's own foreign key: no cascade).
    */
   userEntity: Type<unknown>;
 
@@ -323,6 +324,17 @@ export interface KnoxModuleExtras {
    * @default 'knox_authtoken'
    */
   tableName?: string;
+
+  /**
+   * The token table's layout. `'knox'`: the table the shipped migration
+   * (`knoxMigrations(User)`) or `synchronize` creates. `'django'`: a django-rest-knox table
+   * completed by the takeover migration (`knoxMigrations(User, { schema: 'django' })`); the
+   * entity then declares Django's foreign key (no cascade, deferred) and Django's index names,
+   * so TypeORM's diff leaves Django's schema alone. Use the same value for `knoxMigrations` and
+   * `knoxTokenEntity`.
+   * @default 'knox'
+   */
+  schema?: KnoxTableSchema;
 
   /**
    * The TypeORM data source (its name, or the `DataSource` options' name) holding the tables.
