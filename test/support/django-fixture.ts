@@ -2,9 +2,9 @@
  * The django-rest-knox fixture recorded from the real django-rest-knox 5.0.2 (see its README.md):
  * `users.json`, `tokens.json`, `schema.sql`, `data.sql`, read as they are.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { djangoFixtureDir } from './schema.js';
 
 /** One entry of `users.json`. */
 export interface DjangoFixtureUser {
@@ -31,13 +31,14 @@ export interface DjangoFixtureToken {
   token: string;
   settings: 'main' | 'prefixed';
   login_response: { expiry: string | null; token: string } | null;
+  /** The row knox left; `null` for a logged-out token (logout deletes the row). */
   row: {
     digest: string;
     token_key: string;
     user_id: number;
     created: string;
     expiry: string | null;
-  };
+  } | null;
   expired: boolean;
   revoked: boolean;
   user_inactive: boolean;
@@ -45,27 +46,9 @@ export interface DjangoFixtureToken {
   expected_body: Record<string, unknown>;
 }
 
-/**
- * The fixture folder: `<repo>/../shared/fixtures/django-knox` (a checkout next to shared/, as CI
- * lays it out), else `/work/shared/fixtures/django-knox`.
- */
-export function djangoFixturePath(file = ''): string {
-  const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-  const candidates = [
-    join(repo, '..', 'shared', 'fixtures', 'django-knox'),
-    '/work/shared/fixtures/django-knox',
-  ];
-  const dir = candidates.find((d) => existsSync(join(d, 'users.json')));
-  if (!dir) {
-    throw new Error(
-      `The django-knox fixture is missing; looked in ${candidates.join(' and ')}.`,
-    );
-  }
-  return join(dir, file);
-}
-
+/** A file of the fixture folder (`<repo>/../shared/fixtures/django-knox`, else /work/shared/…). */
 export function readDjangoFixtureFile(file: string): string {
-  return readFileSync(djangoFixturePath(file), 'utf8');
+  return readFileSync(join(djangoFixtureDir(), file), 'utf8');
 }
 
 export function djangoFixtureUsers(): DjangoFixtureUser[] {
