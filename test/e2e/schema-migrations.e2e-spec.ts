@@ -1,4 +1,7 @@
 import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Column, Entity, PrimaryColumn, type DataSource } from 'typeorm';
 import {
@@ -6,6 +9,10 @@ import {
   knoxMigrations,
   knoxTokenEntity,
 } from '../../lib/index.js';
+import {
+  createTokenTableSql,
+  djangoTakeoverSql,
+} from '../../lib/store/migrations/knox-migration-sql.js';
 import { TestUser } from '../support/fixtures.js';
 import {
   createTestSchema,
@@ -176,5 +183,37 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
     ).toThrow(
       "knoxMigrations: `schema` must be 'knox' or 'django'; got rails.",
     );
+  });
+});
+
+describe('the SQL in the README', () => {
+  const readme = readFileSync(
+    join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'README.md'),
+    'utf8',
+  );
+  const section = readme.slice(readme.indexOf('## Your own PostgreSQL'));
+  const blocks = [...section.matchAll(/```sql\n([\s\S]*?)```/g)].map(
+    (m) => m[1],
+  );
+
+  it('is what the shipped migrations run', () => {
+    const create = createTokenTableSql(
+      { schema: undefined, table: 'knox_authtoken' },
+      {
+        path: { schema: undefined, table: 'users' },
+        column: 'id',
+        type: 'integer',
+      },
+    );
+    expect(blocks[0]).toBe(`${create.up.join(';\n')};\n`);
+    const takeover = djangoTakeoverSql({
+      schema: undefined,
+      table: 'knox_authtoken',
+    });
+    const [up, down] = blocks[1].split('-- down:\n');
+    expect(up).toBe(`${takeover.up.join(';\n')};\n`);
+    // The down statements, reflowed in the README: compare without layout.
+    const flat = (sql: string) => sql.replace(/\s+/g, ' ').trim();
+    expect(flat(down)).toBe(flat(`${takeover.down.join(';\n')};`));
   });
 });
