@@ -17,6 +17,7 @@ import {
   KnoxGuard,
   KnoxModule,
   KnoxUser,
+  KNOX_MIGRATION_NAMES,
   djangoPasswordNeedsRehash,
   djangoValidateUser,
   knoxMigrations,
@@ -31,6 +32,7 @@ import {
 } from '../support/django-fixture.js';
 import {
   loadDjangoFixture,
+  openDataSource,
   tableShape,
   type DjangoDatabase,
   type TableShape,
@@ -61,6 +63,7 @@ describe('a Nest app on the django-rest-knox 5.0.2 database (fixture), after the
   let app: INestApplication;
   let http: ReturnType<typeof supertest>;
   let dataSource: DataSource;
+  let djangoShapeBefore: Record<string, TableShape>;
   let djangoShapeAfterMigration: Record<string, TableShape>;
   // Just after the recording: alice-expired is an hour past its expiry, the others run to 2126.
   const clock = new FakeClock(
@@ -72,6 +75,15 @@ describe('a Nest app on the django-rest-knox 5.0.2 database (fixture), after the
 
   beforeAll(async () => {
     db = await loadDjangoFixture();
+    const before = await openDataSource({ url: db.url, schema: db.schema });
+    try {
+      djangoShapeBefore = {
+        knox_authtoken: await tableShape(before, db.schema, 'knox_authtoken'),
+        auth_user: await tableShape(before, db.schema, 'auth_user'),
+      };
+    } finally {
+      await before.destroy();
+    }
 
     @Module({
       imports: [
@@ -81,10 +93,11 @@ describe('a Nest app on the django-rest-knox 5.0.2 database (fixture), after the
           schema: db.schema,
           entities: [DjangoUser],
           autoLoadEntities: true,
-          // As a production app runs it: the shipped takeover migration, no synchronize.
+          // The shipped takeover migration at boot; synchronize next to it (as the guide says,
+          // TypeORM migrates first and then finds nothing to change).
           migrations: knoxMigrations(DjangoUser, { schema: 'django' }),
           migrationsRun: true,
-          synchronize: false,
+          synchronize: true,
           retryAttempts: 0,
         }),
         KnoxModule.forRootAsync({
@@ -338,26 +351,39 @@ describe('a Nest app on the django-rest-knox 5.0.2 database (fixture), after the
     expect(frankRow.last_login).toEqual(new Date(frank.last_login!));
   });
 
-  it("Django's schema is as the takeover migration left it: the app changed none of it", async () => {
-    expect({
+  it("Django's schema is as schema.sql made it plus the takeover's columns, and the app changes none of it", async () => {
+    const [migration] = await dataSource.query(
+      `SELECT name FROM "${db.schema}".migrations`,
+    );
+    expect(migration).toEqual({ name: KNOX_MIGRATION_NAMES.djangoTakeover });
+    // What synchronize would run now: nothing.
+    expect(
+      (await dataSource.driver.createSchemaBuilder().log()).upQueries,
+    ).toEqual([]);
+    const now = {
       knox_authtoken: await tableShape(dataSource, db.schema, 'knox_authtoken'),
       auth_user: await tableShape(dataSource, db.schema, 'auth_user'),
-    }).toEqual(djangoShapeAfterMigration);
-    const indexes = djangoShapeAfterMigration.knox_authtoken.indexes.map(
-      (i) => i.indexname,
+    };
+    expect(now).toEqual(djangoShapeAfterMigration);
+    expect(now.auth_user).toEqual(djangoShapeBefore.auth_user);
+    const token = now.knox_authtoken;
+    const django = djangoShapeBefore.knox_authtoken;
+    expect(token.columns.slice(0, django.columns.length)).toEqual(
+      django.columns,
     );
-    expect(indexes).toEqual(
-      expect.arrayContaining([
-        'knox_authtoken_digest_188c7e77_like',
-        'knox_authtoken_token_key_8f4f7d47',
-        'knox_authtoken_token_key_8f4f7d47_like',
-        'knox_authtoken_user_id_e5a5d899',
-      ]),
+    expect(token.constraints).toEqual(
+      expect.arrayContaining(django.constraints),
     );
-    expect(
-      djangoShapeAfterMigration.knox_authtoken.constraints.map(
-        (c) => c.conname,
-      ),
-    ).toContain('knox_authtoken_user_id_e5a5d899_fk_auth_user_id');
+    expect(token.indexes).toEqual(expect.arrayContaining(django.indexes));
+    expect(django.indexes.map((i) => i.indexname)).toEqual([
+      'knox_authtoken_digest_188c7e77_like',
+      'knox_authtoken_pkey',
+      'knox_authtoken_token_key_8f4f7d47',
+      'knox_authtoken_token_key_8f4f7d47_like',
+      'knox_authtoken_user_id_e5a5d899',
+    ]);
+    expect(django.constraints.map((c) => c.conname)).toContain(
+      'knox_authtoken_user_id_e5a5d899_fk_auth_user_id',
+    );
   });
 });
