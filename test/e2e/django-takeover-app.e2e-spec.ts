@@ -11,8 +11,9 @@ import { Test } from '@nestjs/testing';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
 import { createHash } from 'node:crypto';
 import supertest from 'supertest';
-import { DataSource } from 'typeorm';
+import { DataSource, Entity } from 'typeorm';
 import {
+  DjangoAbstractUser,
   DjangoUser,
   KnoxGuard,
   KnoxModule,
@@ -48,6 +49,10 @@ const refused = tokens.filter((t) => t.expected_status !== 200);
 const user = (name: string) => users.find((u) => u.username === name)!;
 /** The fixture's timestamps have microseconds; JavaScript dates keep milliseconds. */
 const toMs = (iso: string) => new Date(iso).toISOString();
+
+/** A custom user model on the same table, logging in by email (USERNAME_FIELD = 'email'). */
+@Entity({ name: 'auth_user', synchronize: false })
+class EmailUser extends DjangoAbstractUser {}
 
 @Controller()
 class MeController {
@@ -91,7 +96,7 @@ describe('a Nest app on the django-rest-knox 5.0.2 database (fixture), after the
           type: 'postgres',
           url: db.url,
           schema: db.schema,
-          entities: [DjangoUser],
+          entities: [DjangoUser, EmailUser],
           autoLoadEntities: true,
           // The shipped takeover migration at boot; synchronize next to it (as the guide says,
           // TypeORM migrates first and then finds nothing to change).
@@ -106,6 +111,9 @@ describe('a Nest app on the django-rest-knox 5.0.2 database (fixture), after the
           inject: [DataSource],
           useFactory: (ds: DataSource) => ({
             validateUser: djangoValidateUser(ds, { iterations, rehash: true }),
+            // knox's TOKEN_PREFIX, chosen per login here to mint both shapes in one app.
+            getTokenPrefix: ({ body }) =>
+              typeof body.prefix === 'string' ? body.prefix : undefined,
             clock,
             loginThrottle: false,
           }),
@@ -349,6 +357,70 @@ describe('a Nest app on the django-rest-knox 5.0.2 database (fixture), after the
       [frank.id],
     );
     expect(frankRow.last_login).toEqual(new Date(frank.last_login!));
+  });
+
+  it("a token minted with knox's `dj_` prefix is stored as knox 5 stores the fixture's `dj_` tokens", async () => {
+    const heidi = user('heidi');
+    const res = await http.post('/auth/login').send({
+      username: 'heidi',
+      password: heidi.password_plaintext,
+      prefix: 'dj_',
+    });
+    expect(res.status).toBe(200);
+    const token = res.body.token as string;
+    const django = live.find((t) => t.token.startsWith('dj_'))!;
+    // Same shape as Django's: prefix + 64 lowercase hex.
+    expect(token).toMatch(/^dj_[0-9a-f]{64}$/);
+    expect(django.token).toMatch(/^dj_[0-9a-f]{64}$/);
+    const sha512 = (t: string) =>
+      createHash('sha512').update(t, 'utf8').digest('hex');
+    expect(django.row.digest).toBe(sha512(django.token));
+    expect(django.row.token_key).toBe(django.token.slice(0, 15));
+    expect(await row(sha512(token))).toMatchObject({
+      token_key: token.slice(0, 15),
+      user_id: heidi.id,
+    });
+    expect((await me(token)).body).toEqual({ id: heidi.id, username: 'heidi' });
+  });
+
+  it('a custom user model: djangoValidateUser with `entity` and `usernameField`', async () => {
+    const byEmail = djangoValidateUser(dataSource, {
+      entity: EmailUser,
+      usernameField: 'email',
+      iterations,
+    });
+    const alice = user('alice');
+    const found = await byEmail('alice@example.com', alice.password_plaintext!);
+    expect(found).toBeInstanceOf(EmailUser);
+    expect(found?.id).toBe(alice.id);
+    expect(await byEmail('alice', alice.password_plaintext!)).toBeNull();
+    expect(
+      await byEmail('ALICE@example.com', alice.password_plaintext!),
+    ).toBeNull();
+  });
+
+  it("logout and logoutall on Nest delete Django's rows, which is how knox revokes", async () => {
+    const [first, second] = live.filter((t) => t.username === 'alice');
+    const out = await http
+      .post('/auth/logout')
+      .set('Authorization', `Token ${first.token}`);
+    expect(out.status).toBe(204);
+    expect(await row(first.row.digest)).toBeUndefined();
+    expect((await me(first.token)).status).toBe(401);
+    expect((await me(second.token)).status).toBe(200);
+
+    const all = await http
+      .post('/auth/logoutall')
+      .set('Authorization', `Token ${second.token}`);
+    expect(all.status).toBe(204);
+    const left = await dataSource.query(
+      `SELECT count(*)::int AS n FROM "${db.schema}".knox_authtoken WHERE user_id = $1`,
+      [user('alice').id],
+    );
+    expect(left[0].n).toBe(0);
+    // Other users' Django tokens are untouched.
+    const bob = live.find((t) => t.username === 'bob')!;
+    expect((await me(bob.token)).status).toBe(200);
   });
 
   it("Django's schema is as schema.sql made it plus the takeover's columns, and the app changes none of it", async () => {
