@@ -174,6 +174,29 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
     expect(comparable(fromMigration)).toEqual(comparable(synchronized));
   });
 
+  it("TypeORM's own migration:generate output converges too, and its down runs", async () => {
+    const ds = await dataSourceFor(TestUser, undefined);
+    const before = await schemaShape(ds, schema!.name);
+    // What `typeorm migration:generate` would write, run as its migration would run it.
+    const generated = await ds.driver.createSchemaBuilder().log();
+    expect(generated.upQueries.length).toBeGreaterThan(0);
+    const runner = ds.createQueryRunner();
+    try {
+      for (const q of generated.upQueries) {
+        await runner.query(q.query, q.parameters);
+      }
+      expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual(
+        [],
+      );
+      for (const q of [...generated.downQueries].reverse()) {
+        await runner.query(q.query, q.parameters);
+      }
+    } finally {
+      await runner.release();
+    }
+    expect(await schemaShape(ds, schema!.name)).toEqual(before);
+  });
+
   it('knoxMigrations refuses a bad call with a message', () => {
     expect(() => knoxMigrations(undefined as never)).toThrow(
       'knoxMigrations: pass your TypeORM user entity class, e.g. knoxMigrations(User).',
