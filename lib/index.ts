@@ -35,3 +35,19 @@ export { KnoxUser, KnoxAuth } from './decorators/knox-user.decorator.js';
 export { KNOX_PUBLIC_KEY } from './knox.constants.js';
 export * from './events/knox.events.js';
 export type * from './options/knox-module-options.interface.js';
+export {
+  verifyDjangoPassword,
+  makeDjangoPassword,
+  djangoPasswordNeedsRehash,
+  isDjangoPasswordUsable,
+  DJANGO_PBKDF2_ITERATIONS,
+  DJANGO_UNUSABLE_PASSWORD_PREFIX,
+  type DjangoPasswordOptions,
+} from './django/django-password.js';
+export { DjangoPasswordHasherUnavailableError } from './django/django-optional-peers.js';
+export { DjangoUser, DjangoAbstractUser } from './django/django-user.entity.js';
+export {
+  djangoValidateUser,
+  type DjangoValidateUserOptions,
+  type DjangoUserSource,
+} from './django/django-validate-user.js';
