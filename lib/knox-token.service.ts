@@ -34,7 +34,7 @@ export type { KnoxRevokeOptions } from './sessions/knox-sessions.js';
  * await this.knox.revokeAll(user.id, { reason: 'app' });
  */
 @Injectable()
-export class KnoxTokenService implements OnModuleInit {
+export class KnoxTokenService<User = any> implements OnModuleInit {
   constructor(
     private readonly authenticator: KnoxAuthenticator,
     private readonly sessions: KnoxSessions,
@@ -59,7 +59,7 @@ export class KnoxTokenService implements OnModuleInit {
   authenticate(
     token: string,
     client: Partial<KnoxClientInfo> = {},
-  ): Promise<KnoxAuthResult> {
+  ): Promise<KnoxAuthResult<User>> {
     return this.authenticator.authenticate(token, client);
   }
 
@@ -73,9 +73,9 @@ export class KnoxTokenService implements OnModuleInit {
    *   would refuse)
    */
   create(
-    user: unknown,
+    user: User,
     options: KnoxCreateTokenOptions = {},
-  ): Promise<KnoxIssuedToken> {
+  ): Promise<KnoxIssuedToken<User>> {
     return this.sessions.create(user, options);
   }
 
@@ -83,7 +83,7 @@ export class KnoxTokenService implements OnModuleInit {
    * The user's live tokens (expired ones left out), newest first, each with its `user` loaded
    * so that it can be passed to {@link refresh}, {@link rotate} or {@link revoke}.
    */
-  list(userId: unknown): Promise<KnoxToken[]> {
+  list(userId: unknown): Promise<KnoxToken<User>[]> {
     return this.sessions.list(userId);
   }
 
@@ -94,7 +94,7 @@ export class KnoxTokenService implements OnModuleInit {
    * @returns whether the token still existed
    */
   revoke(
-    token: KnoxToken,
+    token: KnoxToken<User>,
     reason: KnoxRevokeReason = 'app',
     client: Partial<KnoxClientInfo> = {},
   ): Promise<boolean> {
@@ -151,7 +151,7 @@ export class KnoxTokenService implements OnModuleInit {
    *   {@link rotate} (also when the rotation came after `token` was read)
    */
   refresh(
-    token: KnoxToken,
+    token: KnoxToken<User>,
     client: Partial<KnoxClientInfo> = {},
   ): Promise<Date | null> {
     return this.sessions.refresh(token, client);
@@ -170,9 +170,9 @@ export class KnoxTokenService implements OnModuleInit {
    *   retired (rotated before)
    */
   rotate(
-    token: KnoxToken,
+    token: KnoxToken<User>,
     client: Partial<KnoxClientInfo> = {},
-  ): Promise<KnoxIssuedToken> {
+  ): Promise<KnoxIssuedToken<User>> {
     return this.sessions.rotate(token, client);
   }
 
@@ -187,7 +187,7 @@ export class KnoxTokenService implements OnModuleInit {
   }
 
   /** The primary key of a user entity instance. */
-  userIdOf(user: unknown): unknown {
+  userIdOf(user: User): unknown {
     return this.store.userIdOf(user);
   }
 }
