@@ -63,6 +63,9 @@ LOGIN=$(line 'TOKEN=')
 ME=$(line 'curl -s http')
 LOGOUT=$(line 'curl -s -X POST .*logout')
 [ -n "$LOGIN" ] && [ -n "$ME" ] && [ -n "$LOGOUT" ] || { echo "banner lacks the curl lines"; exit 1; }
+for printed in "$LOGIN" "$ME" "$LOGOUT"; do
+  grep -qxF -- "$printed" README.md || { echo "README.md does not show this line npm start prints: $printed"; exit 1; }
+done
 
 echo "$ $LOGIN"
 eval "$LOGIN"
