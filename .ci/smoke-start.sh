@@ -27,6 +27,7 @@ cleanup() {
   rm -f "$LOG"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM # stopped from outside: still stop npm start
 
 start() {
   : >"$LOG"
