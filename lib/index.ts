@@ -16,7 +16,18 @@ export {
   KnoxController,
   type KnoxSessionView,
 } from './http/knox.controller.js';
-export { KnoxToken, knoxTokenEntity } from './store/knox-token.entity.js';
+export {
+  KnoxToken,
+  knoxTokenEntity,
+  type KnoxTokenEntityOptions,
+} from './store/knox-token.entity.js';
+export type { KnoxTableSchema } from './store/knox-token-table.js';
+export {
+  knoxMigrations,
+  KNOX_MIGRATION_NAMES,
+  type KnoxMigrationsOptions,
+} from './store/migrations/knox-migrations.js';
+export { KnoxSchemaError } from './store/knox-schema-check.js';
 export { KnoxClock, SystemKnoxClock } from './knox-clock.js';
 export { KnoxOptionsError } from './options/knox-options.js';
 export { KnoxPublic } from './decorators/knox-public.decorator.js';
@@ -24,3 +35,19 @@ export { KnoxUser, KnoxAuth } from './decorators/knox-user.decorator.js';
 export { KNOX_PUBLIC_KEY } from './knox.constants.js';
 export * from './events/knox.events.js';
 export type * from './options/knox-module-options.interface.js';
+export {
+  verifyDjangoPassword,
+  makeDjangoPassword,
+  djangoPasswordNeedsRehash,
+  isDjangoPasswordUsable,
+  DJANGO_PBKDF2_ITERATIONS,
+  DJANGO_UNUSABLE_PASSWORD_PREFIX,
+  type DjangoPasswordOptions,
+} from './django/django-password.js';
+export { DjangoPasswordHasherUnavailableError } from './django/django-optional-peers.js';
+export { DjangoUser, DjangoAbstractUser } from './django/django-user.entity.js';
+export {
+  djangoValidateUser,
+  type DjangoValidateUserOptions,
+  type DjangoUserSource,
+} from './django/django-validate-user.js';

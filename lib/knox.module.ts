@@ -12,6 +12,11 @@ import {
   type ResolvedKnoxOptions,
 } from './options/knox-options.js';
 import { KnoxTokenService } from './knox-token.service.js';
+import { KnoxAuthenticator } from './auth/knox-authenticator.js';
+import { KnoxEventSink } from './events/knox-event-sink.js';
+import { KnoxSessions } from './sessions/knox-sessions.js';
+import { KnoxTokenStore } from './store/knox-token.store.js';
+import { KnoxSchemaCheck } from './store/knox-schema-check.js';
 
 /**
  * Token authentication: django-rest-knox for NestJS. Registers {@link KnoxGuard},
@@ -32,7 +37,7 @@ import { KnoxTokenService } from './knox-token.service.js';
  *   inject: [UsersService, ConfigService],
  *   useFactory: (users: UsersService, config: ConfigService) => ({
  *     validateUser: (u, p) => users.check(u, p),
- *     tokenTtl: config.get('TOKEN_TTL_MS'),
+ *     tokenTtl: Number(config.get('TOKEN_TTL_MS')), // env values are strings
  *   }),
  * })
  */
@@ -49,9 +54,15 @@ import { KnoxTokenService } from './knox-token.service.js';
         options.raw.clock ?? new SystemKnoxClock(),
       inject: [KNOX_RESOLVED_OPTIONS],
     },
+    KnoxTokenStore,
+    KnoxEventSink,
+    KnoxAuthenticator,
+    KnoxSessions,
     KnoxTokenService,
     KnoxGuard,
     KnoxLoginThrottler,
+    // Fails the boot when the token table lacks columns (README "Your own PostgreSQL").
+    KnoxSchemaCheck,
   ],
   // KnoxLoginThrottler too, so that an app with `controller: false` can mount the exported
   // KnoxController at a path of its own.
