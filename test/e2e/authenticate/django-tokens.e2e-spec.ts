@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
-import { KnoxEvents } from '../../lib/index.js';
-import type { TestUser } from '../support/fixtures.js';
+import { KnoxEvents } from '../../../lib/index.js';
+import type { TestUser } from '../../support/fixtures.js';
 import {
   createTestApp,
   login,
   useTestApp,
   type TestApp,
-} from '../support/test-app.js';
-import { HOUR, MESSAGES, expectUnauthorized } from '../support/http.js';
+} from '../../support/test-app.js';
+import { HOUR, MESSAGES, expectUnauthorized } from '../../support/http.js';
 
 /** A token as django-rest-knox 5 issues it: prefix + hex of 32 random bytes. */
 function knoxToken(prefix = ''): string {

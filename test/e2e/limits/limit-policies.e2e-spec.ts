@@ -4,13 +4,13 @@
  * that the limit holds exactly under 20 concurrent logins.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { KnoxEvents, type KnoxTokenLimitPolicy } from '../../lib/index.js';
+import { KnoxEvents, type KnoxTokenLimitPolicy } from '../../../lib/index.js';
 import {
   createTestApp,
   login,
   useTestApp,
   type TestApp,
-} from '../support/test-app.js';
+} from '../../support/test-app.js';
 import {
   HOUR,
   MINUTE,
@@ -21,7 +21,7 @@ import {
   eventsNamed,
   loginWithRow,
   rowIds,
-} from '../support/sessions.js';
+} from '../../support/sessions.js';
 
 const NEW_DEVICE_UA = 'NewDevice/1.0';
 

@@ -5,9 +5,9 @@ import {
   createTestApp,
   login,
   type TestApp,
-} from '../support/test-app.js';
-import { MESSAGES } from '../support/http.js';
-import { TcpProxy } from '../support/tcp-proxy.js';
+} from '../../support/test-app.js';
+import { MESSAGES } from '../../support/http.js';
+import { TcpProxy } from '../../support/tcp-proxy.js';
 
 /**
  * The database connection is cut for real: the app talks to PostgreSQL through a TCP proxy

@@ -3,8 +3,8 @@ import type { LoggerService } from '@nestjs/common';
 import fc from 'fast-check';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { digestOf } from '../support/sessions.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
+import { digestOf } from '../../support/sessions.js';
+import { createTestApp, type TestApp } from '../../support/test-app.js';
 
 /**
  * Property-based fuzzing over HTTP against one app: the Authorization header, the login body

@@ -10,8 +10,8 @@ import {
   expect,
   it,
 } from '@jest/globals';
-import { KnoxEvents } from '../../lib/index.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
+import { KnoxEvents } from '../../../lib/index.js';
+import { createTestApp, type TestApp } from '../../support/test-app.js';
 import {
   HOUR,
   T0,
@@ -20,7 +20,7 @@ import {
   eventsJson,
   eventsNamed,
   rowOf,
-} from '../support/sessions.js';
+} from '../../support/sessions.js';
 
 const UA =
   'Mozilla/5.0 (iPhone; CPU iPhone OS 19_0 like Mac OS X) KnoxTest/1.0';

@@ -6,11 +6,11 @@ import {
   UseGuards,
   type LoggerService,
 } from '@nestjs/common';
-import { KnoxGuard } from '../../lib/index.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
-import { basic } from '../support/http.js';
-import { findSecret } from '../support/security.js';
-import { digestOf } from '../support/sessions.js';
+import { KnoxGuard } from '../../../lib/index.js';
+import { createTestApp, type TestApp } from '../../support/test-app.js';
+import { basic } from '../../support/http.js';
+import { findSecret } from '../../support/security.js';
+import { digestOf } from '../../support/sessions.js';
 
 /** Returns what an app would log or cache if it serialized `request.auth`. */
 @Controller('probe')

@@ -9,21 +9,21 @@ import {
   KnoxTokenService,
   knoxTokenEntity,
   type KnoxToken,
-} from '../../lib/index.js';
-import { TestUser } from '../support/fixtures.js';
+} from '../../../lib/index.js';
+import { TestUser } from '../../support/fixtures.js';
 import {
   createTestApp,
   login,
   useTestApp,
   type TestApp,
-} from '../support/test-app.js';
+} from '../../support/test-app.js';
 import {
   HOUR,
   MESSAGES,
   MINUTE,
   SECOND,
   expectUnauthorized,
-} from '../support/http.js';
+} from '../../support/http.js';
 
 const T0 = new Date('2030-01-01T00:00:00.000Z').getTime();
 const at = (ms: number) => new Date(T0 + ms).toISOString();

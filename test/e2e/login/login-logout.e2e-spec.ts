@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
-import { KnoxEvents, KnoxTokenService } from '../../lib/index.js';
-import { TestUser } from '../support/fixtures.js';
+import { KnoxEvents, KnoxTokenService } from '../../../lib/index.js';
+import { TestUser } from '../../support/fixtures.js';
 import {
   createTestApp,
   login,
   useTestApp,
   type TestApp,
-} from '../support/test-app.js';
+} from '../../support/test-app.js';
 import {
   DAY,
   HOUR,
@@ -15,8 +15,8 @@ import {
   basic,
   expectLimitExceeded,
   expectUnauthorized,
-} from '../support/http.js';
-import { T0, digestOf } from '../support/sessions.js';
+} from '../../support/http.js';
+import { T0, digestOf } from '../../support/sessions.js';
 
 const BASIC_REALM = 'Basic realm="api"';
 

@@ -11,8 +11,8 @@ import {
   it,
 } from '@jest/globals';
 import supertest from 'supertest';
-import { KnoxEvents } from '../../lib/index.js';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
+import { KnoxEvents } from '../../../lib/index.js';
+import { createTestApp, login, type TestApp } from '../../support/test-app.js';
 import {
   HOUR,
   MINUTE,
@@ -22,7 +22,7 @@ import {
   digestOf,
   eventsNamed,
   rowOf,
-} from '../support/sessions.js';
+} from '../../support/sessions.js';
 
 /** Sends `count` authenticated requests, the clock moving `step` ms before each; returns when writes happened. */
 async function busyClient(

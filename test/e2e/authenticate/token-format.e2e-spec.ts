@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
-import { MESSAGES, expectUnauthorized } from '../support/http.js';
-import { inBatches, scannerPattern } from '../support/security.js';
-import { digestOf } from '../support/sessions.js';
+import { createTestApp, login, type TestApp } from '../../support/test-app.js';
+import { MESSAGES, expectUnauthorized } from '../../support/http.js';
+import { inBatches, scannerPattern } from '../../support/security.js';
+import { digestOf } from '../../support/sessions.js';
 
 describe('token formats', () => {
   it("knox's format stays the default: 64 lowercase hex characters", async () => {

@@ -11,15 +11,15 @@ import {
   KnoxTokenService,
   KnoxUser,
   type KnoxToken,
-} from '../../lib/index.js';
-import { TestUser } from '../support/fixtures.js';
+} from '../../../lib/index.js';
+import { TestUser } from '../../support/fixtures.js';
 import {
   DATABASE_URL,
   createTestApp,
   login,
   type TestApp,
-} from '../support/test-app.js';
-import { HOUR, MESSAGES, expectUnauthorized } from '../support/http.js';
+} from '../../support/test-app.js';
+import { HOUR, MESSAGES, expectUnauthorized } from '../../support/http.js';
 
 const credentials = { username: 'alice', password: 'secret-password' };
 

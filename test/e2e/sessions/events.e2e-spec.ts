@@ -8,15 +8,15 @@ import {
   KnoxEvents,
   KnoxTokenService,
   type KnoxRevokeReason,
-} from '../../lib/index.js';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
+} from '../../../lib/index.js';
+import { createTestApp, login, type TestApp } from '../../support/test-app.js';
 import {
   HOUR,
   MINUTE,
   bearer,
   digestOf,
   eventsNamed,
-} from '../support/sessions.js';
+} from '../../support/sessions.js';
 
 const UA = 'EventsTest/1.0';
 

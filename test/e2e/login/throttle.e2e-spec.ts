@@ -8,8 +8,8 @@ import {
   jest,
 } from '@jest/globals';
 import type { ThrottlerStorage } from '@nestjs/throttler';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
-import { MESSAGES, basic } from '../support/http.js';
+import { createTestApp, login, type TestApp } from '../../support/test-app.js';
+import { MESSAGES, basic } from '../../support/http.js';
 
 const BASIC_REALM = 'Basic realm="api"';
 const TOO_MANY = /^Too many login attempts\. Try again in \d+ seconds\.$/;

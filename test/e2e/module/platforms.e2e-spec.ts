@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { KnoxEvents } from '../../lib/index.js';
-import { login, useTestApp } from '../support/test-app.js';
+import { KnoxEvents } from '../../../lib/index.js';
+import { login, useTestApp } from '../../support/test-app.js';
 import {
   HOUR,
   MESSAGES,
@@ -9,7 +9,7 @@ import {
   expectLimitExceeded,
   expectUnauthorized,
   rawGet,
-} from '../support/http.js';
+} from '../../support/http.js';
 
 const BASIC_REALM = 'Basic realm="api"';
 const credentials = { username: 'alice', password: 'secret-password' };

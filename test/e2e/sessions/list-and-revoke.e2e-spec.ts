@@ -3,8 +3,8 @@
  * `POST {path}/logoutothers`, checked by their answers, the rows left and the events.
  */
 import { describe, expect, it } from '@jest/globals';
-import { KnoxEvents } from '../../lib/index.js';
-import { login, useTestApp } from '../support/test-app.js';
+import { KnoxEvents } from '../../../lib/index.js';
+import { login, useTestApp } from '../../support/test-app.js';
 import {
   HOUR,
   MINUTE,
@@ -15,7 +15,7 @@ import {
   loginWithRow,
   rowIds,
   rowOf,
-} from '../support/sessions.js';
+} from '../../support/sessions.js';
 
 const UA = 'KnoxTest/2.0';
 

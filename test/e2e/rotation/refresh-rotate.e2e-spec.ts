@@ -3,13 +3,13 @@
  * `POST {path}/rotate` (a new token replaces the current one, with an optional grace period).
  */
 import { describe, expect, it } from '@jest/globals';
-import { KnoxEvents, KnoxTokenService } from '../../lib/index.js';
+import { KnoxEvents, KnoxTokenService } from '../../../lib/index.js';
 import {
   EMBEDDED_DB,
   createTestApp,
   login,
   useTestApp,
-} from '../support/test-app.js';
+} from '../../support/test-app.js';
 import {
   HOUR,
   MINUTE,
@@ -21,7 +21,7 @@ import {
   eventsNamed,
   loginWithRow,
   rowOf,
-} from '../support/sessions.js';
+} from '../../support/sessions.js';
 
 const at = (ms: number) => new Date(T0.getTime() + ms);
 const LOGIN_UA = 'Phone/1.0';

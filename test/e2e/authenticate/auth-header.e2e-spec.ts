@@ -6,13 +6,13 @@ import {
   expect,
   it,
 } from '@jest/globals';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
+import { createTestApp, login, type TestApp } from '../../support/test-app.js';
 import {
   MESSAGES,
   SECOND,
   expectUnauthorized,
   rawGet,
-} from '../support/http.js';
+} from '../../support/http.js';
 
 describe('the Authorization header', () => {
   let t: TestApp;

@@ -7,10 +7,10 @@ import {
   Post,
   UseGuards,
 } from '@nestjs/common';
-import { KnoxGuard, KnoxUser, type KnoxRequest } from '../../lib/index.js';
-import type { TestUser } from '../support/fixtures.js';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
-import { MESSAGES, expectUnauthorized } from '../support/http.js';
+import { KnoxGuard, KnoxUser, type KnoxRequest } from '../../../lib/index.js';
+import type { TestUser } from '../../support/fixtures.js';
+import { createTestApp, login, type TestApp } from '../../support/test-app.js';
+import { MESSAGES, expectUnauthorized } from '../../support/http.js';
 
 /** Reads the token from `X-Api-Token` only (say, for machine clients). */
 @Injectable()
