@@ -3,7 +3,7 @@
  * `evict-least-recently-used` — which token goes, what the evicted client sees, the events, and
  * that the limit holds exactly under 20 concurrent logins.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { KnoxEvents, type KnoxTokenLimitPolicy } from '../../../lib/index.js';
 import {
   createTestApp,
@@ -193,14 +193,10 @@ describe('token limit policies', () => {
     'evict-oldest',
     'evict-least-recently-used',
   ] as const)('20 concurrent logins, limit 3, %s', (policy) => {
-    let t: TestApp;
-    beforeAll(async () => {
-      t = await createTestApp({
-        knox: { tokenLimitPerUser: 3, tokenLimitPolicy: policy },
-      });
-      await t.createUser('alice');
-    });
-    afterAll(() => t.close());
+    const t = useTestApp(
+      { knox: { tokenLimitPerUser: 3, tokenLimitPolicy: policy } },
+      (app) => app.createUser('alice'),
+    );
 
     it('the limit holds exactly', async () => {
       const answers = await Promise.all(

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeEach, describe, expect, it } from '@jest/globals';
 import {
   Controller,
   Get,
@@ -9,7 +9,8 @@ import {
 } from '@nestjs/common';
 import { KnoxGuard, KnoxUser, type KnoxRequest } from '../../../lib/index.js';
 import type { TestUser } from '../../support/fixtures.js';
-import { createTestApp, login, type TestApp } from '../../support/test-app.js';
+import { PLATFORMS } from '../../support/platforms.js';
+import { login, useTestApp } from '../../support/test-app.js';
 import { MESSAGES, expectUnauthorized } from '../../support/http.js';
 
 /** Reads the token from `X-Api-Token` only (say, for machine clients). */
@@ -46,71 +47,82 @@ class SubclassController {
   }
 }
 
-describe('KnoxGuard subclasses behind KnoxGuard as APP_GUARD', () => {
-  let t: TestApp;
-  let alice: string;
-  let bob: string;
-  beforeAll(async () => {
-    t = await createTestApp({
-      globalGuard: true,
-      controllers: [SubclassController],
+describe.each(PLATFORMS)(
+  'KnoxGuard subclasses behind KnoxGuard as APP_GUARD (%s)',
+  (platform) => {
+    const t = useTestApp(
+      { platform, globalGuard: true, controllers: [SubclassController] },
+      async (app) => {
+        await app.createUser('alice');
+        await app.createUser('bob');
+        return {
+          alice: await login(app, 'alice'),
+          bob: await login(app, 'bob'),
+        };
+      },
+    );
+    let alice: string;
+    let bob: string;
+    beforeEach(() => {
+      ({ alice, bob } = t.seeded);
     });
-    await t.createUser('alice');
-    await t.createUser('bob');
-    alice = await login(t, 'alice');
-    bob = await login(t, 'bob');
-  });
-  afterAll(() => t.close());
 
-  it("a subclass still reads its own token: the global guard's success does not stand in for it", async () => {
-    const res = await t.http
-      .get('/sub/api')
-      .set('Authorization', `Token ${alice}`);
-    expectUnauthorized(res, MESSAGES.NOT_PROVIDED);
-  });
+    it("a subclass still reads its own token: the global guard's success does not stand in for it", async () => {
+      const res = await t.http
+        .get('/sub/api')
+        .set('Authorization', `Token ${alice}`);
+      expectUnauthorized(res, MESSAGES.NOT_PROVIDED);
+    });
 
-  it('a subclass that reads another token authenticates that one', async () => {
-    const res = await t.http
-      .get('/sub/api')
-      .set('Authorization', `Token ${alice}`)
-      .set('X-Api-Token', bob);
-    expect(res.status).toBe(200);
-    expect(res.body).toEqual({ username: 'bob' });
-    const wrong = await t.http
-      .get('/sub/api')
-      .set('Authorization', `Token ${alice}`)
-      .set('X-Api-Token', `${bob}0`);
-    expectUnauthorized(wrong, MESSAGES.INVALID_TOKEN);
-  });
+    it('a subclass that reads another token authenticates that one', async () => {
+      const res = await t.http
+        .get('/sub/api')
+        .set('Authorization', `Token ${alice}`)
+        .set('X-Api-Token', bob);
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ username: 'bob' });
+      const wrong = await t.http
+        .get('/sub/api')
+        .set('Authorization', `Token ${alice}`)
+        .set('X-Api-Token', `${bob}0`);
+      expectUnauthorized(wrong, MESSAGES.INVALID_TOKEN);
+    });
 
-  it('the same token read by both guards costs one query', async () => {
-    t.recorder.reset();
-    const res = await t.http
-      .get('/sub/api')
-      .set('Authorization', `Token ${alice}`)
-      .set('X-Api-Token', alice);
-    expect(res.status).toBe(200);
-    expect(t.recorder.statements).toHaveLength(1);
-  });
-});
+    it('the same token read by both guards costs one query', async () => {
+      t.recorder.reset();
+      const res = await t.http
+        .get('/sub/api')
+        .set('Authorization', `Token ${alice}`)
+        .set('X-Api-Token', alice);
+      expect(res.status).toBe(200);
+      expect(t.recorder.statements).toHaveLength(1);
+    });
+  },
+);
 
-describe('a KnoxGuard subclass reading the token from the body', () => {
-  let t: TestApp;
-  let alice: string;
-  beforeAll(async () => {
-    t = await createTestApp({ controllers: [SubclassController] });
-    await t.createUser('alice');
-    alice = await login(t, 'alice');
-  });
-  afterAll(() => t.close());
+describe.each(PLATFORMS)(
+  'a KnoxGuard subclass reading the token from the body (%s)',
+  (platform) => {
+    const t = useTestApp(
+      { platform, controllers: [SubclassController] },
+      async (app) => {
+        await app.createUser('alice');
+        return { alice: await login(app, 'alice') };
+      },
+    );
+    let alice: string;
+    beforeEach(() => {
+      alice = t.seeded.alice;
+    });
 
-  it('a token that is not a string is a 401 "Invalid token.", never a 500', async () => {
-    for (const token of [{ length: 64 }, 42, true, [alice], {}]) {
-      const res = await t.http.post('/sub/rpc').send({ token });
-      expectUnauthorized(res, MESSAGES.INVALID_TOKEN);
-    }
-    const ok = await t.http.post('/sub/rpc').send({ token: alice });
-    expect(ok.status).toBe(200);
-    expect(ok.body).toEqual({ username: 'alice' });
-  });
-});
+    it('a token that is not a string is a 401 "Invalid token.", never a 500', async () => {
+      for (const token of [{ length: 64 }, 42, true, [alice], {}]) {
+        const res = await t.http.post('/sub/rpc').send({ token });
+        expectUnauthorized(res, MESSAGES.INVALID_TOKEN);
+      }
+      const ok = await t.http.post('/sub/rpc').send({ token: alice });
+      expect(ok.status).toBe(200);
+      expect(ok.body).toEqual({ username: 'alice' });
+    });
+  },
+);

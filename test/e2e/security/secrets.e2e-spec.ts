@@ -47,6 +47,8 @@ describe.each(['knox', 'checksum'] as const)(
       return res;
     };
 
+    // Booted by hand, not with useTestApp: the beforeAll drives the whole traffic once (with
+    // the test's logger installed) and the tests then search what it left behind.
     beforeAll(async () => {
       t = await createTestApp({
         knox: { tokenFormat, autoRefresh: true },
