@@ -11,6 +11,7 @@ import {
   type KnoxToken,
 } from '../../../lib/index.js';
 import { TestUser } from '../../support/fixtures.js';
+import { PLATFORMS } from '../../support/platforms.js';
 import { login, useTestApp, type TestApp } from '../../support/test-app.js';
 import { MESSAGES, expectUnauthorized } from '../../support/http.js';
 import { HOUR, MINUTE, SECOND, T0 as START } from '../../support/time.js';
@@ -143,9 +144,13 @@ describe('expiry, with auto refresh off (the default)', () => {
   });
 });
 
-describe('auto refresh', () => {
+describe.each(PLATFORMS)('auto refresh (%s)', (platform) => {
   const t = useTestApp(
-    { knox: { autoRefresh: true }, controllers: [SessionController] },
+    {
+      platform,
+      knox: { autoRefresh: true },
+      controllers: [SessionController],
+    },
     (app) => app.createUser('alice'),
   );
 
