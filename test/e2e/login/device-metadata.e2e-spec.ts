@@ -8,6 +8,7 @@ import { PLATFORMS } from '../../support/platforms.js';
 import { createTestApp, useTestApp } from '../../support/test-app.js';
 import {
   HOUR,
+  MINUTE,
   T0,
   bearer,
   digestOf,
@@ -81,11 +82,11 @@ describe.each(PLATFORMS)('login records the session (%s)', (platform) => {
     const token: string = res.body.token;
     expect((await rowOf(t, token)).name).toBeNull();
 
-    t.clock.advance(5 * 60_000);
+    t.clock.advance(5 * MINUTE);
     const me = await t.http.get('/me').set('Authorization', bearer(token));
     expect(me.status).toBe(200);
     const row = await rowOf(t, token);
-    expect(row.last_used_at).toEqual(new Date(T0.getTime() + 5 * 60_000));
+    expect(row.last_used_at).toEqual(new Date(T0.getTime() + 5 * MINUTE));
     expect(row.created).toEqual(T0);
   });
 

@@ -3,13 +3,14 @@ import type { ThrottlerStorage } from '@nestjs/throttler';
 import { PLATFORMS } from '../../support/platforms.js';
 import { createTestApp, login, type TestApp } from '../../support/test-app.js';
 import { MESSAGES, basic, expectNoInternals } from '../../support/http.js';
+import { MINUTE, T0 } from '../../support/time.js';
 
 const TOO_MANY = /^Too many login attempts\. Try again in \d+ seconds\.$/;
 
 /** Fakes Date only (the throttler's storage reads Date.now); timers, sockets and pg run for real. */
 function fakeDateOnly(): void {
   jest.useFakeTimers({
-    now: new Date('2030-01-01T00:00:00Z'),
+    now: T0,
     doNotFake: [
       'hrtime',
       'nextTick',
@@ -236,10 +237,10 @@ describe.each(PLATFORMS)('login throttling, configured (%s)', (platform) => {
       expect(second.status).toBe(429);
       expect(second.headers['retry-after']).toBe('7');
       expect(calls.map((c) => [c.key, c.ttl, c.limit])).toEqual([
-        ['knox-login:ip:192.0.2.7', 60_000, 30],
-        ['knox-login:user:alice', 60_000, 1],
-        ['knox-login:ip:192.0.2.7', 60_000, 30],
-        ['knox-login:user:alice', 60_000, 1],
+        ['knox-login:ip:192.0.2.7', MINUTE, 30],
+        ['knox-login:user:alice', MINUTE, 1],
+        ['knox-login:ip:192.0.2.7', MINUTE, 30],
+        ['knox-login:user:alice', MINUTE, 1],
       ]);
     } finally {
       await t.close();

@@ -12,6 +12,7 @@ import {
   useTestApp,
 } from '../../support/test-app.js';
 import {
+  DAY,
   HOUR,
   MINUTE,
   SECOND,
@@ -337,7 +338,7 @@ describe.each(PLATFORMS)('POST /auth/refresh with options (%s)', (platform) => {
       platform,
       knox: {
         getTokenTtl: ({ body }) =>
-          body.rememberMe === true ? 30 * 24 * HOUR : undefined,
+          body.rememberMe === true ? 30 * DAY : undefined,
         formatExpiry: (d) => d.getTime(),
       },
     });
@@ -349,7 +350,7 @@ describe.each(PLATFORMS)('POST /auth/refresh with options (%s)', (platform) => {
       const a = await t.http
         .post('/auth/refresh')
         .set('Authorization', bearer(long));
-      expect(a.body).toEqual({ expiry: at(HOUR + 30 * 24 * HOUR).getTime() });
+      expect(a.body).toEqual({ expiry: at(HOUR + 30 * DAY).getTime() });
       const b = await t.http
         .post('/auth/refresh')
         .set('Authorization', bearer(short));

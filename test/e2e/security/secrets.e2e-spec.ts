@@ -12,6 +12,7 @@ import { createTestApp, type TestApp } from '../../support/test-app.js';
 import { basic } from '../../support/http.js';
 import { findSecret } from '../../support/security.js';
 import { digestOf } from '../../support/sessions.js';
+import { HOUR } from '../../support/time.js';
 
 /** Returns what an app would log or cache if it serialized `request.auth`. */
 @Controller('probe')
@@ -94,7 +95,7 @@ describe.each(
 
     // Authenticated requests, a refresh after time passed, listing, a rotation.
     expect(record(await t.http.get('/me').set(auth(token))).status).toBe(200);
-    t.clock.advance(2 * 60 * 60 * 1000);
+    t.clock.advance(2 * HOUR);
     expect(record(await t.http.get('/me').set(auth(token))).status).toBe(200);
     expect(
       record(await t.http.post('/auth/refresh').set(auth(token))).status,
