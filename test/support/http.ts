@@ -3,10 +3,8 @@ import type { INestApplication } from '@nestjs/common';
 import type { Server } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 
-export const SECOND = 1000;
-export const MINUTE = 60 * SECOND;
-export const HOUR = 60 * MINUTE;
-export const DAY = 24 * HOUR;
+/** Re-exported: the time constants live in `time.ts`. */
+export { SECOND, MINUTE, HOUR, DAY } from './time.js';
 
 /** The knox messages, spelled out here so that a change in the library shows up in a test. */
 export const MESSAGES = {
@@ -60,6 +58,11 @@ export function expectLimitExceeded(res: HttpAnswer): void {
       error: 'Forbidden',
     },
   });
+}
+
+/** No stack trace, file path or internal detail in an error body. */
+export function expectNoInternals(text: string): void {
+  expect(text).not.toMatch(/\n\s+at |node_modules|\.ts:\d|\.js:\d|stack/i);
 }
 
 /** A response read off a raw socket. */

@@ -162,6 +162,9 @@ export async function loadDjangoFixture(): Promise<DjangoDatabase> {
       sql.replace(/\bpublic\./g, `"${schema.name}".`);
     await withClient(DATABASE_URL, (c) => c.query(retarget(schemaSql)));
     await withClient(DATABASE_URL, (c) => c.query(retarget(dataSql)));
+    // The pg_dump files empty the session's search_path; PGlite's one session is every
+    // connection's, so put it back or later apps cannot create their tables.
+    await withClient(DATABASE_URL, (c) => c.query('RESET search_path'));
     return { url: DATABASE_URL, schema: schema.name, drop: schema.drop };
   }
   const database = `knox_schema_dj_${randomBytes(5).toString('hex')}`;

@@ -1,10 +1,8 @@
 import { createHash } from 'node:crypto';
 import { login, type TestApp } from './test-app.js';
 
-export const T0 = new Date('2030-01-01T00:00:00.000Z');
-export const SECOND = 1000;
-export const MINUTE = 60 * SECOND;
-export const HOUR = 60 * MINUTE;
+/** Re-exported: the time constants live in `time.ts`. */
+export { T0, SECOND, MINUTE, HOUR, DAY } from './time.js';
 
 /** `Authorization` header value for a token. */
 export const bearer = (token: string): string => `Token ${token}`;

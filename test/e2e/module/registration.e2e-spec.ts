@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeEach, describe, expect, it } from '@jest/globals';
 import { Controller, Get, Module, UseGuards } from '@nestjs/common';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
@@ -11,15 +11,16 @@ import {
   KnoxTokenService,
   KnoxUser,
   type KnoxToken,
-} from '../../lib/index.js';
-import { TestUser } from '../support/fixtures.js';
+} from '../../../lib/index.js';
+import { TestUser } from '../../support/fixtures.js';
+import { PLATFORMS } from '../../support/platforms.js';
 import {
   DATABASE_URL,
   createTestApp,
   login,
-  type TestApp,
-} from '../support/test-app.js';
-import { HOUR, MESSAGES, expectUnauthorized } from '../support/http.js';
+  useTestApp,
+} from '../../support/test-app.js';
+import { HOUR, MESSAGES, expectUnauthorized } from '../../support/http.js';
 
 const credentials = { username: 'alice', password: 'secret-password' };
 
@@ -38,13 +39,10 @@ class WhoAmIController {
   }
 }
 
-describe('path', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp({ extras: { path: 'api/v1/knox' } });
-    await t.createUser('alice');
-  });
-  afterAll(() => t.close());
+describe.each(PLATFORMS)('path (%s)', (platform) => {
+  const t = useTestApp({ platform, extras: { path: 'api/v1/knox' } }, (app) =>
+    app.createUser('alice'),
+  );
 
   it('mounts login, logout and logoutall under the configured path', async () => {
     const res = await t.http.post('/api/v1/knox/login').send(credentials);
@@ -70,12 +68,8 @@ describe('path', () => {
   });
 });
 
-describe('controller: false', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp({ extras: { controller: false } });
-  });
-  afterAll(() => t.close());
+describe.each(PLATFORMS)('controller: false (%s)', (platform) => {
+  const t = useTestApp({ platform, extras: { controller: false } });
 
   it('mounts no routes; the guard and the service still work', async () => {
     for (const path of ['/auth/login', '/auth/logout', '/auth/logoutall']) {
@@ -93,30 +87,32 @@ describe('controller: false', () => {
 @Controller('account/session')
 class AppKnoxController extends KnoxController {}
 
-describe('controller: false, and the exported KnoxController mounted by the app', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp({
-      extras: { controller: false },
-      controllers: [AppKnoxController],
-      knox: { loginThrottle: { limitPerUsername: 2 } },
-    });
-    await t.createUser('alice');
-  });
-  afterAll(() => t.close());
-
-  it('resolves its dependencies and serves login and logout at its own path', async () => {
-    const res = await t.http.post('/account/session/login').send(credentials);
-    expect(res.status).toBe(200);
-    const out = await t.http
-      .post('/account/session/logout')
-      .set('Authorization', `Token ${res.body.token}`);
-    expect(out.status).toBe(204);
-    expect((await t.http.post('/auth/login').send(credentials)).status).toBe(
-      404,
+describe.each(PLATFORMS)(
+  'controller: false, and the exported KnoxController mounted by the app (%s)',
+  (platform) => {
+    const t = useTestApp(
+      {
+        platform,
+        extras: { controller: false },
+        controllers: [AppKnoxController],
+        knox: { loginThrottle: { limitPerUsername: 2 } },
+      },
+      (app) => app.createUser('alice'),
     );
-  });
-});
+
+    it('resolves its dependencies and serves login and logout at its own path', async () => {
+      const res = await t.http.post('/account/session/login').send(credentials);
+      expect(res.status).toBe(200);
+      const out = await t.http
+        .post('/account/session/logout')
+        .set('Authorization', `Token ${res.body.token}`);
+      expect(out.status).toBe(204);
+      expect((await t.http.post('/auth/login').send(credentials)).status).toBe(
+        404,
+      );
+    });
+  },
+);
 
 /** A second, named data source; only it knows the token entity. */
 @Module({
@@ -135,17 +131,15 @@ describe('controller: false, and the exported KnoxController mounted by the app'
 class AuthDataSourceModule {}
 
 describe("extras.dataSource: a named data source, for every query, the limit's lock and rotate", () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp({
+  const t = useTestApp(
+    {
       async: true,
       extras: { dataSource: 'auth' },
       imports: [AuthDataSourceModule],
       knox: { tokenLimitPerUser: 2, rotationGracePeriod: 1000 },
-    });
-    await t.createUser('alice');
-  });
-  afterAll(() => t.close());
+    },
+    (app) => app.createUser('alice'),
+  );
 
   it('logs in up to the limit, authenticates, lists, rotates and logs out', async () => {
     const auth = t.app.get<DataSource>(getDataSourceToken('auth'));
@@ -179,15 +173,10 @@ describe.each([
   ['useClass', 'useClass'],
   ['useExisting', 'useExisting'],
 ] as const)('forRootAsync with %s', (_name, mode) => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp({
-      async: mode,
-      knox: { tokenTtl: 2 * HOUR, tokenPrefix: 'async_' },
-    });
-    await t.createUser('alice');
-  });
-  afterAll(() => t.close());
+  const t = useTestApp(
+    { async: mode, knox: { tokenTtl: 2 * HOUR, tokenPrefix: 'async_' } },
+    (app) => app.createUser('alice'),
+  );
 
   it('takes the options from the factory and serves login and the guard', async () => {
     const res = await t.http.post('/auth/login').send(credentials);
@@ -203,82 +192,84 @@ describe.each([
   });
 });
 
-describe('KnoxGuard as APP_GUARD with KnoxPublic', () => {
-  let t: TestApp;
-  let token: string;
-  beforeAll(async () => {
-    t = await createTestApp({ globalGuard: true });
-    await t.createUser('alice');
-    token = await login(t, 'alice');
-  });
-  afterAll(() => t.close());
+describe.each(PLATFORMS)(
+  'KnoxGuard as APP_GUARD with KnoxPublic (%s)',
+  (platform) => {
+    const t = useTestApp({ platform, globalGuard: true }, async (app) => {
+      await app.createUser('alice');
+      return { token: await login(app, 'alice') };
+    });
+    let token: string;
+    beforeEach(() => {
+      token = t.seeded.token;
+    });
 
-  it('guards every route: 401 with WWW-Authenticate without a token', async () => {
-    expectUnauthorized(await t.http.get('/global'), MESSAGES.NOT_PROVIDED);
-    expectUnauthorized(
-      await t.http.get('/global').set('Authorization', 'Token nope'),
-      MESSAGES.INVALID_TOKEN,
-    );
-  });
+    it('guards every route: 401 with WWW-Authenticate without a token', async () => {
+      expectUnauthorized(await t.http.get('/global'), MESSAGES.NOT_PROVIDED);
+      expectUnauthorized(
+        await t.http.get('/global').set('Authorization', 'Token nope'),
+        MESSAGES.INVALID_TOKEN,
+      );
+    });
 
-  it('lets a token through and puts the user on the request', async () => {
-    const res = await t.http
-      .get('/global')
-      .set('Authorization', `Token ${token}`);
-    expect(res.status).toBe(200);
-    expect(res.body).toEqual({ username: 'alice' });
-  });
+    it('lets a token through and puts the user on the request', async () => {
+      const res = await t.http
+        .get('/global')
+        .set('Authorization', `Token ${token}`);
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ username: 'alice' });
+    });
 
-  it('lets @KnoxPublic() routes through without a token, login included', async () => {
-    const res = await t.http.get('/public');
-    expect(res.status).toBe(200);
-    expect(res.body).toEqual({ ok: true });
-    expect((await t.http.post('/auth/login').send(credentials)).status).toBe(
-      200,
-    );
-  });
+    it('lets @KnoxPublic() routes through without a token, login included', async () => {
+      const res = await t.http.get('/public');
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ ok: true });
+      expect((await t.http.post('/auth/login').send(credentials)).status).toBe(
+        200,
+      );
+    });
 
-  it('a route with its own @UseGuards(KnoxGuard) too is authenticated once: one query', async () => {
-    await t.http.get('/me').set('Authorization', `Token ${token}`);
-    t.recorder.reset();
-    const res = await t.http.get('/me').set('Authorization', `Token ${token}`);
-    expect(res.status).toBe(200);
-    expect(res.body.username).toBe('alice');
-    expect(t.recorder.statements).toHaveLength(1);
-  });
+    it('a route with its own @UseGuards(KnoxGuard) too is authenticated once: one query', async () => {
+      await t.http.get('/me').set('Authorization', `Token ${token}`);
+      t.recorder.reset();
+      const res = await t.http
+        .get('/me')
+        .set('Authorization', `Token ${token}`);
+      expect(res.status).toBe(200);
+      expect(res.body.username).toBe('alice');
+      expect(t.recorder.statements).toHaveLength(1);
+    });
 
-  it('still guards logout and logoutall: one SELECT, then the DELETE under the user lock', async () => {
-    expectUnauthorized(
-      await t.http.post('/auth/logout'),
-      MESSAGES.NOT_PROVIDED,
-    );
-    const other = await login(t, 'alice');
-    t.recorder.reset();
-    const res = await t.http
-      .post('/auth/logout')
-      .set('Authorization', `Token ${other}`);
-    expect(res.status).toBe(204);
-    // The guard's SELECT, then the revocation in its READ COMMITTED transaction: the user's
-    // advisory lock, then the DELETE.
-    const statements = t.recorder.statements;
-    expect(statements.map((sql) => sql.split(' ')[0])).toEqual([
-      'SELECT',
-      'SET',
-      'SELECT',
-      'DELETE',
-    ]);
-    expect(statements[1]).toMatch(/ISOLATION LEVEL READ COMMITTED/);
-    expect(statements[2]).toMatch(/pg_advisory_xact_lock/);
-  });
-});
+    it('still guards logout and logoutall: one SELECT, then the DELETE under the user lock', async () => {
+      expectUnauthorized(
+        await t.http.post('/auth/logout'),
+        MESSAGES.NOT_PROVIDED,
+      );
+      const other = await login(t, 'alice');
+      t.recorder.reset();
+      const res = await t.http
+        .post('/auth/logout')
+        .set('Authorization', `Token ${other}`);
+      expect(res.status).toBe(204);
+      // The guard's SELECT, then the revocation in its READ COMMITTED transaction: the user's
+      // advisory lock, then the DELETE.
+      const statements = t.recorder.statements;
+      expect(statements.map((sql) => sql.split(' ')[0])).toEqual([
+        'SELECT',
+        'SET',
+        'SELECT',
+        'DELETE',
+      ]);
+      expect(statements[1]).toMatch(/ISOLATION LEVEL READ COMMITTED/);
+      expect(statements[2]).toMatch(/pg_advisory_xact_lock/);
+    });
+  },
+);
 
 describe('KnoxUser and KnoxAuth', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp({ controllers: [WhoAmIController] });
-    await t.createUser('alice');
-  });
-  afterAll(() => t.close());
+  const t = useTestApp({ controllers: [WhoAmIController] }, (app) =>
+    app.createUser('alice'),
+  );
 
   it('give the handler the user entity and the token record, without its digest', async () => {
     const token = await login(t, 'alice', 'secret-password', {
@@ -309,12 +300,9 @@ describe('KnoxUser and KnoxAuth', () => {
 });
 
 describe('without EventEmitterModule', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp({ events: false, knox: { autoRefresh: true } });
-    await t.createUser('alice');
-  });
-  afterAll(() => t.close());
+  const t = useTestApp({ events: false, knox: { autoRefresh: true } }, (app) =>
+    app.createUser('alice'),
+  );
 
   it('logs in, authenticates, refreshes, expires and logs out with no event emitter', async () => {
     const token = await login(t, 'alice');

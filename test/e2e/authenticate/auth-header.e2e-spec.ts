@@ -1,29 +1,34 @@
+import { beforeEach, describe, expect, it } from '@jest/globals';
+import { PLATFORMS } from '../../support/platforms.js';
 import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  it,
-} from '@jest/globals';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
+  createTestApp,
+  login,
+  useTestApp,
+  type TestApp,
+} from '../../support/test-app.js';
 import {
   MESSAGES,
   SECOND,
   expectUnauthorized,
   rawGet,
-} from '../support/http.js';
+} from '../../support/http.js';
 
-describe('the Authorization header', () => {
-  let t: TestApp;
-  let token: string;
-  beforeAll(async () => {
-    t = await createTestApp();
-    await t.createUser('alice');
-    token = await login(t, 'alice');
+/** Boots one app per describe; before each test: tables emptied, alice created and logged in. */
+const withAlice = async (app: TestApp) => {
+  await app.createUser('alice');
+  return { token: await login(app, 'alice') };
+};
+
+describe.each(PLATFORMS)('the Authorization header (%s)', (platform) => {
+  const t = useTestApp({ platform }, async (app) => {
+    const seeded = await withAlice(app);
+    app.recorder.reset();
+    return seeded;
   });
-  afterAll(() => t.close());
-  beforeEach(() => t.recorder.reset());
+  let token: string;
+  beforeEach(() => {
+    token = t.seeded.token;
+  });
 
   const get = (authorization?: string) => {
     const req = t.http.get('/me');
@@ -227,29 +232,109 @@ describe('the Authorization header', () => {
   });
 });
 
-describe('a custom header prefix (authHeaderPrefix: "Baerer")', () => {
-  let t: TestApp;
-  let token: string;
-  beforeAll(async () => {
-    t = await createTestApp({ knox: { authHeaderPrefix: 'Baerer' } });
-    await t.createUser('alice');
-    token = await login(t, 'alice');
-  });
-  afterAll(() => t.close());
+describe.each(PLATFORMS)(
+  'a custom header prefix (authHeaderPrefix: "Baerer", %s)',
+  (platform) => {
+    const t = useTestApp(
+      { platform, knox: { authHeaderPrefix: 'Baerer' } },
+      withAlice,
+    );
+    let token: string;
+    beforeEach(() => {
+      token = t.seeded.token;
+    });
 
-  it('`Baerer <token>` authenticates', async () => {
-    const res = await t.http.get('/me').set('Authorization', `Baerer ${token}`);
-    expect(res.status).toBe(200);
-    expect(res.body.username).toBe('alice');
+    it('`Baerer <token>` authenticates', async () => {
+      const res = await t.http
+        .get('/me')
+        .set('Authorization', `Baerer ${token}`);
+      expect(res.status).toBe(200);
+      expect(res.body.username).toBe('alice');
+    });
+
+    it('`Token <token>` is another scheme: 401, WWW-Authenticate: Baerer', async () => {
+      const res = await t.http
+        .get('/me')
+        .set('Authorization', `Token ${token}`);
+      expectUnauthorized(res, MESSAGES.NOT_PROVIDED, 'Baerer');
+    });
+
+    it('the header messages name no scheme but come with WWW-Authenticate: Baerer', async () => {
+      const res = await t.http.get('/me').set('Authorization', 'Baerer');
+      expectUnauthorized(res, MESSAGES.NO_CREDENTIALS, 'Baerer');
+    });
+  },
+);
+
+describe.each(PLATFORMS)('Authorization schemes (%s)', (platform) => {
+  describe('default: Token and Bearer, case-insensitively', () => {
+    const t = useTestApp({ platform }, withAlice);
+    let token: string;
+    beforeEach(() => {
+      token = t.seeded.token;
+    });
+
+    it('accepts both schemes in any case', async () => {
+      for (const scheme of [
+        'Token',
+        'token',
+        'TOKEN',
+        'Bearer',
+        'bearer',
+        'BEARER',
+        'bEaReR',
+      ]) {
+        const res = await t.http
+          .get('/me')
+          .set('Authorization', `${scheme} ${token}`);
+        expect({ scheme, status: res.status }).toEqual({ scheme, status: 200 });
+      }
+    });
+
+    it('other schemes are not ours: 401 "not provided", WWW-Authenticate: Token', async () => {
+      for (const scheme of ['Basic', 'Bearerx', 'JWT', 'Knox', 'Tokens']) {
+        expectUnauthorized(
+          await t.http.get('/me').set('Authorization', `${scheme} ${token}`),
+          MESSAGES.NOT_PROVIDED,
+        );
+      }
+    });
   });
 
-  it('`Token <token>` is another scheme: 401, WWW-Authenticate: Baerer', async () => {
-    const res = await t.http.get('/me').set('Authorization', `Token ${token}`);
-    expectUnauthorized(res, MESSAGES.NOT_PROVIDED, 'Baerer');
-  });
+  describe('configured: authHeaderPrefix ["Knox", "ApiKey"]', () => {
+    const t = useTestApp(
+      { platform, knox: { authHeaderPrefix: ['Knox', 'ApiKey'] } },
+      withAlice,
+    );
+    let token: string;
+    beforeEach(() => {
+      token = t.seeded.token;
+    });
 
-  it('the header messages name no scheme but come with WWW-Authenticate: Baerer', async () => {
-    const res = await t.http.get('/me').set('Authorization', 'Baerer');
-    expectUnauthorized(res, MESSAGES.NO_CREDENTIALS, 'Baerer');
+    it('accepts exactly the listed schemes, case-insensitively; the first is the challenge', async () => {
+      for (const scheme of ['Knox', 'KNOX', 'apikey', 'ApiKey']) {
+        const res = await t.http
+          .get('/me')
+          .set('Authorization', `${scheme} ${token}`);
+        expect({ scheme, status: res.status }).toEqual({ scheme, status: 200 });
+      }
+      for (const scheme of ['Token', 'Bearer']) {
+        expectUnauthorized(
+          await t.http.get('/me').set('Authorization', `${scheme} ${token}`),
+          MESSAGES.NOT_PROVIDED,
+          'Knox',
+        );
+      }
+    });
+  });
+});
+
+describe('Authorization schemes at boot', () => {
+  it('refuses at boot an empty list or a scheme with a space', async () => {
+    for (const authHeaderPrefix of [[], ['Token', 'Bad Scheme'], '']) {
+      await expect(
+        createTestApp({ knox: { authHeaderPrefix } }),
+      ).rejects.toThrow(/authHeaderPrefix/);
+    }
   });
 });

@@ -5,9 +5,9 @@
  */
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { NotFoundException, UnauthorizedException } from '@nestjs/common';
-import { KnoxEvents, KnoxTokenService } from '../../lib/index.js';
-import { login, useTestApp } from '../support/test-app.js';
-import type { TestUser } from '../support/fixtures.js';
+import { KnoxEvents, KnoxTokenService } from '../../../lib/index.js';
+import { login, useTestApp } from '../../support/test-app.js';
+import type { TestUser } from '../../support/fixtures.js';
 import {
   HOUR,
   MINUTE,
@@ -18,7 +18,7 @@ import {
   loginWithRow,
   rowIds,
   rowOf,
-} from '../support/sessions.js';
+} from '../../support/sessions.js';
 
 const at = (ms: number) => new Date(T0.getTime() + ms);
 

@@ -3,14 +3,16 @@
  * `POST {path}/rotate` (a new token replaces the current one, with an optional grace period).
  */
 import { describe, expect, it } from '@jest/globals';
-import { KnoxEvents, KnoxTokenService } from '../../lib/index.js';
+import { KnoxEvents, KnoxTokenService } from '../../../lib/index.js';
+import { PLATFORMS } from '../../support/platforms.js';
 import {
   EMBEDDED_DB,
   createTestApp,
   login,
   useTestApp,
-} from '../support/test-app.js';
+} from '../../support/test-app.js';
 import {
+  DAY,
   HOUR,
   MINUTE,
   SECOND,
@@ -21,296 +23,284 @@ import {
   eventsNamed,
   loginWithRow,
   rowOf,
-} from '../support/sessions.js';
+} from '../../support/sessions.js';
 
 const at = (ms: number) => new Date(T0.getTime() + ms);
 const LOGIN_UA = 'Phone/1.0';
 const LATER_UA = 'Phone/2.0';
 
-describe.each(['express', 'fastify'] as const)(
-  'POST /auth/refresh (%s)',
-  (platform) => {
-    describe('defaults (auto refresh off, 10 h TTL)', () => {
-      const t = useTestApp({ platform }, async (app) => ({
-        aliceId: (await app.createUser('alice')).id,
-      }));
+describe.each(PLATFORMS)('POST /auth/refresh (%s)', (platform) => {
+  describe('defaults (auto refresh off, 10 h TTL)', () => {
+    const t = useTestApp({ platform }, async (app) => ({
+      aliceId: (await app.createUser('alice')).id,
+    }));
 
-      it('extends the expiry to now + TTL at once and returns it', async () => {
-        const { token, row } = await loginWithRow(t, 'alice');
-        t.clock.set(at(5 * HOUR));
-        t.events.length = 0;
-        const res = await t.http
-          .post('/auth/refresh')
-          .set('Authorization', bearer(token))
-          .set('User-Agent', LATER_UA);
-        expect(res.status).toBe(200);
-        expect(res.body).toEqual({ expiry: at(15 * HOUR).toISOString() });
-        expect((await rowOf(t, token)).expiry).toEqual(at(15 * HOUR));
-        expect(eventsNamed(t, KnoxEvents.TOKEN_REFRESHED)).toEqual([
-          {
-            userId: t.seeded.aliceId,
-            tokenId: row.id,
-            tokenKey: token.slice(0, 15),
-            ip: expect.any(String),
-            userAgent: LATER_UA,
-            expiry: at(15 * HOUR),
-          },
-        ]);
-        expect(eventsJson(t)).not.toContain(token);
-
-        // It now outlives its first expiry, and stops 1 ms after the new one.
-        t.clock.set(at(15 * HOUR));
-        expect(
-          (await t.http.get('/me').set('Authorization', bearer(token))).status,
-        ).toBe(200);
-        t.clock.set(at(15 * HOUR + 1));
-        const late = await t.http
-          .get('/me')
-          .set('Authorization', bearer(token));
-        expect(late.status).toBe(401);
-        expect(late.body.message).toBe('Invalid token.');
-      });
-
-      it('a refresh at the same instant changes nothing and emits nothing', async () => {
-        const { token } = await loginWithRow(t, 'alice');
-        t.events.length = 0;
-        t.recorder.reset();
-        const res = await t.http
-          .post('/auth/refresh')
-          .set('Authorization', bearer(token));
-        expect(res.status).toBe(200);
-        expect(res.body).toEqual({ expiry: at(10 * HOUR).toISOString() });
-        expect(t.recorder.writes).toHaveLength(0);
-        expect(eventsNamed(t, KnoxEvents.TOKEN_REFRESHED)).toHaveLength(0);
-      });
-
-      it('needs a token; an expired one is refused, not revived', async () => {
-        const { token } = await loginWithRow(t, 'alice');
-        expect((await t.http.post('/auth/refresh')).status).toBe(401);
-        t.clock.set(at(10 * HOUR + 1));
-        const res = await t.http
-          .post('/auth/refresh')
-          .set('Authorization', bearer(token));
-        expect(res.status).toBe(401);
-        expect(await t.tokenRows()).toHaveLength(0);
-      });
-    });
-  },
-);
-
-describe.each(['express', 'fastify'] as const)(
-  'POST /auth/rotate (%s)',
-  (platform) => {
-    describe('default grace period (0)', () => {
-      const t = useTestApp({ platform }, async (app) => ({
-        aliceId: (await app.createUser('alice')).id,
-      }));
-
-      it('issues a new token with the same name and metadata and refuses the old one at once', async () => {
-        const res0 = await t.http
-          .post('/auth/login')
-          .set('User-Agent', LOGIN_UA)
-          .send({
-            username: 'alice',
-            password: 'secret-password',
-            name: 'phone',
-          });
-        const old: string = res0.body.token;
-        const oldRow = await rowOf(t, old);
-        t.clock.set(at(2 * HOUR));
-        t.events.length = 0;
-
-        const res = await t.http
-          .post('/auth/rotate')
-          .set('Authorization', bearer(old))
-          .set('User-Agent', LATER_UA);
-        expect(res.status).toBe(200);
-        expect(res.headers['cache-control']).toBe('no-store');
-        expect(res.body).toEqual({
-          expiry: at(12 * HOUR).toISOString(),
-          token: expect.any(String),
-        });
-        const fresh: string = res.body.token;
-        expect(fresh).toMatch(/^[0-9a-f]{64}$/);
-        expect(fresh).not.toBe(old);
-
-        const rows = await t.tokenRows();
-        expect(rows).toHaveLength(1);
-        const row = rows[0];
-        expect(row).toEqual({
-          ...row,
-          digest: expect.not.stringMatching(oldRow.digest),
-          user_id: t.seeded.aliceId,
-          name: 'phone',
-          user_agent: LOGIN_UA,
-          ip: oldRow.ip,
-          created: T0,
-          expiry: at(12 * HOUR),
-          last_used_at: at(2 * HOUR),
-          retired_at: null,
-        });
-        expect(row.id).not.toBe(oldRow.id);
-
-        const refused = await t.http
-          .get('/me')
-          .set('Authorization', bearer(old));
-        expect(refused.status).toBe(401);
-        expect(refused.body.message).toBe('Invalid token.');
-        expect(
-          (await t.http.get('/me').set('Authorization', bearer(fresh))).status,
-        ).toBe(200);
-
-        expect(t.events).toEqual([
-          {
-            name: KnoxEvents.TOKEN_ROTATED,
-            payload: {
-              userId: t.seeded.aliceId,
-              tokenId: oldRow.id,
-              tokenKey: old.slice(0, 15),
-              ip: expect.any(String),
-              userAgent: LATER_UA,
-              newTokenId: row.id,
-              oldTokenValidUntil: null,
-            },
-          },
-          {
-            name: KnoxEvents.TOKEN_REVOKED,
-            payload: {
-              userId: t.seeded.aliceId,
-              tokenId: oldRow.id,
-              tokenKey: old.slice(0, 15),
-              ip: expect.any(String),
-              userAgent: LATER_UA,
-              reason: 'rotated',
-            },
-          },
-        ]);
-        const text = eventsJson(t);
-        expect(text).not.toContain(old);
-        expect(text).not.toContain(fresh);
-
-        const list = await t.http
-          .get('/auth/tokens')
-          .set('Authorization', bearer(fresh));
-        expect(list.body).toEqual([
-          expect.objectContaining({
-            id: row.id,
-            name: 'phone',
-            userAgent: LOGIN_UA,
-            current: true,
-          }),
-        ]);
-      });
-
-      it('rotating the same token twice: the second attempt is 401 and issues nothing', async () => {
-        const old = await login(t, 'alice');
-        const first = await t.http
-          .post('/auth/rotate')
-          .set('Authorization', bearer(old));
-        expect(first.status).toBe(200);
-        const second = await t.http
-          .post('/auth/rotate')
-          .set('Authorization', bearer(old));
-        expect(second.status).toBe(401);
-        expect(await t.tokenRows()).toHaveLength(1);
-      });
-
-      it('needs a token, and GET is 405 after authentication', async () => {
-        expect((await t.http.post('/auth/rotate')).status).toBe(401);
-        const token = await login(t, 'alice');
-        expect(
-          (await t.http.get('/auth/rotate').set('Authorization', bearer(token)))
-            .status,
-        ).toBe(405);
-        expect(await t.tokenRows()).toHaveLength(1);
-      });
-    });
-
-    describe('with rotationGracePeriod: 30 s and auto refresh', () => {
-      const t = useTestApp(
+    it('extends the expiry to now + TTL at once and returns it', async () => {
+      const { token, row } = await loginWithRow(t, 'alice');
+      t.clock.set(at(5 * HOUR));
+      t.events.length = 0;
+      const res = await t.http
+        .post('/auth/refresh')
+        .set('Authorization', bearer(token))
+        .set('User-Agent', LATER_UA);
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ expiry: at(15 * HOUR).toISOString() });
+      expect((await rowOf(t, token)).expiry).toEqual(at(15 * HOUR));
+      expect(eventsNamed(t, KnoxEvents.TOKEN_REFRESHED)).toEqual([
         {
-          platform,
-          knox: { rotationGracePeriod: 30 * SECOND, autoRefresh: true },
+          userId: t.seeded.aliceId,
+          tokenId: row.id,
+          tokenKey: token.slice(0, 15),
+          ip: expect.any(String),
+          userAgent: LATER_UA,
+          expiry: at(15 * HOUR),
         },
-        async (app) => ({ aliceId: (await app.createUser('alice')).id }),
-      );
+      ]);
+      expect(eventsJson(t)).not.toContain(token);
 
-      it('the old token works until the grace ends, is never refreshed meanwhile, then is 401', async () => {
-        const { token: old, row: oldRow } = await loginWithRow(t, 'alice', {
-          name: 'tablet',
+      // It now outlives its first expiry, and stops 1 ms after the new one.
+      t.clock.set(at(15 * HOUR));
+      expect(
+        (await t.http.get('/me').set('Authorization', bearer(token))).status,
+      ).toBe(200);
+      t.clock.set(at(15 * HOUR + 1));
+      const late = await t.http.get('/me').set('Authorization', bearer(token));
+      expect(late.status).toBe(401);
+      expect(late.body.message).toBe('Invalid token.');
+    });
+
+    it('a refresh at the same instant changes nothing and emits nothing', async () => {
+      const { token } = await loginWithRow(t, 'alice');
+      t.events.length = 0;
+      t.recorder.reset();
+      const res = await t.http
+        .post('/auth/refresh')
+        .set('Authorization', bearer(token));
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ expiry: at(10 * HOUR).toISOString() });
+      expect(t.recorder.writes).toHaveLength(0);
+      expect(eventsNamed(t, KnoxEvents.TOKEN_REFRESHED)).toHaveLength(0);
+    });
+
+    it('needs a token; an expired one is refused, not revived', async () => {
+      const { token } = await loginWithRow(t, 'alice');
+      expect((await t.http.post('/auth/refresh')).status).toBe(401);
+      t.clock.set(at(10 * HOUR + 1));
+      const res = await t.http
+        .post('/auth/refresh')
+        .set('Authorization', bearer(token));
+      expect(res.status).toBe(401);
+      expect(await t.tokenRows()).toHaveLength(0);
+    });
+  });
+});
+
+describe.each(PLATFORMS)('POST /auth/rotate (%s)', (platform) => {
+  describe('default grace period (0)', () => {
+    const t = useTestApp({ platform }, async (app) => ({
+      aliceId: (await app.createUser('alice')).id,
+    }));
+
+    it('issues a new token with the same name and metadata and refuses the old one at once', async () => {
+      const res0 = await t.http
+        .post('/auth/login')
+        .set('User-Agent', LOGIN_UA)
+        .send({
+          username: 'alice',
+          password: 'secret-password',
+          name: 'phone',
         });
-        t.clock.set(at(HOUR));
-        t.events.length = 0;
-        const res = await t.http
-          .post('/auth/rotate')
-          .set('Authorization', bearer(old));
-        expect(res.status).toBe(200);
-        const fresh: string = res.body.token;
-        const graceEnd = at(HOUR + 30 * SECOND);
+      const old: string = res0.body.token;
+      const oldRow = await rowOf(t, old);
+      t.clock.set(at(2 * HOUR));
+      t.events.length = 0;
 
-        const retired = await rowOf(t, old);
-        expect(retired.expiry).toEqual(graceEnd);
-        expect(retired.retired_at).toEqual(at(HOUR));
-        expect((await rowOf(t, fresh)).name).toBe('tablet');
-        // The rotate request itself was auto-refreshed first; then the token was rotated, and
-        // not revoked (it lives out its grace period).
-        expect(t.events.map((e) => e.name)).toEqual([
-          KnoxEvents.TOKEN_REFRESHED,
-          KnoxEvents.TOKEN_ROTATED,
-        ]);
-        expect(eventsNamed(t, KnoxEvents.TOKEN_ROTATED)).toEqual([
-          {
+      const res = await t.http
+        .post('/auth/rotate')
+        .set('Authorization', bearer(old))
+        .set('User-Agent', LATER_UA);
+      expect(res.status).toBe(200);
+      expect(res.headers['cache-control']).toBe('no-store');
+      expect(res.body).toEqual({
+        expiry: at(12 * HOUR).toISOString(),
+        token: expect.any(String),
+      });
+      const fresh: string = res.body.token;
+      expect(fresh).toMatch(/^[0-9a-f]{64}$/);
+      expect(fresh).not.toBe(old);
+
+      const rows = await t.tokenRows();
+      expect(rows).toHaveLength(1);
+      const row = rows[0];
+      expect(row).toEqual({
+        ...row,
+        digest: expect.not.stringMatching(oldRow.digest),
+        user_id: t.seeded.aliceId,
+        name: 'phone',
+        user_agent: LOGIN_UA,
+        ip: oldRow.ip,
+        created: T0,
+        expiry: at(12 * HOUR),
+        last_used_at: at(2 * HOUR),
+        retired_at: null,
+      });
+      expect(row.id).not.toBe(oldRow.id);
+
+      const refused = await t.http.get('/me').set('Authorization', bearer(old));
+      expect(refused.status).toBe(401);
+      expect(refused.body.message).toBe('Invalid token.');
+      expect(
+        (await t.http.get('/me').set('Authorization', bearer(fresh))).status,
+      ).toBe(200);
+
+      expect(t.events).toEqual([
+        {
+          name: KnoxEvents.TOKEN_ROTATED,
+          payload: {
             userId: t.seeded.aliceId,
             tokenId: oldRow.id,
             tokenKey: old.slice(0, 15),
             ip: expect.any(String),
-            userAgent: null,
-            newTokenId: (await rowOf(t, fresh)).id,
-            oldTokenValidUntil: graceEnd,
+            userAgent: LATER_UA,
+            newTokenId: row.id,
+            oldTokenValidUntil: null,
           },
-        ]);
+        },
+        {
+          name: KnoxEvents.TOKEN_REVOKED,
+          payload: {
+            userId: t.seeded.aliceId,
+            tokenId: oldRow.id,
+            tokenKey: old.slice(0, 15),
+            ip: expect.any(String),
+            userAgent: LATER_UA,
+            reason: 'rotated',
+          },
+        },
+      ]);
+      const text = eventsJson(t);
+      expect(text).not.toContain(old);
+      expect(text).not.toContain(fresh);
 
-        // Requests in flight with the old token still succeed, and do not extend it: auto
-        // refresh leaves it alone, and an explicit refresh is refused (issue 8: a retired token
-        // is for finishing reads only).
-        t.clock.set(at(HOUR + 29 * SECOND));
-        expect(
-          (await t.http.get('/me').set('Authorization', bearer(old))).status,
-        ).toBe(200);
-        const refresh = await t.http
-          .post('/auth/refresh')
-          .set('Authorization', bearer(old));
-        expect(refresh.status).toBe(401);
-        expect(refresh.body.message).toBe('Invalid token.');
-        expect((await rowOf(t, old)).expiry).toEqual(graceEnd);
-
-        t.clock.set(graceEnd);
-        expect(
-          (await t.http.get('/me').set('Authorization', bearer(old))).status,
-        ).toBe(200);
-
-        t.clock.set(at(HOUR + 30 * SECOND + 1));
-        const late = await t.http.get('/me').set('Authorization', bearer(old));
-        expect(late.status).toBe(401);
-        expect(late.body.message).toBe('Invalid token.');
-        expect(await rowOf(t, old)).toBeUndefined();
-        expect(
-          eventsNamed(t, KnoxEvents.TOKEN_EXPIRED).map((e) => e.tokenId),
-        ).toEqual([oldRow.id]);
-
-        expect(
-          (await t.http.get('/me').set('Authorization', bearer(fresh))).status,
-        ).toBe(200);
-        expect(eventsJson(t)).not.toContain(old);
-        expect(eventsJson(t)).not.toContain(fresh);
-      });
+      const list = await t.http
+        .get('/auth/tokens')
+        .set('Authorization', bearer(fresh));
+      expect(list.body).toEqual([
+        expect.objectContaining({
+          id: row.id,
+          name: 'phone',
+          userAgent: LOGIN_UA,
+          current: true,
+        }),
+      ]);
     });
-  },
-);
 
-describe('POST /auth/refresh with options', () => {
-  const platform = 'express';
+    it('rotating the same token twice: the second attempt is 401 and issues nothing', async () => {
+      const old = await login(t, 'alice');
+      const first = await t.http
+        .post('/auth/rotate')
+        .set('Authorization', bearer(old));
+      expect(first.status).toBe(200);
+      const second = await t.http
+        .post('/auth/rotate')
+        .set('Authorization', bearer(old));
+      expect(second.status).toBe(401);
+      expect(await t.tokenRows()).toHaveLength(1);
+    });
 
+    it('needs a token, and GET is 405 after authentication', async () => {
+      expect((await t.http.post('/auth/rotate')).status).toBe(401);
+      const token = await login(t, 'alice');
+      expect(
+        (await t.http.get('/auth/rotate').set('Authorization', bearer(token)))
+          .status,
+      ).toBe(405);
+      expect(await t.tokenRows()).toHaveLength(1);
+    });
+  });
+
+  describe('with rotationGracePeriod: 30 s and auto refresh', () => {
+    const t = useTestApp(
+      {
+        platform,
+        knox: { rotationGracePeriod: 30 * SECOND, autoRefresh: true },
+      },
+      async (app) => ({ aliceId: (await app.createUser('alice')).id }),
+    );
+
+    it('the old token works until the grace ends, is never refreshed meanwhile, then is 401', async () => {
+      const { token: old, row: oldRow } = await loginWithRow(t, 'alice', {
+        name: 'tablet',
+      });
+      t.clock.set(at(HOUR));
+      t.events.length = 0;
+      const res = await t.http
+        .post('/auth/rotate')
+        .set('Authorization', bearer(old));
+      expect(res.status).toBe(200);
+      const fresh: string = res.body.token;
+      const graceEnd = at(HOUR + 30 * SECOND);
+
+      const retired = await rowOf(t, old);
+      expect(retired.expiry).toEqual(graceEnd);
+      expect(retired.retired_at).toEqual(at(HOUR));
+      expect((await rowOf(t, fresh)).name).toBe('tablet');
+      // The rotate request itself was auto-refreshed first; then the token was rotated, and
+      // not revoked (it lives out its grace period).
+      expect(t.events.map((e) => e.name)).toEqual([
+        KnoxEvents.TOKEN_REFRESHED,
+        KnoxEvents.TOKEN_ROTATED,
+      ]);
+      expect(eventsNamed(t, KnoxEvents.TOKEN_ROTATED)).toEqual([
+        {
+          userId: t.seeded.aliceId,
+          tokenId: oldRow.id,
+          tokenKey: old.slice(0, 15),
+          ip: expect.any(String),
+          userAgent: null,
+          newTokenId: (await rowOf(t, fresh)).id,
+          oldTokenValidUntil: graceEnd,
+        },
+      ]);
+
+      // Requests in flight with the old token still succeed, and do not extend it: auto
+      // refresh leaves it alone, and an explicit refresh is refused (issue 8: a retired token
+      // is for finishing reads only).
+      t.clock.set(at(HOUR + 29 * SECOND));
+      expect(
+        (await t.http.get('/me').set('Authorization', bearer(old))).status,
+      ).toBe(200);
+      const refresh = await t.http
+        .post('/auth/refresh')
+        .set('Authorization', bearer(old));
+      expect(refresh.status).toBe(401);
+      expect(refresh.body.message).toBe('Invalid token.');
+      expect((await rowOf(t, old)).expiry).toEqual(graceEnd);
+
+      t.clock.set(graceEnd);
+      expect(
+        (await t.http.get('/me').set('Authorization', bearer(old))).status,
+      ).toBe(200);
+
+      t.clock.set(at(HOUR + 30 * SECOND + 1));
+      const late = await t.http.get('/me').set('Authorization', bearer(old));
+      expect(late.status).toBe(401);
+      expect(late.body.message).toBe('Invalid token.');
+      expect(await rowOf(t, old)).toBeUndefined();
+      expect(
+        eventsNamed(t, KnoxEvents.TOKEN_EXPIRED).map((e) => e.tokenId),
+      ).toEqual([oldRow.id]);
+
+      expect(
+        (await t.http.get('/me').set('Authorization', bearer(fresh))).status,
+      ).toBe(200);
+      expect(eventsJson(t)).not.toContain(old);
+      expect(eventsJson(t)).not.toContain(fresh);
+    });
+  });
+});
+
+describe.each(PLATFORMS)('POST /auth/refresh with options (%s)', (platform) => {
   it('is capped by autoRefreshMaxTtl (created + max), then the token dies', async () => {
     const t = await createTestApp({
       platform,
@@ -348,7 +338,7 @@ describe('POST /auth/refresh with options', () => {
       platform,
       knox: {
         getTokenTtl: ({ body }) =>
-          body.rememberMe === true ? 30 * 24 * HOUR : undefined,
+          body.rememberMe === true ? 30 * DAY : undefined,
         formatExpiry: (d) => d.getTime(),
       },
     });
@@ -360,7 +350,7 @@ describe('POST /auth/refresh with options', () => {
       const a = await t.http
         .post('/auth/refresh')
         .set('Authorization', bearer(long));
-      expect(a.body).toEqual({ expiry: at(HOUR + 30 * 24 * HOUR).getTime() });
+      expect(a.body).toEqual({ expiry: at(HOUR + 30 * DAY).getTime() });
       const b = await t.http
         .post('/auth/refresh')
         .set('Authorization', bearer(short));
@@ -394,9 +384,7 @@ describe('POST /auth/refresh with options', () => {
   });
 });
 
-describe('POST /auth/rotate with options', () => {
-  const platform = 'express';
-
+describe.each(PLATFORMS)('POST /auth/rotate with options (%s)', (platform) => {
   it('a grace period never extends the old token past its own expiry', async () => {
     const t = await createTestApp({
       platform,

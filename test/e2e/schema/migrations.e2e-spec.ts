@@ -8,19 +8,19 @@ import {
   KNOX_MIGRATION_NAMES,
   knoxMigrations,
   knoxTokenEntity,
-} from '../../lib/index.js';
+} from '../../../lib/index.js';
 import {
   createTokenTableSql,
   djangoTakeoverSql,
-} from '../../lib/store/migrations/knox-migration-sql.js';
-import { TestUser } from '../support/fixtures.js';
+} from '../../../lib/store/migrations/knox-migration-sql.js';
+import { TestUser } from '../../support/fixtures.js';
 import {
   createTestSchema,
   openDataSource,
   pendingSchemaChanges,
   tableShape,
   type TestSchema,
-} from '../support/schema.js';
+} from '../../support/schema.js';
 
 /** A user entity keyed by uuid, in a table of its own. */
 @Entity('knox_uuid_user')
@@ -211,7 +211,13 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
 
 describe('the SQL in the README', () => {
   const readme = readFileSync(
-    join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'README.md'),
+    join(
+      dirname(fileURLToPath(import.meta.url)),
+      '..',
+      '..',
+      '..',
+      'README.md',
+    ),
     'utf8',
   );
   const section = readme.slice(readme.indexOf('## Your own PostgreSQL'));

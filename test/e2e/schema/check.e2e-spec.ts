@@ -17,9 +17,9 @@ import {
   knoxMigrations,
   knoxTokenEntity,
   type KnoxModuleExtras,
-} from '../../lib/index.js';
-import { TestUser } from '../support/fixtures.js';
-import { DATABASE_URL, QueryRecorder } from '../support/test-app.js';
+} from '../../../lib/index.js';
+import { TestUser } from '../../support/fixtures.js';
+import { DATABASE_URL, QueryRecorder } from '../../support/test-app.js';
 import {
   createTestSchema,
   loadDjangoFixture,
@@ -27,7 +27,7 @@ import {
   readDjangoFixture,
   type DjangoDatabase,
   type TestSchema,
-} from '../support/schema.js';
+} from '../../support/schema.js';
 
 /** Django's `auth_user`, mapped read-only. */
 @Entity({ name: 'auth_user', synchronize: false })

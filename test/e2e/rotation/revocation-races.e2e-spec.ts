@@ -6,14 +6,14 @@
  * The races need concurrent PostgreSQL sessions: real server only (PGlite is one session).
  */
 import { describe, expect, it } from '@jest/globals';
-import { KnoxTokenService, type KnoxToken } from '../../lib/index.js';
+import { KnoxTokenService, type KnoxToken } from '../../../lib/index.js';
 import {
   EMBEDDED_DB,
   login,
   useTestApp,
   type SharedTestApp,
-} from '../support/test-app.js';
-import { SECOND, bearer, rowOf } from '../support/sessions.js';
+} from '../../support/test-app.js';
+import { SECOND, bearer, rowOf } from '../../support/sessions.js';
 
 const TRIALS = 20;
 const onServer = EMBEDDED_DB ? describe.skip : describe;

@@ -10,7 +10,7 @@ import {
   KNOX_MIGRATION_NAMES,
   knoxMigrations,
   knoxTokenEntity,
-} from '../../lib/index.js';
+} from '../../../lib/index.js';
 import {
   loadDjangoFixture,
   openDataSource,
@@ -19,7 +19,7 @@ import {
   tableRows,
   tableShape,
   type DjangoDatabase,
-} from '../support/schema.js';
+} from '../../support/schema.js';
 
 /** Django's `auth_user`, mapped read-only: TypeORM must never alter Django's table. */
 @Entity({ name: 'auth_user', synchronize: false })

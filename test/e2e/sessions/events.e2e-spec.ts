@@ -8,24 +8,34 @@ import {
   KnoxEvents,
   KnoxTokenService,
   type KnoxRevokeReason,
-} from '../../lib/index.js';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
+} from '../../../lib/index.js';
+import { PLATFORMS } from '../../support/platforms.js';
+import {
+  createTestApp,
+  login,
+  useTestApp,
+  type TestApp,
+} from '../../support/test-app.js';
 import {
   HOUR,
   MINUTE,
   bearer,
   digestOf,
   eventsNamed,
-} from '../support/sessions.js';
+} from '../../support/sessions.js';
 
 const UA = 'EventsTest/1.0';
 
-describe('session events', () => {
+describe.each(PLATFORMS)('session events (%s)', (platform) => {
+  // Booted by hand, not with useTestApp: the tests follow one user's sessions in order (the
+  // clock, the rows and every plaintext handed out carry over), and the last test searches
+  // all the events of the describe for those plaintexts.
   let t: TestApp;
   let aliceId: number;
   const plaintexts: string[] = [];
   beforeAll(async () => {
     t = await createTestApp({
+      platform,
       knox: {
         tokenLimitPerUser: 3,
         tokenLimitPolicy: 'evict-oldest',
@@ -200,15 +210,13 @@ describe('session events', () => {
 });
 
 describe('without EventEmitterModule', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp({
+  const t = useTestApp(
+    {
       events: false,
       knox: { tokenLimitPerUser: 1, tokenLimitPolicy: 'evict-oldest' },
-    });
-    await t.createUser('alice');
-  });
-  afterAll(() => t.close());
+    },
+    (app) => app.createUser('alice'),
+  );
 
   it('sessions, rotation, refresh and eviction all work', async () => {
     const a = await login(t, 'alice');

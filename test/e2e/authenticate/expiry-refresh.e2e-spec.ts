@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { Controller, Get, UseGuards } from '@nestjs/common';
 import { getRepositoryToken } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
@@ -9,23 +9,15 @@ import {
   KnoxTokenService,
   knoxTokenEntity,
   type KnoxToken,
-} from '../../lib/index.js';
-import { TestUser } from '../support/fixtures.js';
-import {
-  createTestApp,
-  login,
-  useTestApp,
-  type TestApp,
-} from '../support/test-app.js';
-import {
-  HOUR,
-  MESSAGES,
-  MINUTE,
-  SECOND,
-  expectUnauthorized,
-} from '../support/http.js';
+} from '../../../lib/index.js';
+import { TestUser } from '../../support/fixtures.js';
+import { PLATFORMS } from '../../support/platforms.js';
+import { login, useTestApp, type TestApp } from '../../support/test-app.js';
+import { MESSAGES, expectUnauthorized } from '../../support/http.js';
+import { HOUR, MINUTE, SECOND, T0 as START } from '../../support/time.js';
 
-const T0 = new Date('2030-01-01T00:00:00.000Z').getTime();
+/** Where every test's clock starts, in milliseconds. */
+const T0 = START.getTime();
 const at = (ms: number) => new Date(T0 + ms).toISOString();
 
 /** Shows what the guard left on `request.auth`. */
@@ -152,9 +144,13 @@ describe('expiry, with auto refresh off (the default)', () => {
   });
 });
 
-describe('auto refresh', () => {
+describe.each(PLATFORMS)('auto refresh (%s)', (platform) => {
   const t = useTestApp(
-    { knox: { autoRefresh: true }, controllers: [SessionController] },
+    {
+      platform,
+      knox: { autoRefresh: true },
+      controllers: [SessionController],
+    },
     (app) => app.createUser('alice'),
   );
 
@@ -257,14 +253,10 @@ describe('auto refresh', () => {
 });
 
 describe('auto refresh with autoRefreshMaxTtl: 12 h', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp({
-      knox: { autoRefresh: true, autoRefreshMaxTtl: 12 * HOUR },
-    });
-    await t.createUser('alice');
-  });
-  afterAll(() => t.close());
+  const t = useTestApp(
+    { knox: { autoRefresh: true, autoRefreshMaxTtl: 12 * HOUR } },
+    (app) => app.createUser('alice'),
+  );
 
   it('caps the expiry at T0+12h; the token works at T0+12h and fails at T0+12h+1s', async () => {
     const token = await login(t, 'alice');

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { KnoxModule, KnoxOptionsError } from '../../lib/index.js';
-import { TestUser } from '../support/fixtures.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
+import { KnoxModule, KnoxOptionsError } from '../../../lib/index.js';
+import { TestUser } from '../../support/fixtures.js';
+import { createTestApp, type TestApp } from '../../support/test-app.js';
 
 /** The error an app fails to boot with. */
 async function bootError(

@@ -3,8 +3,8 @@ import type { LoggerService } from '@nestjs/common';
 import fc from 'fast-check';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { digestOf } from '../support/sessions.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
+import { digestOf } from '../../support/sessions.js';
+import { createTestApp, type TestApp } from '../../support/test-app.js';
 
 /**
  * Property-based fuzzing over HTTP against one app: the Authorization header, the login body
@@ -97,6 +97,9 @@ describe.each(PLANS)('fuzzing over HTTP ($platform)', (plan) => {
     issued.set(token, { username, name });
   }
 
+  // Booted by hand, not with useTestApp: the app listens on a port for raw requests, logs
+  // through the test's logger, and the tokens issued carry over from test to test (the last
+  // tests check every one of them).
   beforeAll(async () => {
     process.on('unhandledRejection', onUnhandled);
     t = await createTestApp({ platform: plan.platform });

@@ -4,9 +4,9 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
-import { KnoxEvents } from '../../lib/index.js';
-import type { TestUser } from '../support/fixtures.js';
-import { MESSAGES, expectUnauthorized } from '../support/http.js';
+import { KnoxEvents } from '../../../lib/index.js';
+import type { TestUser } from '../../support/fixtures.js';
+import { MESSAGES, expectUnauthorized } from '../../support/http.js';
 import {
   HOUR,
   MINUTE,
@@ -14,8 +14,8 @@ import {
   bearer,
   digestOf,
   eventsNamed,
-} from '../support/sessions.js';
-import { login, useTestApp, type TestApp } from '../support/test-app.js';
+} from '../../support/sessions.js';
+import { login, useTestApp, type TestApp } from '../../support/test-app.js';
 
 /** A made-up earlier scheme: SHA-512 of the hex-decoded token (hex tokens only). */
 function legacyDigest(token: string): string | null {

@@ -2,17 +2,15 @@
  * Issue 4: `lastUsedAt` without a write per request. A busy token costs at most one UPDATE per
  * interval, and when an auto refresh is due too, both go in that one UPDATE.
  */
-import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  it,
-} from '@jest/globals';
+import { beforeEach, describe, expect, it } from '@jest/globals';
 import supertest from 'supertest';
-import { KnoxEvents } from '../../lib/index.js';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
+import { KnoxEvents } from '../../../lib/index.js';
+import {
+  createTestApp,
+  login,
+  useTestApp,
+  type TestApp,
+} from '../../support/test-app.js';
 import {
   HOUR,
   MINUTE,
@@ -22,7 +20,7 @@ import {
   digestOf,
   eventsNamed,
   rowOf,
-} from '../support/sessions.js';
+} from '../../support/sessions.js';
 
 /** Sends `count` authenticated requests, the clock moving `step` ms before each; returns when writes happened. */
 async function busyClient(
@@ -57,15 +55,10 @@ const tokenWrites = (t: TestApp) =>
 
 describe('lastUsedAt without a write per request', () => {
   describe('auto refresh off (default)', () => {
-    let t: TestApp;
+    const t = useTestApp({}, (app) => app.createUser('alice'));
     let aliceId: number;
-    beforeAll(async () => {
-      t = await createTestApp();
-    });
-    afterAll(() => t.close());
-    beforeEach(async () => {
-      await t.reset();
-      aliceId = (await t.createUser('alice')).id;
+    beforeEach(() => {
+      aliceId = t.seeded.id;
     });
 
     it('100 requests in one minute cost at most one write, even across the interval boundary', async () => {
@@ -138,15 +131,12 @@ describe('lastUsedAt without a write per request', () => {
   });
 
   describe('auto refresh on', () => {
-    let t: TestApp;
+    const t = useTestApp({ knox: { autoRefresh: true } }, (app) =>
+      app.createUser('alice'),
+    );
     let aliceId: number;
-    beforeAll(async () => {
-      t = await createTestApp({ knox: { autoRefresh: true } });
-    });
-    afterAll(() => t.close());
-    beforeEach(async () => {
-      await t.reset();
-      aliceId = (await t.createUser('alice')).id;
+    beforeEach(() => {
+      aliceId = t.seeded.id;
     });
 
     it('when last use and refresh are both due, one UPDATE writes both', async () => {

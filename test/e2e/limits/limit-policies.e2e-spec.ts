@@ -3,14 +3,14 @@
  * `evict-least-recently-used` — which token goes, what the evicted client sees, the events, and
  * that the limit holds exactly under 20 concurrent logins.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { KnoxEvents, type KnoxTokenLimitPolicy } from '../../lib/index.js';
+import { describe, expect, it } from '@jest/globals';
+import { KnoxEvents, type KnoxTokenLimitPolicy } from '../../../lib/index.js';
 import {
   createTestApp,
   login,
   useTestApp,
   type TestApp,
-} from '../support/test-app.js';
+} from '../../support/test-app.js';
 import {
   HOUR,
   MINUTE,
@@ -21,7 +21,7 @@ import {
   eventsNamed,
   loginWithRow,
   rowIds,
-} from '../support/sessions.js';
+} from '../../support/sessions.js';
 
 const NEW_DEVICE_UA = 'NewDevice/1.0';
 
@@ -193,14 +193,10 @@ describe('token limit policies', () => {
     'evict-oldest',
     'evict-least-recently-used',
   ] as const)('20 concurrent logins, limit 3, %s', (policy) => {
-    let t: TestApp;
-    beforeAll(async () => {
-      t = await createTestApp({
-        knox: { tokenLimitPerUser: 3, tokenLimitPolicy: policy },
-      });
-      await t.createUser('alice');
-    });
-    afterAll(() => t.close());
+    const t = useTestApp(
+      { knox: { tokenLimitPerUser: 3, tokenLimitPolicy: policy } },
+      (app) => app.createUser('alice'),
+    );
 
     it('the limit holds exactly', async () => {
       const answers = await Promise.all(

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { KnoxTokenService } from '../../lib/index.js';
-import { EMBEDDED_DB, login, useTestApp } from '../support/test-app.js';
-import { HOUR, MESSAGES, expectLimitExceeded } from '../support/http.js';
+import { KnoxTokenService } from '../../../lib/index.js';
+import { EMBEDDED_DB, login, useTestApp } from '../../support/test-app.js';
+import { HOUR, MESSAGES, expectLimitExceeded } from '../../support/http.js';
 
 const credentials = { username: 'alice', password: 'secret-password' };
 
