@@ -24,3 +24,18 @@ export { KnoxUser, KnoxAuth } from './decorators/knox-user.decorator.js';
 export { KNOX_PUBLIC_KEY } from './knox.constants.js';
 export * from './events/knox.events.js';
 export type * from './options/knox-module-options.interface.js';
+export {
+  resolveKnoxCacheOptions,
+  KNOX_CACHE_DEFAULT_MAX,
+  KNOX_CACHE_DEFAULT_MAX_AGE,
+  type KnoxCacheOptions,
+  type KnoxCacheRedisBus,
+  type KnoxRedisClient,
+  type KnoxRedisSubscriber,
+} from './auth/cache/knox-cache-options.js';
+export {
+  KnoxCacheTriggers1796109480000,
+  knoxCacheTriggersMigration,
+  installKnoxCacheTriggers,
+  type KnoxCacheTriggerTarget,
+} from './store/migrations/1796109480000-knox-cache-triggers.js';

@@ -21,6 +21,7 @@ import {
 } from 'typeorm';
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata.js';
 import { KnoxClock } from './knox-clock.js';
+import { KnoxCache } from './auth/cache/knox-cache.js';
 import { KnoxMessages } from './knox.messages.js';
 import {
   KNOX_MODULE_EXTRAS,
@@ -121,6 +122,7 @@ export class KnoxTokenService implements OnModuleInit {
     private readonly extras: KnoxModuleExtras,
     private readonly clock: KnoxClock,
     private readonly moduleRef: ModuleRef,
+    private readonly cache: KnoxCache,
   ) {}
 
   /** Checks the user entity's metadata, and finds `EventEmitter2` if the app set one up. */
@@ -159,8 +161,18 @@ export class KnoxTokenService implements OnModuleInit {
       throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
     }
     const digest = digestToken(token);
-    const legacy = this.legacyDigestsOf(token, digest);
     const now = this.clock.now();
+    const cached = this.cache.lookup(digest);
+    if (cached) {
+      if (!this.options.isUserActive(cached.user)) {
+        throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
+      }
+      await this.touch(cached.token, now, client);
+      this.presentedPrefixes.set(cached.token, this.prefixOfPlaintext(token));
+      return cached;
+    }
+    const ticket = this.cache.ticket();
+    const legacy = this.legacyDigestsOf(token, digest);
     const query = this.repository
       .createQueryBuilder('token')
       .innerJoinAndSelect('token.user', 'user');
@@ -185,6 +197,7 @@ export class KnoxTokenService implements OnModuleInit {
       const result = await this.db(() =>
         this.repository.delete({ digest: record.digest }),
       );
+      this.cache.forgetTokens([record.digest]);
       if (result.affected) {
         this.emit(KnoxEvents.TOKEN_EXPIRED, this.tokenEvent(record, client));
       }
@@ -194,7 +207,17 @@ export class KnoxTokenService implements OnModuleInit {
       throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
     }
     const upgrade = digestsEqual(record.digest, digest) ? undefined : digest;
+    const legacyDigest = record.digest;
     await this.touch(record, now, client, upgrade);
+    if (upgrade === undefined) {
+      this.cache.remember(
+        ticket,
+        { user: record.user, token: record },
+        this.userIdOf(record.user),
+      );
+    } else {
+      this.cache.forgetTokens([legacyDigest]);
+    }
     this.presentedPrefixes.set(record, this.prefixOfPlaintext(token));
     return { user: record.user, token: record };
   }
@@ -256,6 +279,7 @@ export class KnoxTokenService implements OnModuleInit {
         : this.repository.manager.transaction('READ COMMITTED', issue),
     );
     issued.record.user = user;
+    this.cache.forgetTokens(evicted.map((t) => t.digest));
     for (const token of evicted) {
       this.emitRevoked(token, userId, 'evicted', options);
     }
@@ -300,6 +324,7 @@ export class KnoxTokenService implements OnModuleInit {
     const result = await this.db(() =>
       this.repository.delete({ digest: token.digest }),
     );
+    this.cache.forgetTokens([token.digest]);
     if (!result.affected) {
       return false;
     }
@@ -463,6 +488,7 @@ export class KnoxTokenService implements OnModuleInit {
         await repo.insert(issued.record);
       }),
     );
+    this.cache.forgetTokens([token.digest]);
     if (graceUntil) {
       token.expiry = graceUntil;
       token.retiredAt ??= now;
@@ -508,6 +534,15 @@ export class KnoxTokenService implements OnModuleInit {
         return total;
       }
     }
+  }
+
+  /**
+   * Drops a user's tokens from this instance's cache (and, with the Redis bus, from the
+   * others'), for state the database triggers cannot see: e.g. an `isUserActive` that reads
+   * another table, or a user changed outside the user table. A no-op without the cache.
+   */
+  invalidateUser(userId: unknown): void {
+    this.cache.forgetUser(userId);
   }
 
   /** The primary key of a user entity instance. */
@@ -778,6 +813,7 @@ export class KnoxTokenService implements OnModuleInit {
     );
     if (result.affected) {
       Object.assign(token, values);
+      this.cache.update(token);
       if (changes.expiry) {
         this.emit(KnoxEvents.TOKEN_REFRESHED, {
           ...this.tokenEvent(token, client),
@@ -786,6 +822,7 @@ export class KnoxTokenService implements OnModuleInit {
       }
       return;
     }
+    this.cache.forgetTokens(digests);
     if (!changes.expiry) {
       throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
     }
@@ -883,6 +920,7 @@ export class KnoxTokenService implements OnModuleInit {
       string,
       unknown
     >[];
+    this.cache.forgetTokens(rows.map((row) => row.digest as string));
     return rows.map((row) =>
       Object.assign(new KnoxToken(), {
         digest: row.digest as string,

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { KnoxClock, SystemKnoxClock } from './knox-clock.js';
 import { KNOX_RESOLVED_OPTIONS } from './knox.constants.js';
 import { KnoxGuard } from './auth/knox.guard.js';
+import { KnoxCache } from './auth/cache/knox-cache.js';
 import { KnoxLoginThrottler } from './http/knox-login-throttler.js';
 import {
   KNOX_MODULE_OPTIONS,
@@ -52,6 +53,7 @@ import { KnoxTokenService } from './knox-token.service.js';
     KnoxTokenService,
     KnoxGuard,
     KnoxLoginThrottler,
+    KnoxCache,
   ],
   // KnoxLoginThrottler too, so that an app with `controller: false` can mount the exported
   // KnoxController at a path of its own.

@@ -1,0 +1,244 @@
+import type { MigrationInterface, QueryRunner } from 'typeorm';
+
+/** Where {@link installKnoxCacheTriggers} installs the triggers, and what they notify. */
+export interface KnoxCacheTriggerTarget {
+  /** The token table (possibly `schema.table`). */
+  tokenTable: string;
+  /** The `NOTIFY` channel. */
+  channel: string;
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/;
+
+function quote(path: string): string {
+  return path
+    .split('.')
+    .map((part) => `"${part.replace(/"/g, '""')}"`)
+    .join('.');
+}
+
+function literal(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** The longest payload PostgreSQL takes is 8000 bytes; digests are packed below that. */
+const PAYLOAD_BUDGET = 7800;
+
+/**
+ * The functions the triggers call: shared by every token table (each trigger passes its channel).
+ * `t:<digest>,…` for tokens (packed, a statement deleting many rows sends few notifications),
+ * `u:<user id>` for a user, `f` for a flush (TRUNCATE).
+ */
+const FUNCTIONS = [
+  `CREATE OR REPLACE FUNCTION knox_cache_notify_deleted_tokens() RETURNS trigger
+   LANGUAGE plpgsql AS $$
+   DECLARE
+     payload text := '';
+     d text;
+   BEGIN
+     FOR d IN SELECT digest FROM knox_old_rows LOOP
+       IF length(payload) + length(d) + 1 > ${PAYLOAD_BUDGET} THEN
+         PERFORM pg_notify(TG_ARGV[0], 't:' || payload);
+         payload := '';
+       END IF;
+       payload := CASE WHEN payload = '' THEN d ELSE payload || ',' || d END;
+     END LOOP;
+     IF payload <> '' THEN
+       PERFORM pg_notify(TG_ARGV[0], 't:' || payload);
+     END IF;
+     RETURN NULL;
+   END $$`,
+  `CREATE OR REPLACE FUNCTION knox_cache_notify_updated_token() RETURNS trigger
+   LANGUAGE plpgsql AS $$
+   BEGIN
+     PERFORM pg_notify(TG_ARGV[0], 't:' || OLD.digest);
+     RETURN NULL;
+   END $$`,
+  `CREATE OR REPLACE FUNCTION knox_cache_notify_flush() RETURNS trigger
+   LANGUAGE plpgsql AS $$
+   BEGIN
+     PERFORM pg_notify(TG_ARGV[0], 'f');
+     RETURN NULL;
+   END $$`,
+  `CREATE OR REPLACE FUNCTION knox_cache_notify_user() RETURNS trigger
+   LANGUAGE plpgsql AS $$
+   BEGIN
+     PERFORM pg_notify(TG_ARGV[0], 'u:' || (to_jsonb(OLD) ->> TG_ARGV[1]));
+     RETURN NULL;
+   END $$`,
+];
+
+/** The names of the triggers installed on the user table for `tokenTable`. */
+function userTriggerNames(tokenTable: string): [string, string] {
+  const base = `knox_cache_${tokenTable.replace(/\./g, '_')}`.slice(0, 50);
+  return [`${base}_user_upd`, `${base}_user_del`];
+}
+
+/** The user table and its key column, as the token table's `user_id` foreign key names them. */
+async function userTableOf(
+  queryRunner: QueryRunner,
+  tokenTable: string,
+): Promise<{ table: string; column: string }> {
+  const rows = (await queryRunner.query(
+    `SELECT c.confrelid::regclass::text AS "table", a.attname AS "column"
+       FROM pg_constraint c
+       JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = c.confkey[1]
+      WHERE c.contype = 'f' AND c.conrelid = $1::regclass
+        AND c.conkey = ARRAY[(SELECT attnum FROM pg_attribute
+                               WHERE attrelid = $1::regclass AND attname = 'user_id')]`,
+    [quote(tokenTable)],
+  )) as { table: string; column: string }[];
+  if (rows.length !== 1) {
+    throw new Error(
+      `knox cache triggers: ${tokenTable}.user_id has no foreign key to a user table; create the token table first.`,
+    );
+  }
+  return rows[0];
+}
+
+/**
+ * Installs (or replaces) the triggers that keep every instance's token cache honest: on the
+ * token table, DELETE (any writer: the library, SQL, Django, `ON DELETE CASCADE`), TRUNCATE, and
+ * an UPDATE that moves the digest or the owner, retires the token or brings its expiry closer;
+ * on the user table its foreign key points to, DELETE and any UPDATE that changes the row (e.g.
+ * an account deactivated in SQL). Each notifies `channel`. Idempotent; run in one transaction
+ * under an advisory lock so that instances booting together do not collide.
+ */
+export async function installKnoxCacheTriggers(
+  queryRunner: QueryRunner,
+  target: KnoxCacheTriggerTarget,
+): Promise<void> {
+  const { tokenTable, channel } = target;
+  if (!IDENTIFIER.test(tokenTable) || !/^[a-z_][a-z0-9_]*$/.test(channel)) {
+    throw new Error(
+      `knox cache triggers: bad table ${tokenTable} or channel ${channel}.`,
+    );
+  }
+  const ownTransaction = !queryRunner.isTransactionActive;
+  if (ownTransaction) {
+    await queryRunner.startTransaction();
+  }
+  try {
+    await queryRunner.query(
+      `SELECT pg_advisory_xact_lock(hashtext('knox_cache_triggers'))`,
+    );
+    const user = await userTableOf(queryRunner, tokenTable);
+    const table = quote(tokenTable);
+    const ch = literal(channel);
+    const [userUpdate, userDelete] = userTriggerNames(tokenTable);
+    const statements = [
+      ...FUNCTIONS,
+      `DROP TRIGGER IF EXISTS knox_cache_delete ON ${table}`,
+      `CREATE TRIGGER knox_cache_delete AFTER DELETE ON ${table}
+         REFERENCING OLD TABLE AS knox_old_rows FOR EACH STATEMENT
+         EXECUTE FUNCTION knox_cache_notify_deleted_tokens(${ch})`,
+      `DROP TRIGGER IF EXISTS knox_cache_update ON ${table}`,
+      `CREATE TRIGGER knox_cache_update AFTER UPDATE OF digest, user_id, expiry, retired_at
+         ON ${table} FOR EACH ROW
+         WHEN (OLD.digest IS DISTINCT FROM NEW.digest
+               OR OLD.user_id IS DISTINCT FROM NEW.user_id
+               OR OLD.retired_at IS DISTINCT FROM NEW.retired_at
+               OR (NEW.expiry IS NOT NULL AND (OLD.expiry IS NULL OR NEW.expiry < OLD.expiry)))
+         EXECUTE FUNCTION knox_cache_notify_updated_token(${ch})`,
+      `DROP TRIGGER IF EXISTS knox_cache_truncate ON ${table}`,
+      `CREATE TRIGGER knox_cache_truncate AFTER TRUNCATE ON ${table}
+         FOR EACH STATEMENT EXECUTE FUNCTION knox_cache_notify_flush(${ch})`,
+      `DROP TRIGGER IF EXISTS ${userUpdate} ON ${user.table}`,
+      `CREATE TRIGGER ${userUpdate} AFTER UPDATE ON ${user.table} FOR EACH ROW
+         WHEN (OLD.* IS DISTINCT FROM NEW.*)
+         EXECUTE FUNCTION knox_cache_notify_user(${ch}, ${literal(user.column)})`,
+      `DROP TRIGGER IF EXISTS ${userDelete} ON ${user.table}`,
+      `CREATE TRIGGER ${userDelete} AFTER DELETE ON ${user.table} FOR EACH ROW
+         EXECUTE FUNCTION knox_cache_notify_user(${ch}, ${literal(user.column)})`,
+    ];
+    for (const sql of statements) {
+      await queryRunner.query(sql);
+    }
+    if (ownTransaction) {
+      await queryRunner.commitTransaction();
+    }
+  } catch (error) {
+    if (ownTransaction) {
+      await queryRunner.rollbackTransaction();
+    }
+    throw error;
+  }
+}
+
+/** Removes what {@link installKnoxCacheTriggers} installed on these tables. */
+export async function dropKnoxCacheTriggers(
+  queryRunner: QueryRunner,
+  tokenTable: string,
+): Promise<void> {
+  const table = quote(tokenTable);
+  const user = await userTableOf(queryRunner, tokenTable);
+  for (const name of userTriggerNames(tokenTable)) {
+    await queryRunner.query(`DROP TRIGGER IF EXISTS ${name} ON ${user.table}`);
+  }
+  for (const name of [
+    'knox_cache_delete',
+    'knox_cache_update',
+    'knox_cache_truncate',
+  ]) {
+    await queryRunner.query(`DROP TRIGGER IF EXISTS ${name} ON ${table}`);
+  }
+}
+
+/**
+ * Whether the triggers are installed on `tokenTable` and its user table (what boot checks when
+ * the cache listens on PostgreSQL and `installTriggers` is off).
+ */
+export async function hasKnoxCacheTriggers(
+  queryRunner: QueryRunner,
+  tokenTable: string,
+): Promise<boolean> {
+  const user = await userTableOf(queryRunner, tokenTable);
+  const [userUpdate, userDelete] = userTriggerNames(tokenTable);
+  const rows = (await queryRunner.query(
+    `SELECT count(*)::int AS n FROM pg_trigger
+      WHERE (tgrelid = $1::regclass AND tgname IN ('knox_cache_delete', 'knox_cache_update', 'knox_cache_truncate'))
+         OR (tgrelid = $2::regclass AND tgname IN ($3, $4))`,
+    [quote(tokenTable), user.table, userUpdate, userDelete],
+  )) as { n: number }[];
+  return rows[0]?.n === 5;
+}
+
+/**
+ * The migration that installs the cache's invalidation triggers on `knox_authtoken` (and the
+ * user table its `user_id` points to), notifying `knox_cache`. For another table or channel, see
+ * {@link knoxCacheTriggersMigration}.
+ */
+export class KnoxCacheTriggers1796109480000 implements MigrationInterface {
+  name = 'KnoxCacheTriggers1796109480000';
+
+  constructor(
+    private readonly target: KnoxCacheTriggerTarget = {
+      tokenTable: 'knox_authtoken',
+      channel: 'knox_cache',
+    },
+  ) {}
+
+  async up(queryRunner: QueryRunner): Promise<void> {
+    await installKnoxCacheTriggers(queryRunner, this.target);
+  }
+
+  async down(queryRunner: QueryRunner): Promise<void> {
+    await dropKnoxCacheTriggers(queryRunner, this.target.tokenTable);
+  }
+}
+
+/**
+ * {@link KnoxCacheTriggers1796109480000} for a `tableName` or `cache.channel` of your own.
+ *
+ * @example
+ * migrations: [..., knoxCacheTriggersMigration({ tokenTable: 'api_tokens', channel: 'knox_cache' })]
+ */
+export function knoxCacheTriggersMigration(
+  target: KnoxCacheTriggerTarget,
+): new () => MigrationInterface {
+  return class extends KnoxCacheTriggers1796109480000 {
+    constructor() {
+      super(target);
+    }
+  };
+}
