@@ -13,6 +13,10 @@ import {
   type ResolvedKnoxOptions,
 } from './options/knox-options.js';
 import { KnoxTokenService } from './knox-token.service.js';
+import { KnoxAuthenticator } from './auth/knox-authenticator.js';
+import { KnoxEventSink } from './events/knox-event-sink.js';
+import { KnoxSessions } from './sessions/knox-sessions.js';
+import { KnoxTokenStore } from './store/knox-token.store.js';
 
 /**
  * Token authentication: django-rest-knox for NestJS. Registers {@link KnoxGuard},
@@ -50,6 +54,10 @@ import { KnoxTokenService } from './knox-token.service.js';
         options.raw.clock ?? new SystemKnoxClock(),
       inject: [KNOX_RESOLVED_OPTIONS],
     },
+    KnoxTokenStore,
+    KnoxEventSink,
+    KnoxAuthenticator,
+    KnoxSessions,
     KnoxTokenService,
     KnoxGuard,
     KnoxLoginThrottler,

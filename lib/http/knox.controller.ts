@@ -192,23 +192,35 @@ export class KnoxController {
   @Post('logoutall')
   @UseGuards(KnoxGuard)
   @HttpCode(204)
-  async logoutAll(@Req() request: AuthenticatedRequest): Promise<void> {
-    await this.tokens.revokeAll(this.tokens.userIdOf(request.user), {
-      reason: 'logout-all',
-      ...clientInfoOf(request),
-    });
+  async logoutAll(
+    @Req() request: AuthenticatedRequest,
+    @Res({ passthrough: true }) response: unknown,
+  ): Promise<void> {
+    await this.asSessionHolder(request, response, () =>
+      this.tokens.revokeAll(this.tokens.userIdOf(request.user), {
+        reason: 'logout-all',
+        actor: request.auth,
+        ...clientInfoOf(request),
+      }),
+    );
   }
 
   /** `POST logoutothers`: revokes all the user's tokens except this one. */
   @Post('logoutothers')
   @UseGuards(KnoxGuard)
   @HttpCode(204)
-  async logoutOthers(@Req() request: AuthenticatedRequest): Promise<void> {
-    await this.tokens.revokeAll(this.tokens.userIdOf(request.user), {
-      except: request.auth.id,
-      reason: 'logout-others',
-      ...clientInfoOf(request),
-    });
+  async logoutOthers(
+    @Req() request: AuthenticatedRequest,
+    @Res({ passthrough: true }) response: unknown,
+  ): Promise<void> {
+    await this.asSessionHolder(request, response, () =>
+      this.tokens.revokeAll(this.tokens.userIdOf(request.user), {
+        except: request.auth.id,
+        actor: request.auth,
+        reason: 'logout-others',
+        ...clientInfoOf(request),
+      }),
+    );
   }
 
   /** `GET tokens`: the user's live tokens. */
@@ -237,12 +249,14 @@ export class KnoxController {
   async revokeToken(
     @Req() request: AuthenticatedRequest,
     @Param('id') id: string,
+    @Res({ passthrough: true }) response: unknown,
   ): Promise<void> {
-    await this.tokens.revokeById(
-      this.tokens.userIdOf(request.user),
-      id,
-      'revoked-by-id',
-      clientInfoOf(request),
+    await this.asSessionHolder(request, response, () =>
+      this.tokens.revokeById(this.tokens.userIdOf(request.user), id, {
+        reason: 'revoked-by-id',
+        actor: request.auth,
+        ...clientInfoOf(request),
+      }),
     );
   }
 
@@ -252,10 +266,10 @@ export class KnoxController {
   @HttpCode(200)
   async refresh(
     @Req() request: AuthenticatedRequest,
+    @Res({ passthrough: true }) response: unknown,
   ): Promise<{ expiry: string | number | null }> {
-    const expiry = await this.tokens.refresh(
-      request.auth,
-      clientInfoOf(request),
+    const expiry = await this.asSessionHolder(request, response, () =>
+      this.tokens.refresh(request.auth, clientInfoOf(request)),
     );
     return { expiry: this.formatExpiry(expiry) };
   }
@@ -268,10 +282,10 @@ export class KnoxController {
   @Header('Pragma', 'no-cache')
   async rotate(
     @Req() request: AuthenticatedRequest,
+    @Res({ passthrough: true }) response: unknown,
   ): Promise<KnoxLoginResponse> {
-    const issued = await this.tokens.rotate(
-      request.auth,
-      clientInfoOf(request),
+    const issued = await this.asSessionHolder(request, response, () =>
+      this.tokens.rotate(request.auth, clientInfoOf(request)),
     );
     return {
       expiry: this.formatExpiry(issued.record.expiry),
@@ -340,6 +354,33 @@ export class KnoxController {
         : 'POST';
     setResponseHeader(response, 'Allow', allow);
     throw new MethodNotAllowedException(`Method "${method}" not allowed.`);
+  }
+
+  /**
+   * Runs a session operation for the token holder: a token retired by a rotation (in its grace
+   * period, kept for in-flight reads) is refused, and so is one that was retired, revoked or
+   * expired while the request waited; those 401s carry `WWW-Authenticate` as the guard's do.
+   */
+  private async asSessionHolder<T>(
+    request: AuthenticatedRequest,
+    response: unknown,
+    work: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      if (request.auth.retiredAt) {
+        throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
+      }
+      return await work();
+    } catch (error) {
+      if (error instanceof UnauthorizedException) {
+        setResponseHeader(
+          response,
+          'WWW-Authenticate',
+          this.options.authSchemes[0],
+        );
+      }
+      throw error;
+    }
   }
 
   private formatExpiry(expiry: Date | null): string | number | null {

@@ -234,18 +234,20 @@ describe('auto refresh', () => {
     const repository = t.app.get<Repository<KnoxToken>>(
       getRepositoryToken(knoxTokenEntity(TestUser)),
     );
-    const update = repository.update;
+    const query = repository.query;
     // The logout lands between the guard's SELECT and its refresh UPDATE.
-    repository.update = async function (this: Repository<KnoxToken>, ...args) {
-      await t.dataSource.query('DELETE FROM knox_authtoken');
-      return update.apply(this, args);
-    } as typeof repository.update;
+    repository.query = async function (this: Repository<KnoxToken>, ...args) {
+      if (/^UPDATE/.test(args[0])) {
+        await t.dataSource.query('DELETE FROM knox_authtoken');
+      }
+      return query.apply(this, args);
+    } as typeof repository.query;
     try {
       t.clock.set(T0 + HOUR);
       const res = await me(token);
       expectUnauthorized(res, MESSAGES.INVALID_TOKEN);
     } finally {
-      repository.update = update;
+      repository.query = query;
     }
     expect(await t.tokenRows()).toHaveLength(0);
     expect(t.events.some((e) => e.name === KnoxEvents.TOKEN_REFRESHED)).toBe(

@@ -247,7 +247,7 @@ describe('KnoxGuard as APP_GUARD with KnoxPublic', () => {
     expect(t.recorder.statements).toHaveLength(1);
   });
 
-  it('still guards logout and logoutall: one SELECT, then the DELETE', async () => {
+  it('still guards logout and logoutall: one SELECT, then the DELETE under the user lock', async () => {
     expectUnauthorized(
       await t.http.post('/auth/logout'),
       MESSAGES.NOT_PROVIDED,
@@ -258,10 +258,17 @@ describe('KnoxGuard as APP_GUARD with KnoxPublic', () => {
       .post('/auth/logout')
       .set('Authorization', `Token ${other}`);
     expect(res.status).toBe(204);
-    expect(t.recorder.statements.map((sql) => sql.split(' ')[0])).toEqual([
+    // The guard's SELECT, then the revocation in its READ COMMITTED transaction: the user's
+    // advisory lock, then the DELETE.
+    const statements = t.recorder.statements;
+    expect(statements.map((sql) => sql.split(' ')[0])).toEqual([
+      'SELECT',
+      'SET',
       'SELECT',
       'DELETE',
     ]);
+    expect(statements[1]).toMatch(/ISOLATION LEVEL READ COMMITTED/);
+    expect(statements[2]).toMatch(/pg_advisory_xact_lock/);
   });
 });
 

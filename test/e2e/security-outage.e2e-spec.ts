@@ -223,7 +223,10 @@ describe.each(['express', 'fastify'] as const)(
       const before = await rowsDirect();
       t.events.length = 0;
       t.recorder.reset();
-      proxy.holdFromFirst((chunk) => chunk.includes('COMMIT'));
+      // The COMMIT statement itself (not `SET TRANSACTION ISOLATION LEVEL READ COMMITTED`).
+      proxy.holdFromFirst((chunk) =>
+        /\bCOMMIT\b/.test(chunk.toString('latin1')),
+      );
       const pending = loginAs('bob');
       await until(() => proxy.heldChunks >= 1, 'the COMMIT');
       // The INSERT did reach the server, inside the transaction.

@@ -1,0 +1,78 @@
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import type { KnoxToken } from '../store/knox-token.entity.js';
+import {
+  KnoxEvents,
+  type KnoxClientInfo,
+  type KnoxRevokeReason,
+  type KnoxTokenEvent,
+} from './knox.events.js';
+
+interface EventSink {
+  emit(event: string, payload: unknown): unknown;
+}
+
+/**
+ * Emits the module's events through the app's `EventEmitter2`, when `@nestjs/event-emitter` is
+ * installed and set up (it is an optional peer, loaded lazily); otherwise does nothing. A
+ * listener that throws is logged and never fails the operation that emitted.
+ */
+@Injectable()
+export class KnoxEventSink implements OnModuleInit {
+  private readonly logger = new Logger('KnoxTokenService');
+  private events: EventSink | undefined;
+
+  constructor(private readonly moduleRef: ModuleRef) {}
+
+  async onModuleInit(): Promise<void> {
+    try {
+      const { EventEmitter2 } = await import('@nestjs/event-emitter');
+      this.events = this.moduleRef.get(EventEmitter2, { strict: false });
+    } catch {
+      this.events = undefined;
+    }
+  }
+
+  /** The payload shared by the events about one token. */
+  tokenEvent(
+    token: KnoxToken,
+    userId: unknown,
+    client: Partial<KnoxClientInfo>,
+  ): KnoxTokenEvent {
+    return {
+      userId,
+      tokenId: token.id,
+      tokenKey: token.tokenKey,
+      ip: client.ip ?? null,
+      userAgent: client.userAgent ?? null,
+    };
+  }
+
+  /** {@link KnoxEvents.TOKEN_REVOKED} for each token, with the reason. */
+  revoked(
+    tokens: readonly KnoxToken[],
+    userId: unknown,
+    reason: KnoxRevokeReason,
+    client: Partial<KnoxClientInfo>,
+  ): void {
+    for (const token of tokens) {
+      this.emit(KnoxEvents.TOKEN_REVOKED, {
+        ...this.tokenEvent(token, userId, client),
+        reason,
+      });
+    }
+  }
+
+  emit(event: string, payload: unknown): void {
+    if (!this.events) {
+      return;
+    }
+    try {
+      this.events.emit(event, payload);
+    } catch (error) {
+      this.logger.error(
+        `A listener of ${event} threw: ${(error as Error)?.message ?? String(error)}`,
+      );
+    }
+  }
+}

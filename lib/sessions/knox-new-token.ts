@@ -1,0 +1,172 @@
+import { randomUUID } from 'node:crypto';
+import { MAXIMUM_TOKEN_PREFIX_LENGTH } from '../knox.constants.js';
+import type { KnoxClientInfo } from '../events/knox.events.js';
+import type { KnoxTokenLimitPolicy } from '../options/knox-module-options.interface.js';
+import { POLICIES, type ResolvedKnoxOptions } from '../options/knox-options.js';
+import { KnoxToken } from '../store/knox-token.entity.js';
+import {
+  digestToken,
+  generateToken,
+  isChecksumPrefix,
+  tokenKeyOf,
+} from '../tokens/knox-token-format.js';
+
+/** Options of {@link KnoxTokenService.create}; unset ones fall back to the module's options. */
+export interface KnoxCreateTokenOptions extends Partial<KnoxClientInfo> {
+  /** Lifetime in ms; `null` never expires. */
+  ttl?: number | null;
+  /** Token prefix (at most 10 characters). */
+  prefix?: string;
+  /** A name for the token, e.g. the device. */
+  name?: string | null;
+  /** Live-token limit for this user; `null` for none. */
+  limit?: number | null;
+  /** What to do when the limit is reached. */
+  policy?: KnoxTokenLimitPolicy;
+}
+
+/** A newly issued token: the plaintext (shown once) and its stored record. */
+export interface KnoxIssuedToken<User = any> {
+  /** The plaintext token. Give it to the client; it is stored nowhere. */
+  token: string;
+  /** The stored record (digest only). */
+  record: KnoxToken<User>;
+}
+
+const ERROR = 'KnoxTokenService:';
+
+/** The limit and policy a `create` call runs under; throws for values the options refuse. */
+export function limitOf(
+  options: KnoxCreateTokenOptions,
+  resolved: ResolvedKnoxOptions,
+): { limit: number | null; policy: KnoxTokenLimitPolicy } {
+  const limit =
+    options.limit !== undefined ? options.limit : resolved.tokenLimitPerUser;
+  const policy = options.policy ?? resolved.tokenLimitPolicy;
+  if (limit !== null && (!Number.isInteger(limit) || limit < 1)) {
+    throw new Error(
+      `${ERROR} a token limit must be a whole number >= 1 or null; got ${String(limit)}.`,
+    );
+  }
+  if (!POLICIES.includes(policy)) {
+    throw new Error(
+      `${ERROR} a token limit policy must be one of ${POLICIES.join(', ')}; got ${String(policy)}.`,
+    );
+  }
+  return { limit, policy };
+}
+
+/**
+ * A new token and its record (not stored yet) for the user with primary key reference `user`,
+ * issued at `now`. Throws for a TTL, prefix or name the options would refuse.
+ */
+export function newToken(
+  user: Record<string, unknown>,
+  now: Date,
+  options: KnoxCreateTokenOptions,
+  resolved: ResolvedKnoxOptions,
+): KnoxIssuedToken {
+  const ttl = ttlOf(options, resolved, now);
+  const prefix = prefixOf(options, resolved);
+  const name = nameOf(options);
+  const token = generateToken(
+    resolved.tokenFormat,
+    prefix,
+    resolved.tokenCharacterLength,
+  );
+  const record = Object.assign(new KnoxToken(), {
+    digest: digestToken(token),
+    tokenKey: tokenKeyOf(token),
+    id: randomUUID(),
+    user,
+    created: now,
+    expiry: ttl === null ? null : new Date(now.getTime() + ttl),
+    ttl,
+    name,
+    userAgent: options.userAgent?.slice(0, 512) ?? null,
+    ip: options.ip?.slice(0, 45) ?? null,
+    // Login is a use; it also puts last use and expiry in the same phase, so the two writes
+    // a request may cause (last use, auto refresh) fall due together.
+    lastUsedAt: now,
+    retiredAt: null,
+  });
+  return { token, record };
+}
+
+function ttlOf(
+  options: KnoxCreateTokenOptions,
+  resolved: ResolvedKnoxOptions,
+  now: Date,
+): number | null {
+  const ttl = options.ttl !== undefined ? options.ttl : resolved.tokenTtl;
+  if (
+    ttl !== null &&
+    (typeof ttl !== 'number' ||
+      !(ttl >= 0) ||
+      Number.isNaN(new Date(now.getTime() + ttl).getTime()))
+  ) {
+    throw new Error(
+      `${ERROR} a token TTL must be a number of ms >= 0 that gives a valid expiry date, or null (never expires); got ${String(ttl)}.`,
+    );
+  }
+  return ttl;
+}
+
+function prefixOf(
+  options: KnoxCreateTokenOptions,
+  resolved: ResolvedKnoxOptions,
+): string {
+  const prefix = options.prefix ?? resolved.tokenPrefix;
+  if (
+    typeof prefix !== 'string' ||
+    prefix.length > MAXIMUM_TOKEN_PREFIX_LENGTH ||
+    !/^[\x21-\x7e]*$/.test(prefix)
+  ) {
+    throw new Error(
+      `${ERROR} a token prefix must be at most ${MAXIMUM_TOKEN_PREFIX_LENGTH} printable ASCII characters without spaces; got '${String(prefix)}'.`,
+    );
+  }
+  if (
+    resolved.tokenFormat === 'checksum' &&
+    !isChecksumPrefix(prefix, MAXIMUM_TOKEN_PREFIX_LENGTH)
+  ) {
+    // Such a token would fail the offline shape check and never authenticate.
+    throw new Error(
+      `${ERROR} with tokenFormat 'checksum', a token prefix must be at least 4 characters and end in '_'; got '${prefix}'.`,
+    );
+  }
+  return prefix;
+}
+
+function nameOf(options: KnoxCreateTokenOptions): string | null {
+  const name = options.name ?? null;
+  if (name !== null && (typeof name !== 'string' || name.length > 200)) {
+    throw new Error(
+      `${ERROR} a token name must be a string of at most 200 characters (the column's size) or null.`,
+    );
+  }
+  return name;
+}
+
+/**
+ * The prefix a rotated token gets: the one the client presented when the app issues several
+ * (`getTokenPrefix`) and it suits the current format, else the configured one.
+ */
+export function rotatedPrefix(
+  presented: string | undefined,
+  resolved: ResolvedKnoxOptions,
+): string {
+  const configured = resolved.tokenPrefix;
+  if (
+    presented === undefined ||
+    presented === configured ||
+    !resolved.raw.getTokenPrefix
+  ) {
+    return configured;
+  }
+  const suits =
+    resolved.tokenFormat === 'checksum'
+      ? isChecksumPrefix(presented, MAXIMUM_TOKEN_PREFIX_LENGTH)
+      : presented.length <= MAXIMUM_TOKEN_PREFIX_LENGTH;
+  return suits ? presented : configured;
+}

@@ -1,0 +1,368 @@
+import {
+  HttpException,
+  Inject,
+  Injectable,
+  Logger,
+  ServiceUnavailableException,
+  UnauthorizedException,
+} from '@nestjs/common';
+import { EntityManager, Repository } from 'typeorm';
+import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata.js';
+import {
+  KNOX_MODULE_EXTRAS,
+  KNOX_TOKEN_REPOSITORY,
+} from '../knox.constants.js';
+import { KnoxMessages } from '../knox.messages.js';
+import type { KnoxModuleExtras } from '../options/knox-module-options.interface.js';
+import { KnoxToken } from './knox-token.entity.js';
+
+/** PostgreSQL's SQLSTATE for a foreign key violation. */
+const FOREIGN_KEY_VIOLATION = '23503';
+
+/** The columns of the token table, as the statements below name them. */
+const COLUMNS =
+  'digest, token_key, id, user_id, created, expiry, ttl_ms, name, user_agent, ip, last_used_at, retired_at';
+
+/** What the request path writes to a token it authenticated. */
+export interface KnoxTouch {
+  lastUsedAt: Date;
+  /** A new expiry, written only if the row is not retired and it extends the expiry. */
+  expiry?: Date;
+  /** Moves the row from a legacy digest to this (current) one. */
+  digest?: string;
+}
+
+/**
+ * The operations on one user's tokens inside {@link KnoxTokenStore.forUser}: they run in one
+ * transaction that holds the user's lock.
+ */
+export interface KnoxUserTokens {
+  /** The token stored under `digest`, if it still exists (not its user). */
+  find(digest: string): Promise<KnoxToken | undefined>;
+  /** The token with public id `id`, if the user has it. */
+  findById(id: string): Promise<KnoxToken | undefined>;
+  /** The user's tokens that have not expired at `now`, oldest first. */
+  live(now: Date): Promise<KnoxToken[]>;
+  /** Stores a new token; 401 "User inactive or deleted." when the user's row is gone. */
+  insert(record: KnoxToken): Promise<void>;
+  /** Deletes tokens by digest; returns those deleted. */
+  delete(digests: string[]): Promise<KnoxToken[]>;
+  /** Deletes every token of the user, but the one with public id `except`; returns those. */
+  deleteAll(except?: string): Promise<KnoxToken[]>;
+  /** Marks a token retired at `at` with the given expiry; whether it still existed. */
+  retire(digest: string, expiry: Date, at: Date): Promise<boolean>;
+  /** Writes a new expiry to a token that is not retired; whether it did. */
+  extend(digest: string, expiry: Date): Promise<boolean>;
+}
+
+/**
+ * Every statement the library sends lives here, and so does the mapping of driver errors to
+ * 503. The rest of the library speaks in tokens and user ids.
+ *
+ * Writers of one user's tokens serialize on a transaction-level advisory lock keyed by the token
+ * table and the user id ({@link forUser}); the request path ({@link findByDigests},
+ * {@link touch}) takes no lock.
+ */
+@Injectable()
+export class KnoxTokenStore {
+  private readonly logger = new Logger('KnoxTokenService');
+  private readonly table: string;
+
+  constructor(
+    @Inject(KNOX_TOKEN_REPOSITORY)
+    readonly repository: Repository<KnoxToken>,
+    @Inject(KNOX_MODULE_EXTRAS)
+    private readonly extras: KnoxModuleExtras,
+  ) {
+    this.table = quote(repository.metadata.tablePath);
+  }
+
+  /** The tokens stored under any of `digests`, each with its user: one query. */
+  async findByDigests(digests: string[]): Promise<KnoxToken[]> {
+    const query = this.repository
+      .createQueryBuilder('token')
+      .innerJoinAndSelect('token.user', 'user');
+    return this.db(async () => {
+      if (digests.length === 1) {
+        const row = await query
+          .where('token.digest = :digest', { digest: digests[0] })
+          .getOne();
+        return row ? [row] : [];
+      }
+      return query
+        .where('token.digest IN (:...digests)', { digests })
+        .getMany();
+    });
+  }
+
+  /**
+   * The write of the request path, one statement: `lastUsedAt`, a new expiry unless the row was
+   * retired meanwhile (a token rotated after it was read lives out its grace period), and the
+   * move from a legacy digest. The row is matched by either digest, so concurrent first uses of
+   * a legacy token all find the row the first one moved (PostgreSQL re-checks the condition on
+   * the new row version).
+   *
+   * @returns the row's expiry and retirement after the write, or `undefined` when it is gone
+   */
+  async touch(
+    digest: string,
+    change: KnoxTouch,
+  ): Promise<Pick<KnoxToken, 'expiry' | 'retiredAt'> | undefined> {
+    const digests = change.digest ? [digest, change.digest] : [digest];
+    const params: unknown[] = [digests, change.lastUsedAt];
+    const sets = ['"last_used_at" = $2'];
+    if (change.expiry) {
+      params.push(change.expiry);
+      sets.push(
+        `"expiry" = CASE WHEN "retired_at" IS NULL AND "expiry" < $${params.length} THEN $${params.length} ELSE "expiry" END`,
+      );
+    }
+    if (change.digest) {
+      params.push(change.digest);
+      sets.push(`"digest" = $${params.length}`);
+    }
+    const [rows] = await this.db(
+      () =>
+        this.repository.query(
+          `UPDATE ${this.table} SET ${sets.join(', ')} WHERE "digest" = ANY($1) RETURNING expiry, retired_at`,
+          params,
+        ) as Promise<[Record<string, unknown>[], number]>,
+    );
+    const row = rows[0];
+    return (
+      row && { expiry: toDate(row.expiry), retiredAt: toDate(row.retired_at) }
+    );
+  }
+
+  /** Deletes the token stored under `digest` if it has expired at `now`; whether it did. */
+  async deleteExpired(digest: string, now: Date): Promise<boolean> {
+    const [, count] = await this.db(
+      () =>
+        this.repository.query(
+          `DELETE FROM ${this.table} WHERE digest = $1 AND expiry < $2`,
+          [digest, now],
+        ) as Promise<[unknown, number]>,
+    );
+    return count > 0;
+  }
+
+  /** The user's tokens that have not expired at `now`, newest first, each with its user. */
+  async list(userId: unknown, now: Date): Promise<KnoxToken[]> {
+    return this.db(() =>
+      this.repository
+        .createQueryBuilder('token')
+        .innerJoinAndSelect('token.user', 'user')
+        .where('token.user_id = :userId', { userId })
+        .andWhere('(token.expiry IS NULL OR token.expiry >= :now)', { now })
+        .orderBy('token.created', 'DESC')
+        .addOrderBy('token.id', 'ASC')
+        .getMany(),
+    );
+  }
+
+  /** The owner of the token stored under `digest`, if it still exists. */
+  async ownerOf(digest: string): Promise<unknown> {
+    const row = await this.db(() =>
+      this.repository.findOne({ where: { digest }, relations: { user: true } }),
+    );
+    return row?.user;
+  }
+
+  /** Deletes up to `batchSize` tokens that expired before `now`; how many it deleted. */
+  async deleteExpiredBatch(now: Date, batchSize: number): Promise<number> {
+    const [, count] = await this.db(
+      () =>
+        this.repository.query(
+          `DELETE FROM ${this.table} WHERE digest IN (SELECT digest FROM ${this.table} WHERE expiry < $1 LIMIT $2)`,
+          [now, batchSize],
+        ) as Promise<[unknown, number]>,
+    );
+    return count;
+  }
+
+  /**
+   * Runs `work` on one user's tokens in a READ COMMITTED transaction that first takes the user's
+   * advisory lock, so that everything that creates or revokes that user's tokens happens one at
+   * a time, and each statement sees what the ones before it committed. (Under REPEATABLE READ
+   * the snapshot would be taken before the wait.)
+   */
+  async forUser<T>(
+    userId: unknown,
+    work: (tokens: KnoxUserTokens) => Promise<T>,
+  ): Promise<T> {
+    return this.db(() =>
+      this.repository.manager.transaction('READ COMMITTED', async (manager) => {
+        await manager.query(
+          'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))',
+          [`knox:${this.repository.metadata.tablePath}:${String(userId)}`],
+        );
+        return work(this.userTokens(manager, userId));
+      }),
+    );
+  }
+
+  /** The primary key of a user entity instance. */
+  userIdOf(user: unknown): unknown {
+    const id = this.userPrimaryColumn().getEntityValue(user as object);
+    if (id === undefined || id === null) {
+      throw new Error(
+        'KnoxTokenService: the user has no primary key value; pass a loaded user entity.',
+      );
+    }
+    return id;
+  }
+
+  /** A reference to the user with primary key `userId`, as TypeORM takes relations. */
+  userRef(userId: unknown): Record<string, unknown> {
+    return { [this.userPrimaryColumn().propertyName]: userId };
+  }
+
+  /** The user entity's one primary column; throws when it has none or several. */
+  userPrimaryColumn(): ColumnMetadata {
+    const metadata = this.repository.manager.connection.getMetadata(
+      this.extras.userEntity,
+    );
+    if (metadata.primaryColumns.length !== 1) {
+      throw new Error(
+        `KnoxModule: the user entity ${metadata.name} must have exactly one primary column.`,
+      );
+    }
+    return metadata.primaryColumns[0];
+  }
+
+  /**
+   * Runs a statement; a driver error becomes 503 (logged), so that an outage never reads as
+   * "invalid token". HTTP errors thrown inside pass through.
+   */
+  async db<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof HttpException) {
+        throw error;
+      }
+      this.logger.error(
+        `Database error: ${(error as Error)?.message ?? String(error)}`,
+      );
+      throw new ServiceUnavailableException(KnoxMessages.UNAVAILABLE);
+    }
+  }
+
+  private userTokens(manager: EntityManager, userId: unknown): KnoxUserTokens {
+    const table = this.table;
+    const query = <R>(sql: string, params: unknown[]) =>
+      manager.query(sql, params) as Promise<R>;
+    const deleted = async (sql: string, params: unknown[]) => {
+      const [rows] = await query<[Record<string, unknown>[], number]>(
+        sql,
+        params,
+      );
+      return rows.map(toToken);
+    };
+    return {
+      find: async (digest) => {
+        const rows = await query<Record<string, unknown>[]>(
+          `SELECT ${COLUMNS} FROM ${table} WHERE digest = $1 AND user_id = $2`,
+          [digest, userId],
+        );
+        return rows[0] && toToken(rows[0]);
+      },
+      findById: async (id) => {
+        const rows = await query<Record<string, unknown>[]>(
+          `SELECT ${COLUMNS} FROM ${table} WHERE id = $1 AND user_id = $2`,
+          [id, userId],
+        );
+        return rows[0] && toToken(rows[0]);
+      },
+      live: async (now) => {
+        const rows = await query<Record<string, unknown>[]>(
+          `SELECT ${COLUMNS} FROM ${table} WHERE user_id = $1 AND (expiry IS NULL OR expiry >= $2) ORDER BY created ASC, id ASC`,
+          [userId, now],
+        );
+        return rows.map(toToken);
+      },
+      insert: async (record) => {
+        try {
+          await manager.getRepository(this.repository.target).insert(record);
+        } catch (error) {
+          // The user's row is gone (deleted since the credentials were checked).
+          if (driverCode(error) === FOREIGN_KEY_VIOLATION) {
+            throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
+          }
+          throw error;
+        }
+      },
+      delete: (digests) =>
+        digests.length === 0
+          ? Promise.resolve([])
+          : deleted(
+              `DELETE FROM ${table} WHERE digest = ANY($1) AND user_id = $2 RETURNING ${COLUMNS}`,
+              [digests, userId],
+            ),
+      deleteAll: (except) =>
+        except === undefined
+          ? deleted(
+              `DELETE FROM ${table} WHERE user_id = $1 RETURNING ${COLUMNS}`,
+              [userId],
+            )
+          : deleted(
+              `DELETE FROM ${table} WHERE user_id = $1 AND id <> $2 RETURNING ${COLUMNS}`,
+              [userId, except],
+            ),
+      retire: async (digest, expiry, at) => {
+        const [, count] = await query<[unknown, number]>(
+          `UPDATE ${table} SET expiry = $1, retired_at = COALESCE(retired_at, $2) WHERE digest = $3`,
+          [expiry, at, digest],
+        );
+        return count > 0;
+      },
+      extend: async (digest, expiry) => {
+        const [, count] = await query<[unknown, number]>(
+          `UPDATE ${table} SET expiry = $1 WHERE digest = $2 AND retired_at IS NULL`,
+          [expiry, digest],
+        );
+        return count > 0;
+      },
+    };
+  }
+}
+
+/** The SQLSTATE of a driver error (as TypeORM wraps it), if any. */
+function driverCode(error: unknown): unknown {
+  const e = error as { code?: unknown; driverError?: { code?: unknown } };
+  return e?.driverError?.code ?? e?.code;
+}
+
+function quote(name: string): string {
+  return name
+    .split('.')
+    .map((part) => `"${part.replace(/"/g, '""')}"`)
+    .join('.');
+}
+
+function toDate(value: unknown): Date | null {
+  if (value === null || value === undefined) {
+    return null;
+  }
+  return value instanceof Date ? value : new Date(value as string);
+}
+
+/** A token from a raw row (its user not loaded). */
+function toToken(row: Record<string, unknown>): KnoxToken {
+  return Object.assign(new KnoxToken(), {
+    digest: row.digest as string,
+    tokenKey: row.token_key as string,
+    id: row.id as string,
+    created: toDate(row.created) as Date,
+    expiry: toDate(row.expiry),
+    ttl:
+      row.ttl_ms === null || row.ttl_ms === undefined
+        ? null
+        : Number(row.ttl_ms),
+    name: (row.name as string | null) ?? null,
+    userAgent: (row.user_agent as string | null) ?? null,
+    ip: (row.ip as string | null) ?? null,
+    lastUsedAt: toDate(row.last_used_at),
+    retiredAt: toDate(row.retired_at),
+  });
+}
