@@ -72,31 +72,49 @@ class Server {
     { resolve: (v: any) => void; reject: (e: Error) => void }
   >();
   private constructor(private readonly child: ChildProcess) {
-    child.on('message', (message: { id?: number; reply?: unknown; error?: string }) => {
-      const waiter = message.id ? this.waiting.get(message.id) : undefined;
-      if (waiter) {
-        this.waiting.delete(message.id!);
-        if (message.error) {
-          waiter.reject(new Error(message.error));
-        } else {
-          waiter.resolve(message.reply);
+    child.on(
+      'message',
+      (message: { id?: number; reply?: unknown; error?: string }) => {
+        const waiter = message.id ? this.waiting.get(message.id) : undefined;
+        if (waiter) {
+          this.waiting.delete(message.id!);
+          if (message.error) {
+            waiter.reject(new Error(message.error));
+          } else {
+            waiter.resolve(message.reply);
+          }
         }
-      }
-    });
+      },
+    );
   }
 
-  static start<T>(role: 'main' | 'peer'): Promise<{ server: Server; ready: T }> {
+  static start<T>(
+    role: 'main' | 'peer',
+  ): Promise<{ server: Server; ready: T }> {
     const child = fork(
-      path.join(path.dirname(fileURLToPath(import.meta.url)), 'support', 'bench-server.js'),
+      path.join(
+        path.dirname(fileURLToPath(import.meta.url)),
+        'support',
+        'bench-server.js',
+      ),
       [],
       {
-        env: { ...process.env, DATABASE_URL, BENCH_POOL: String(POOL_SIZE), BENCH_ROLE: role },
+        env: {
+          ...process.env,
+          DATABASE_URL,
+          BENCH_POOL: String(POOL_SIZE),
+          BENCH_ROLE: role,
+        },
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       },
     );
     return new Promise((resolve, reject) => {
-      child.once('message', (ready: T) => resolve({ server: new Server(child), ready }));
-      child.once('exit', (code) => reject(new Error(`bench server (${role}) exited with ${code}`)));
+      child.once('message', (ready: T) =>
+        resolve({ server: new Server(child), ready }),
+      );
+      child.once('exit', (code) =>
+        reject(new Error(`bench server (${role}) exited with ${code}`)),
+      );
     });
   }
 
@@ -140,7 +158,9 @@ const cursor = <T>(list: T[]) => {
 
 function cells(ready: ServerReady): Cell[] {
   const out: Cell[] = [];
-  const unknown = Array.from({ length: 1000 }, () => randomBytes(32).toString('hex'));
+  const unknown = Array.from({ length: 1000 }, () =>
+    randomBytes(32).toString('hex'),
+  );
   for (const platform of ['express', 'fastify'] as const) {
     const plain = ready.ports[`${platform}-plain`];
     const cached = ready.ports[`${platform}-cached`];
@@ -265,7 +285,10 @@ function cells(ready: ServerReady): Cell[] {
           next: () => ({
             method: 'POST',
             path: '/auth/login',
-            body: JSON.stringify({ username: login(), password: ready.password }),
+            body: JSON.stringify({
+              username: login(),
+              password: ready.password,
+            }),
           }),
         },
       );
@@ -281,7 +304,10 @@ function versionOf(name: string): string {
     for (;;) {
       const file = path.join(dir, 'package.json');
       if (existsSync(file)) {
-        const json = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+        const json = JSON.parse(readFileSync(file, 'utf8')) as {
+          name?: string;
+          version?: string;
+        };
         if (json.name === name && json.version) {
           return json.version;
         }
@@ -304,11 +330,15 @@ function table(headers: string[], rows: string[][], right: boolean[]): string {
   const line = (cells: string[]) =>
     `| ${cells
       .map((cell, column) =>
-        right[column] ? cell.padStart(widths[column]) : cell.padEnd(widths[column]),
+        right[column]
+          ? cell.padStart(widths[column])
+          : cell.padEnd(widths[column]),
       )
       .join(' | ')} |`;
   const rule = `|${widths
-    .map((width, column) => (right[column] ? `${'-'.repeat(width + 1)}:` : '-'.repeat(width + 2)))
+    .map((width, column) =>
+      right[column] ? `${'-'.repeat(width + 1)}:` : '-'.repeat(width + 2),
+    )
     .join('|')}|`;
   return [line(headers), rule, ...rows.map(line)].join('\n');
 }
@@ -326,7 +356,9 @@ async function runCell(
   cell: Cell,
   load: { count?: number; durationMs?: number },
 ): Promise<Round> {
-  const before = await server.ask<{ queries: number; transactions: number }>('counters');
+  const before = await server.ask<{ queries: number; transactions: number }>(
+    'counters',
+  );
   const result = await runLoad({
     agent,
     port: cell.port,
@@ -335,7 +367,9 @@ async function runCell(
     expectStatus: cell.expectStatus,
     next: cell.next,
   });
-  const after = await server.ask<{ queries: number; transactions: number }>('counters');
+  const after = await server.ask<{ queries: number; transactions: number }>(
+    'counters',
+  );
   return {
     rps: (result.requests / result.elapsedMs) * 1000,
     requests: result.requests,
@@ -346,7 +380,12 @@ async function runCell(
 }
 
 const fmt = (n: number, digits = 0) =>
-  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }).replace(/,/g, ' ');
+  n
+    .toLocaleString('en-US', {
+      maximumFractionDigits: digits,
+      minimumFractionDigits: digits,
+    })
+    .replace(/,/g, ' ');
 
 async function main(): Promise<void> {
   const startedAt = Date.now();
@@ -399,7 +438,11 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       const shift = round % list.length;
       for (const cell of [...list.slice(shift), ...list.slice(0, shift)]) {
-        rounds.get(cell)!.push(await runCell(server, agent, cell, { durationMs: SECONDS * 1000 }));
+        rounds
+          .get(cell)!
+          .push(
+            await runCell(server, agent, cell, { durationMs: SECONDS * 1000 }),
+          );
       }
       process.stderr.write(`  round ${round + 1}/${ROUNDS} done\n`);
     }
@@ -416,7 +459,8 @@ async function main(): Promise<void> {
         `${counted} counted at the driver (the difference is the listeners' pings, the counter round trips and autovacuum).`;
     }
 
-    const find = (platform: string, id: string) => list.find((c) => c.platform === platform && c.id === id);
+    const find = (platform: string, id: string) =>
+      list.find((c) => c.platform === platform && c.id === id);
     const paired = (cell: Cell, base: Cell | undefined) => {
       if (!base) {
         return NaN;
@@ -440,7 +484,8 @@ async function main(): Promise<void> {
         p50: quantile(latencies, 0.5),
         p99: quantile(latencies, 0.99),
         queries: results.reduce((s, r) => s + r.queries, 0) / requests,
-        transactions: results.reduce((s, r) => s + r.transactions, 0) / requests,
+        transactions:
+          results.reduce((s, r) => s + r.transactions, 0) / requests,
       };
     };
     const ids = [...new Set(list.map((c) => c.id))];
@@ -505,9 +550,16 @@ async function main(): Promise<void> {
       await scale(server, agent, db, ready);
     }
     if (REVOCATIONS > 0) {
-      const started = await Server.start<{ ports: Record<string, number> }>('peer');
+      const started = await Server.start<{ ports: Record<string, number> }>(
+        'peer',
+      );
       peer = started.server;
-      await revocation(db, ready, ready.ports['express-cached'], started.ready.ports['express-cached']);
+      await revocation(
+        db,
+        ready,
+        ready.ports['express-cached'],
+        started.ready.ports['express-cached'],
+      );
     }
     console.log(
       `\nDone in ${((Date.now() - startedAt) / 1000).toFixed(1)} s; load average now ${os
@@ -523,7 +575,12 @@ async function main(): Promise<void> {
   }
 }
 
-async function p50Of(server: Server, agent: http.Agent, port: number, tokens: string[]) {
+async function p50Of(
+  server: Server,
+  agent: http.Agent,
+  port: number,
+  tokens: string[],
+) {
   const next = cursor(tokens);
   const cell: Cell = {
     id: 'scale',
@@ -532,20 +589,35 @@ async function p50Of(server: Server, agent: http.Agent, port: number, tokens: st
     port,
     expectStatus: 200,
     warmup: 0,
-    next: () => ({ method: 'GET', path: '/me', headers: { authorization: `Token ${next()}` } }),
+    next: () => ({
+      method: 'GET',
+      path: '/me',
+      headers: { authorization: `Token ${next()}` },
+    }),
   };
   const p50s: number[] = [];
   for (let i = 0; i < ROUNDS; i++) {
-    const r = await runCell(server, agent, cell, { durationMs: SECONDS * 1000 });
+    const r = await runCell(server, agent, cell, {
+      durationMs: SECONDS * 1000,
+    });
     const sorted = r.latenciesMs.slice().sort();
     p50s.push(quantile(sorted, 0.5));
   }
   return median(p50s);
 }
 
-async function scale(server: Server, agent: http.Agent, db: pg.Client, ready: ServerReady) {
+async function scale(
+  server: Server,
+  agent: http.Agent,
+  db: pg.Client,
+  ready: ServerReady,
+) {
   const port = ready.ports['express-plain'];
-  const [{ n: before }] = (await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${BENCH_TOKEN_TABLE}`)).rows;
+  const [{ n: before }] = (
+    await db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM ${BENCH_TOKEN_TABLE}`,
+    )
+  ).rows;
   const small = await p50Of(server, agent, port, ready.tokens);
   const filled = performance.now();
   // Expired rows: they weigh on the lookup like live ones, and pruneExpired gets them next.
@@ -558,7 +630,11 @@ async function scale(server: Server, agent: http.Agent, db: pg.Client, ready: Se
   );
   await db.query(`VACUUM ANALYZE ${BENCH_TOKEN_TABLE}`);
   const fillSeconds = (performance.now() - filled) / 1000;
-  const [{ n: after }] = (await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${BENCH_TOKEN_TABLE}`)).rows;
+  const [{ n: after }] = (
+    await db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM ${BENCH_TOKEN_TABLE}`,
+    )
+  ).rows;
   const large = await p50Of(server, agent, port, ready.tokens);
   console.log(
     `\nScale (Express, KnoxGuard without the cache, concurrency ${CONCURRENCY}, median of ${ROUNDS} rounds' p50):`,
@@ -583,12 +659,24 @@ async function scale(server: Server, agent: http.Agent, db: pg.Client, ready: Se
   );
 }
 
-async function revocation(db: pg.Client, ready: ServerReady, portA: number, portB: number) {
+async function revocation(
+  db: pg.Client,
+  ready: ServerReady,
+  portA: number,
+  portB: number,
+) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   const get = (port: number, token: string) =>
-    send(agent, port, { method: 'GET', path: '/me', headers: { authorization: `Token ${token}` } });
+    send(agent, port, {
+      method: 'GET',
+      path: '/me',
+      headers: { authorization: `Token ${token}` },
+    });
   const users = cursor(ready.loginUsernames);
-  const results: Record<string, number[]> = { 'logout on the other instance': [], 'SQL DELETE (psql)': [] };
+  const results: Record<string, number[]> = {
+    'logout on the other instance': [],
+    'SQL DELETE (psql)': [],
+  };
   let staleOnA = 0;
   try {
     for (let i = 0; i < REVOCATIONS; i++) {
@@ -606,7 +694,10 @@ async function revocation(db: pg.Client, ready: ServerReady, portA: number, port
           }
         }
         if (path === 'SQL DELETE (psql)') {
-          await db.query(`DELETE FROM ${BENCH_TOKEN_TABLE} WHERE token_key = $1`, [token.slice(0, 15)]);
+          await db.query(
+            `DELETE FROM ${BENCH_TOKEN_TABLE} WHERE token_key = $1`,
+            [token.slice(0, 15)],
+          );
         } else {
           const out = await send(agent, portA, {
             method: 'POST',
@@ -628,7 +719,9 @@ async function revocation(db: pg.Client, ready: ServerReady, portA: number, port
             break;
           }
           if (performance.now() - revoked > 5000) {
-            throw new Error('the other instance still accepts a revoked token after 5 s');
+            throw new Error(
+              'the other instance still accepts a revoked token after 5 s',
+            );
           }
         }
       }
@@ -646,7 +739,9 @@ async function revocation(db: pg.Client, ready: ServerReady, portA: number, port
       `  ${path}: p50 ${quantile(sorted, 0.5).toFixed(1)} ms, p99 ${quantile(sorted, 0.99).toFixed(1)} ms, max ${sorted[sorted.length - 1].toFixed(1)} ms`,
     );
   }
-  console.log(`  the revoking instance itself served the revoked token ${staleOnA} times after its logout returned.`);
+  console.log(
+    `  the revoking instance itself served the revoked token ${staleOnA} times after its logout returned.`,
+  );
 }
 
 main().catch((error: unknown) => {

@@ -176,7 +176,9 @@ export interface BenchAppOptions {
 }
 
 /** Boots one bench app, listening on 127.0.0.1 on a free port. */
-export async function bootBenchApp(options: BenchAppOptions): Promise<BenchApp> {
+export async function bootBenchApp(
+  options: BenchAppOptions,
+): Promise<BenchApp> {
   @Module({
     imports: [
       TypeOrmModule.forRoot({

@@ -37,9 +37,7 @@ export interface ServerReady {
 }
 
 export type ServerCommand =
-  | { cmd: 'counters' }
-  | { cmd: 'prune' }
-  | { cmd: 'exit' };
+  { cmd: 'counters' } | { cmd: 'prune' } | { cmd: 'exit' };
 
 const counter = new DbCounter();
 counter.install();
@@ -86,7 +84,11 @@ async function seed(bench: BenchApp) {
   const tokens: string[] = [];
   const rows: Partial<KnoxToken>[] = [];
   for (let i = 0; i < TOKEN_USERS; i++) {
-    const main = tokenRow(ids[i], new Date(now - HOUR), new Date(now + 9 * HOUR));
+    const main = tokenRow(
+      ids[i],
+      new Date(now - HOUR),
+      new Date(now + 9 * HOUR),
+    );
     tokens.push(main.token);
     rows.push(main.row);
     CEILING_MAP.set(main.row.digest!, { id: ids[i], username: usernames[i] });

@@ -14,14 +14,20 @@ export class DbCounter {
   timedPattern: RegExp | null = null;
 
   install(): void {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the patched query needs both
     const counter = this;
     const inTransaction = new WeakMap<object, boolean>();
-    const original = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+    const original = pg.Client.prototype.query as (
+      ...args: unknown[]
+    ) => unknown;
     pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
       const config = args[0] as string | { text?: string } | undefined;
       const text = typeof config === 'string' ? config : (config?.text ?? '');
-      const params = (this as unknown as { connectionParameters?: { application_name?: string } })
-        .connectionParameters;
+      const params = (
+        this as unknown as {
+          connectionParameters?: { application_name?: string };
+        }
+      ).connectionParameters;
       if (params?.application_name === 'knox-cache-listener') {
         return original.apply(this, args);
       }

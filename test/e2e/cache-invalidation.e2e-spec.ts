@@ -5,7 +5,14 @@
  * and LISTEN/NOTIFY; with the listening connection killed, the cache is bypassed, and it comes
  * back empty.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import {
+  afterAll,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  it,
+} from '@jest/globals';
 import { KnoxTokenService } from '../../lib/index.js';
 import {
   EMBEDDED_DB,
@@ -34,7 +41,11 @@ suite.each(['express', 'fastify'] as const)(
 
     beforeAll(async () => {
       a = await createTestApp({ platform, knox: { cache: true } });
-      b = await createTestApp({ platform, knox: { cache: true }, keepData: true });
+      b = await createTestApp({
+        platform,
+        knox: { cache: true },
+        keepData: true,
+      });
       c = await createTestApp({
         platform: platform === 'express' ? 'fastify' : 'express',
         knox: { cache: true },
@@ -110,7 +121,10 @@ suite.each(['express', 'fastify'] as const)(
     it('DELETE /auth/tokens/:id on one instance', async () => {
       const kept = await cachedEverywhere();
       const other = await cachedEverywhere();
-      const list = await a.http.get('/auth/tokens').set(bearer(kept)).expect(200);
+      const list = await a.http
+        .get('/auth/tokens')
+        .set(bearer(kept))
+        .expect(200);
       const id = (list.body as { id: string; current: boolean }[]).find(
         (s) => !s.current,
       )!.id;
@@ -120,7 +134,10 @@ suite.each(['express', 'fastify'] as const)(
 
     it('rotate (no grace period) on one instance', async () => {
       const old = await cachedEverywhere();
-      const res = await b.http.post('/auth/rotate').set(bearer(old)).expect(200);
+      const res = await b.http
+        .post('/auth/rotate')
+        .set(bearer(old))
+        .expect(200);
       await refusedEverywhere(old);
       for (const t of [a, b, c]) {
         expect((await probe(t, res.body.token as string)).status).toBe(200);
@@ -151,9 +168,11 @@ suite.each(['express', 'fastify'] as const)(
       await a.app
         .get(KnoxTokenService)
         .create(
-          (await a.dataSource.query(
-            `SELECT * FROM knox_test_user WHERE username = 'alice'`,
-          ))[0],
+          (
+            await a.dataSource.query(
+              `SELECT * FROM knox_test_user WHERE username = 'alice'`,
+            )
+          )[0],
           { limit: 1, policy: 'evict-oldest' },
         );
       await refusedEverywhere(oldest);
@@ -170,7 +189,9 @@ suite.each(['express', 'fastify'] as const)(
 
     it('ON DELETE CASCADE when the user is deleted in SQL', async () => {
       const token = await cachedEverywhere();
-      await a.dataSource.query(`DELETE FROM knox_test_user WHERE username = 'alice'`);
+      await a.dataSource.query(
+        `DELETE FROM knox_test_user WHERE username = 'alice'`,
+      );
       await refusedEverywhere(token);
     });
 
@@ -241,7 +262,10 @@ suite.each(['express', 'fastify'] as const)(
       const connects = listener.connects;
       expect(pid).toEqual(expect.any(Number));
       await a.dataSource.query('SELECT pg_terminate_backend($1)', [pid]);
-      await until(() => !cache.store!.available, 'the listener to be seen down');
+      await until(
+        () => !cache.store!.available,
+        'the listener to be seen down',
+      );
       // Notifications sent now are lost: this deletion reaches b only through its database.
       await a.dataSource.query(
         `DELETE FROM knox_authtoken WHERE token_key = $1`,
@@ -254,7 +278,10 @@ suite.each(['express', 'fastify'] as const)(
         // Bypassed: the valid token costs its query again.
         expect(await probe(b, other)).toEqual({ status: 200, queries: 1 });
       }
-      await until(() => listener.connects > connects, 'the listener to reconnect');
+      await until(
+        () => listener.connects > connects,
+        'the listener to reconnect',
+      );
       expect(listener.pid).not.toBe(pid);
       expect(cache.store!.size).toBe(0);
       expect(await probe(b, token)).toMatchObject({ status: 401 });

@@ -41,7 +41,9 @@ export async function refusedWithin(
     }
     expect(res.status).toBe(200);
     if (elapsed > limitMs) {
-      throw new Error(`still accepted ${elapsed.toFixed(0)} ms after the revocation`);
+      throw new Error(
+        `still accepted ${elapsed.toFixed(0)} ms after the revocation`,
+      );
     }
   }
 }

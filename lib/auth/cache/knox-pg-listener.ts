@@ -97,10 +97,15 @@ export class KnoxPgListener {
       // Anything notified before LISTEN took effect is unknown: start from an empty cache.
       this.cache.resume();
       if (this.connects > 1) {
-        this.logger.log('Cache listener reconnected; cache flushed and back in use.');
+        this.logger.log(
+          'Cache listener reconnected; cache flushed and back in use.',
+        );
       }
       clearInterval(this.pingTimer);
-      this.pingTimer = setInterval(() => this.ping(client, down), this.pingInterval);
+      this.pingTimer = setInterval(
+        () => this.ping(client, down),
+        this.pingInterval,
+      );
       this.pingTimer.unref();
     } catch (error) {
       down(error as Error);

@@ -236,7 +236,10 @@ export class KnoxCacheTriggers1796109480000 implements MigrationInterface {
 export function knoxCacheTriggersMigration(
   target: KnoxCacheTriggerTarget,
 ): new () => MigrationInterface {
+  const suffix = target.tokenTable.replace(/[^A-Za-z0-9]/g, '_');
   return class extends KnoxCacheTriggers1796109480000 {
+    // TypeORM reads the timestamp from the last 13 digits of the name.
+    override name = `KnoxCacheTriggers_${suffix}_1796109480000`;
     constructor() {
       super(target);
     }
