@@ -14,11 +14,12 @@
  * on the 1 000 000 expired ones) and revocation latency (a second cached instance in another
  * process; a token cached in both, revoked on one or by SQL; time until the other refuses).
  *
- * Knobs: BENCH_SECONDS (1: seconds per route and platform per round), BENCH_ROUNDS (3),
+ * Knobs: BENCH_SECONDS (2: seconds per route and platform per round), BENCH_ROUNDS (3),
  * BENCH_CONCURRENCY (10), BENCH_POOL (10), BENCH_SCALE_ROWS (1000000; 0 skips scale),
  * BENCH_REVOCATIONS (100 per path; 0 skips), BENCH_EXTRAS (1: also the knox 5 emulation,
  * unknown-token and login rows, on Express), BENCH_XACT_CHECK (1: cross-check the transaction
- * count with pg_stat_database, costs ~25 s of waiting for the statistics to be flushed).
+ * count with pg_stat_database, costs ~25 s of waiting for the statistics to be flushed),
+ * BENCH_PREPARED (1: the experiment of the uncached lookup, query builder vs prepared statement).
  */
 import http from 'node:http';
 import os from 'node:os';
@@ -40,7 +41,7 @@ import {
 
 const DATABASE_URL =
   process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/knox_bench';
-const SECONDS = numberFromEnv('BENCH_SECONDS', 1);
+const SECONDS = numberFromEnv('BENCH_SECONDS', 2);
 const ROUNDS = numberFromEnv('BENCH_ROUNDS', 3);
 const CONCURRENCY = numberFromEnv('BENCH_CONCURRENCY', 10);
 const POOL_SIZE = numberFromEnv('BENCH_POOL', 10);
@@ -48,6 +49,7 @@ const SCALE_ROWS = numberFromEnv('BENCH_SCALE_ROWS', 1_000_000, 0);
 const REVOCATIONS = numberFromEnv('BENCH_REVOCATIONS', 100, 0);
 const EXTRAS = numberFromEnv('BENCH_EXTRAS', 1, 0) === 1;
 const XACT_CHECK = numberFromEnv('BENCH_XACT_CHECK', 1, 0) === 1;
+const PREPARED = numberFromEnv('BENCH_PREPARED', 1, 0) === 1;
 
 function numberFromEnv(name: string, fallback: number, min = 0.001): number {
   const raw = process.env[name];
@@ -140,6 +142,11 @@ interface Cell {
   expectStatus: number;
   /** Requests of the warm-up (at least one pass over the tokens, so that a cache is full). */
   warmup: number;
+  /**
+   * Before each timed round, untimed, send the warm-up again: a cached route is measured in its
+   * steady state (tokens in use within `maxAge`), however long the other routes took.
+   */
+  rewarm?: boolean;
   next: () => RequestSpec;
 }
 
@@ -244,9 +251,39 @@ function cells(ready: ServerReady): Cell[] {
         port: cached,
         expectStatus: 200,
         warmup: tokenPass,
+        rewarm: true,
         next: knox(cursor(ready.tokens)),
       },
     );
+    if (PREPARED) {
+      for (const [id, label, route] of [
+        [
+          'lookup-qb',
+          'experiment: lookup by query builder',
+          '/lookup/query-builder',
+        ],
+        [
+          'lookup-prepared',
+          'experiment: lookup by prepared statement',
+          '/lookup/prepared',
+        ],
+      ]) {
+        const c = cursor(ready.tokens);
+        out.push({
+          id,
+          label,
+          platform,
+          port: plain,
+          expectStatus: 200,
+          warmup: tokenPass,
+          next: () => ({
+            method: 'GET' as const,
+            path: route,
+            headers: { authorization: `Token ${c()}` },
+          }),
+        });
+      }
+    }
     if (EXTRAS && platform === 'express') {
       const login = cursor(ready.loginUsernames);
       out.push(
@@ -265,6 +302,19 @@ function cells(ready: ServerReady): Cell[] {
               headers: { authorization: `Token ${c()}` },
             });
           })(),
+        },
+        {
+          id: 'malformed',
+          label: 'KnoxGuard, malformed token (401, no query)',
+          platform,
+          port: cached,
+          expectStatus: 401,
+          warmup: 300,
+          next: () => ({
+            method: 'GET',
+            path: '/me',
+            headers: { authorization: 'Token not-a-knox-token-0123456789' },
+          }),
         },
         {
           id: 'unknown',
@@ -356,6 +406,16 @@ async function runCell(
   cell: Cell,
   load: { count?: number; durationMs?: number },
 ): Promise<Round> {
+  if (load.durationMs !== undefined && cell.rewarm) {
+    await runLoad({
+      agent,
+      port: cell.port,
+      concurrency: CONCURRENCY,
+      count: cell.warmup,
+      expectStatus: cell.expectStatus,
+      next: cell.next,
+    });
+  }
   const before = await server.ask<{ queries: number; transactions: number }>(
     'counters',
   );
@@ -423,7 +483,7 @@ async function main(): Promise<void> {
     console.log(
       `  load: server in a child process, client here (keep-alive http.Agent), concurrency ${CONCURRENCY}, ` +
         `${ROUNDS} rounds x ${SECONDS} s per route and platform, order rotated each round, after a warm-up ` +
-        `(one pass over the tokens). Cache: { max: 10000, maxAge: 60000 }, bus 'postgres'.\n`,
+        `(one pass over the tokens). Cache: true (max 10000, maxAge 60 s, bus 'postgres'); the cached route is warmed again, untimed, before each round.\n`,
     );
 
     for (const cell of list) {
@@ -541,6 +601,14 @@ async function main(): Promise<void> {
           `${paired(k, find(platform, 'bearer')).toFixed(2)}x the hand-written bearer guard ` +
           `(cached: ${stats(c).queries.toFixed(3)} statements/req, uncached: ${stats(k).queries.toFixed(2)}).`,
       );
+      const qb = find(platform, 'lookup-qb');
+      const prepared = find(platform, 'lookup-prepared');
+      if (qb && prepared) {
+        console.log(
+          `  ${platform}: lookup by prepared statement = ${paired(prepared, qb).toFixed(2)}x the req/s of the query builder ` +
+            `(p50 ${stats(prepared).p50.toFixed(2)} vs ${stats(qb).p50.toFixed(2)} ms).`,
+        );
+      }
     }
     if (xactLine) {
       console.log(xactLine);
@@ -613,6 +681,8 @@ async function scale(
   ready: ServerReady,
 ) {
   const port = ready.ports['express-plain'];
+  // Back to the 1 000 seeded rows: the tokens issued by the login rows go (users 901-1000).
+  await db.query(`DELETE FROM ${BENCH_TOKEN_TABLE} WHERE user_id > 900`);
   const [{ n: before }] = (
     await db.query<{ n: string }>(
       `SELECT count(*) AS n FROM ${BENCH_TOKEN_TABLE}`,

@@ -120,8 +120,105 @@ class TypeOrmBearerGuard implements CanActivate {
   }
 }
 
+/**
+ * Experiment (issue 10): the uncached lookup of KnoxTokenStore.findByDigests, as it is (TypeORM's
+ * query builder, innerJoinAndSelect, getOne) …
+ */
+@Injectable()
+class QueryBuilderLookupGuard implements CanActivate {
+  private readonly tokens: Repository<KnoxToken>;
+  constructor(@InjectDataSource() dataSource: DataSource) {
+    this.tokens = dataSource.getRepository(BenchToken);
+  }
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<BenchRequest>();
+    const token = await this.tokens
+      .createQueryBuilder('token')
+      .innerJoinAndSelect('token.user', 'user')
+      .where('token.digest = :digest', {
+        digest: sha512(bearerOf(request, 'Token')),
+      })
+      .getOne();
+    if (!token || (token.expiry && token.expiry.getTime() < Date.now())) {
+      throw new UnauthorizedException();
+    }
+    request.user = token.user;
+    return true;
+  }
+}
+
+/**
+ * … and the same query as a named prepared statement through the pg pool TypeORM holds, the
+ * row mapped by hand to the token and user entities.
+ */
+@Injectable()
+class PreparedLookupGuard implements CanActivate {
+  private readonly pool: {
+    query(config: {
+      name: string;
+      text: string;
+      values: unknown[];
+    }): Promise<{ rows: Record<string, any>[] }>;
+  };
+  private readonly text: string;
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {
+    this.pool = (dataSource.driver as unknown as { master: never }).master;
+    this.text =
+      `SELECT t.digest, t.token_key, t.id, t.created, t.expiry, t.ttl_ms, t.name, t.user_agent, t.ip, ` +
+      `t.last_used_at, t.retired_at, u.id AS u_id, u.username AS u_username, u.password AS u_password, ` +
+      `u."isActive" AS "u_isActive" FROM ${BENCH_TOKEN_TABLE} t JOIN bench_user u ON u.id = t.user_id ` +
+      `WHERE t.digest = $1`;
+  }
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<BenchRequest>();
+    const { rows } = await this.pool.query({
+      name: 'knox_bench_find_by_digest',
+      text: this.text,
+      values: [sha512(bearerOf(request, 'Token'))],
+    });
+    const row = rows[0];
+    if (!row || (row.expiry && (row.expiry as Date).getTime() < Date.now())) {
+      throw new UnauthorizedException();
+    }
+    const user = Object.assign(new BenchUser(), {
+      id: row.u_id,
+      username: row.u_username,
+      password: row.u_password,
+      isActive: row.u_isActive,
+    });
+    const token = Object.assign(new BenchToken(), {
+      digest: row.digest,
+      tokenKey: row.token_key,
+      id: row.id,
+      created: row.created,
+      expiry: row.expiry,
+      ttl: row.ttl_ms === null ? null : Number(row.ttl_ms),
+      name: row.name,
+      userAgent: row.user_agent,
+      ip: row.ip,
+      lastUsedAt: row.last_used_at,
+      retiredAt: row.retired_at,
+      user,
+    });
+    request.user = token.user;
+    return true;
+  }
+}
+
 @Controller()
 class BenchController {
+  @UseGuards(QueryBuilderLookupGuard)
+  @Get('lookup/query-builder')
+  queryBuilder(@Req() request: { user: BenchUser }) {
+    return { id: request.user.id, username: request.user.username };
+  }
+
+  @UseGuards(PreparedLookupGuard)
+  @Get('lookup/prepared')
+  prepared(@Req() request: { user: BenchUser }) {
+    return { id: request.user.id, username: request.user.username };
+  }
+
   /** The framework's floor: no guard, no database. */
   @Get('public')
   open() {
@@ -219,6 +316,8 @@ export async function bootBenchApp(
       CeilingGuard,
       JwtGuard,
       TypeOrmBearerGuard,
+      QueryBuilderLookupGuard,
+      PreparedLookupGuard,
     ],
   })
   class BenchAppModule {}
@@ -226,11 +325,11 @@ export async function bootBenchApp(
   const app =
     options.platform === 'fastify'
       ? await NestFactory.create(BenchAppModule, new FastifyAdapter(), {
-          logger: ['error', 'warn'],
+          logger: ['error'],
           abortOnError: false,
         })
       : await NestFactory.create(BenchAppModule, {
-          logger: ['error', 'warn'],
+          logger: ['error'],
           abortOnError: false,
         });
   await app.listen(0, '127.0.0.1');

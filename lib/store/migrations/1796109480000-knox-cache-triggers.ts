@@ -21,8 +21,11 @@ function literal(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
-/** The longest payload PostgreSQL takes is 8000 bytes; digests are packed below that. */
-const PAYLOAD_BUDGET = 7800;
+/**
+ * Digests per notification: PostgreSQL takes payloads under 8000 bytes, and a digest is at most
+ * 128 characters (the column's size) plus a comma.
+ */
+const DIGESTS_PER_NOTIFICATION = 60;
 
 /**
  * The functions the triggers call: shared by every token table (each trigger passes its channel).
@@ -33,19 +36,16 @@ const FUNCTIONS = [
   `CREATE OR REPLACE FUNCTION knox_cache_notify_deleted_tokens() RETURNS trigger
    LANGUAGE plpgsql AS $$
    DECLARE
-     payload text := '';
-     d text;
+     payload text;
    BEGIN
-     FOR d IN SELECT digest FROM knox_old_rows LOOP
-       IF length(payload) + length(d) + 1 > ${PAYLOAD_BUDGET} THEN
-         PERFORM pg_notify(TG_ARGV[0], 't:' || payload);
-         payload := '';
-       END IF;
-       payload := CASE WHEN payload = '' THEN d ELSE payload || ',' || d END;
-     END LOOP;
-     IF payload <> '' THEN
+     FOR payload IN
+       SELECT string_agg(digest, ',') FROM (
+         SELECT digest, (row_number() OVER () - 1) / ${DIGESTS_PER_NOTIFICATION} AS chunk
+           FROM knox_old_rows
+       ) AS numbered GROUP BY chunk
+     LOOP
        PERFORM pg_notify(TG_ARGV[0], 't:' || payload);
-     END IF;
+     END LOOP;
      RETURN NULL;
    END $$`,
   `CREATE OR REPLACE FUNCTION knox_cache_notify_updated_token() RETURNS trigger
