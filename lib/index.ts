@@ -24,14 +24,11 @@ export { KnoxUser, KnoxAuth } from './decorators/knox-user.decorator.js';
 export { KNOX_PUBLIC_KEY } from './knox.constants.js';
 export * from './events/knox.events.js';
 export type * from './options/knox-module-options.interface.js';
-export {
-  resolveKnoxCacheOptions,
-  KNOX_CACHE_DEFAULT_MAX,
-  KNOX_CACHE_DEFAULT_MAX_AGE,
-  type KnoxCacheOptions,
-  type KnoxCacheRedisBus,
-  type KnoxRedisClient,
-  type KnoxRedisSubscriber,
+export type {
+  KnoxCacheOptions,
+  KnoxCacheRedisBus,
+  KnoxRedisClient,
+  KnoxRedisSubscriber,
 } from './auth/cache/knox-cache-options.js';
 export {
   KnoxCacheTriggers1796109480000,

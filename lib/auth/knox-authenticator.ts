@@ -87,12 +87,22 @@ export class KnoxAuthenticator {
     // 2. The cache (when on): a token the database vouched for recently costs no query. It
     //    misses past the token's expiry or `maxAge`, after any invalidation, and while its bus
     //    is down.
-    const cached = this.cache.lookup(digest);
+    const cached = this.cache.lookup(digest, now);
     if (cached) {
       if (!this.options.isUserActive(cached.user)) {
         throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
       }
-      await this.touch(cached.token, now, client, undefined);
+      // One write per interval per instance: concurrent requests leave it to the first.
+      if (
+        planTouch(cached.token, now, this.options).write &&
+        this.cache.beginTouch(digest)
+      ) {
+        try {
+          await this.touch(cached.token, now, client, undefined);
+        } finally {
+          this.cache.endTouch(digest);
+        }
+      }
       rememberPresentedPrefix(
         cached.token,
         prefixOfPlaintext(token, tokenCharacterLength),

@@ -5,6 +5,7 @@
  * the new values, `invalidateUser`, and the option checked at boot.
  */
 import { describe, expect, it } from '@jest/globals';
+import { createHash, randomBytes } from 'node:crypto';
 import { KnoxEvents, KnoxTokenService } from '../../lib/index.js';
 import {
   EMBEDDED_DB,
@@ -110,6 +111,38 @@ suite.each(['express', 'fastify'] as const)(
       });
     });
 
+    describe('legacy-digest upgrade', () => {
+      const legacyDigest = (token: string) =>
+        createHash('sha512').update(Buffer.from(token, 'hex')).digest('hex');
+      const t = useTestApp(
+        { platform, knox: { cache: true, legacyTokenDigests: [legacyDigest] } },
+        (app) => app.createUser('alice'),
+      );
+
+      it('moves the row to the current digest first, then caches it under that digest', async () => {
+        const token = randomBytes(32).toString('hex');
+        await t.dataSource.query(
+          `INSERT INTO knox_authtoken (digest, token_key, user_id, created, expiry)
+         VALUES ($1, $2, $3, $4, $5)`,
+          [
+            legacyDigest(token),
+            token.slice(0, 15),
+            t.seeded.id,
+            at(-HOUR),
+            at(9 * HOUR),
+          ],
+        );
+        const upgrade = await probe(t, token);
+        expect(upgrade.status).toBe(200);
+        expect(t.recorder.writes).toHaveLength(1);
+        expect(cacheOf(t).lookup(legacyDigest(token))).toBeUndefined();
+        expect(await probe(t, token)).toEqual({ status: 200, queries: 1 });
+        expect(await probe(t, token)).toEqual({ status: 200, queries: 0 });
+        const rows = await t.tokenRows();
+        expect(rows.map((r) => r.digest)).toEqual([digestOf(token)]);
+      });
+    });
+
     describe('max bounds the memory', () => {
       const t = useTestApp({ platform, knox: { cache: { max: 3 } } }, (app) =>
         app.createUser('alice').then(() => undefined),
@@ -166,6 +199,23 @@ suite.each(['express', 'fastify'] as const)(
         const [row] = await t.tokenRows();
         expect(row.expiry).toEqual(at(121 * MINUTE));
         expect(row.last_used_at).toEqual(at(61 * MINUTE));
+      });
+
+      it('concurrent requests when the write falls due: one UPDATE (many trials)', async () => {
+        const token = await login(t, 'alice');
+        await warm(t, token);
+        for (let trial = 1; trial <= 10; trial++) {
+          t.clock.set(at(trial * 25 * MINUTE));
+          t.recorder.reset();
+          const answers = await Promise.all(
+            Array.from({ length: 20 }, () =>
+              t.http.get('/me').set(bearer(token)),
+            ),
+          );
+          expect(answers.map((r) => r.status)).toEqual(Array(20).fill(200));
+          expect(t.recorder.writes).toHaveLength(1);
+          expect(t.recorder.queries).toHaveLength(1);
+        }
       });
 
       it('POST /auth/refresh updates the cached expiry on this instance', async () => {

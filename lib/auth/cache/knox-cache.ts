@@ -40,6 +40,8 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
   /** The in-process store; `null` when the cache is off. */
   readonly store: KnoxTokenCache | null;
   private listener: KnoxPgListener | undefined;
+  /** Digests whose request-path write (lastUsedAt, auto refresh) is in flight on this instance. */
+  private readonly touching = new Set<string>();
   private redisBus: KnoxRedisBus | undefined;
 
   constructor(
@@ -121,8 +123,8 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
   }
 
   /** The cached authentication for `digest`, or `undefined` (off, down, missing, stale). */
-  lookup(digest: string): KnoxCachedAuth | undefined {
-    return this.store?.get(digest);
+  lookup(digest: string, now?: Date): KnoxCachedAuth | undefined {
+    return this.store?.get(digest, now);
   }
 
   /** A ticket to take before a database lookup, for {@link remember}. */
@@ -138,6 +140,25 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
   /** The cached record changed by this instance's own write (lastUsedAt, auto refresh). */
   update(token: KnoxToken): void {
     this.store?.update(token);
+  }
+
+  /**
+   * Claims the request-path write of a cached token: `false` when another request of this
+   * instance is already writing it (that one carries the same values), so that a hot token is
+   * written at most once per interval per instance, also under concurrency. Pair with
+   * {@link endTouch}.
+   */
+  beginTouch(digest: string): boolean {
+    if (this.touching.has(digest)) {
+      return false;
+    }
+    this.touching.add(digest);
+    return true;
+  }
+
+  /** Releases {@link beginTouch}. */
+  endTouch(digest: string): void {
+    this.touching.delete(digest);
   }
 
   /** Drops tokens after a write of this instance (and tells the Redis bus). */

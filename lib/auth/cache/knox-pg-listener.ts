@@ -88,7 +88,13 @@ export class KnoxPgListener {
       const [{ pid }] = (
         await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
       ).rows;
-      if (failed || this.stopped) {
+      if (this.stopped) {
+        client.removeAllListeners();
+        client.on('error', () => undefined);
+        await client.end().catch(() => undefined);
+        return;
+      }
+      if (failed) {
         return;
       }
       this.pid = pid;

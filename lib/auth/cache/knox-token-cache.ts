@@ -60,7 +60,7 @@ export class KnoxTokenCache {
   }
 
   /** The token and user cached for `digest`, if fresh; `undefined` sends the caller to the database. */
-  get(digest: string): KnoxCachedAuth | undefined {
+  get(digest: string, at?: Date): KnoxCachedAuth | undefined {
     if (!this.live) {
       return undefined;
     }
@@ -68,7 +68,7 @@ export class KnoxTokenCache {
     if (!entry) {
       return undefined;
     }
-    const now = this.clock.now().getTime();
+    const now = (at ?? this.clock.now()).getTime();
     if (
       now - entry.storedAt >= this.maxAge ||
       now < entry.storedAt ||
