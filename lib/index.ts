@@ -16,7 +16,18 @@ export {
   KnoxController,
   type KnoxSessionView,
 } from './http/knox.controller.js';
-export { KnoxToken, knoxTokenEntity } from './store/knox-token.entity.js';
+export {
+  KnoxToken,
+  knoxTokenEntity,
+  type KnoxTokenEntityOptions,
+} from './store/knox-token.entity.js';
+export type { KnoxTableSchema } from './store/knox-token-table.js';
+export {
+  knoxMigrations,
+  KNOX_MIGRATION_NAMES,
+  type KnoxMigrationsOptions,
+} from './store/migrations/knox-migrations.js';
+export { KnoxSchemaError } from './store/knox-schema-check.js';
 export { KnoxClock, SystemKnoxClock } from './knox-clock.js';
 export { KnoxOptionsError } from './options/knox-options.js';
 export { KnoxPublic } from './decorators/knox-public.decorator.js';
@@ -31,8 +42,8 @@ export type {
   KnoxRedisSubscriber,
 } from './auth/cache/knox-cache-options.js';
 export {
-  KnoxCacheTriggers1796109480000,
-  knoxCacheTriggersMigration,
+  knoxCacheMigrations,
   installKnoxCacheTriggers,
+  type KnoxCacheMigrationsOptions,
   type KnoxCacheTriggerTarget,
-} from './store/migrations/1796109480000-knox-cache-triggers.js';
+} from './store/migrations/knox-cache-migrations.js';

@@ -3,7 +3,8 @@ import { TypeOrmModule, getRepositoryToken } from '@nestjs/typeorm';
 import { KNOX_MODULE_EXTRAS, KNOX_TOKEN_REPOSITORY } from './knox.constants.js';
 import { knoxTokenEntity } from './store/knox-token.entity.js';
 import { createKnoxController } from './http/knox.controller.js';
-import { KnoxOptionsError } from './options/knox-options.js';
+import { KNOX_OPTIONS, KnoxOptionsError } from './options/knox-options.js';
+import { nearestKey } from './options/knox-option-table.js';
 import type {
   KnoxModuleExtras,
   KnoxModuleOptions,
@@ -15,6 +16,7 @@ const EXTRAS_DEFAULTS: KnoxModuleExtras = {
   controller: true,
   path: 'auth',
   tableName: 'knox_authtoken',
+  schema: 'knox',
   dataSource: undefined,
 };
 
@@ -23,6 +25,9 @@ const built = new ConfigurableModuleBuilder<KnoxModuleOptions>({
 })
   .setClassMethodName('forRoot')
   .setExtras<KnoxModuleExtras>(EXTRAS_DEFAULTS, (definition, given) => {
+    if (isAsync(definition)) {
+      rejectAsyncStrays(given);
+    }
     const extras = { ...EXTRAS_DEFAULTS, ...given };
     if (typeof extras.userEntity !== 'function') {
       throw new KnoxOptionsError(
@@ -44,7 +49,13 @@ const built = new ConfigurableModuleBuilder<KnoxModuleOptions>({
         `\`tableName\` must be a plain SQL identifier (letters, digits, _); got ${String(tableName)}.`,
       );
     }
-    const entity = knoxTokenEntity(extras.userEntity, tableName);
+    const schema = extras.schema ?? 'knox';
+    if (schema !== 'knox' && schema !== 'django') {
+      throw new KnoxOptionsError(
+        `\`schema\` must be 'knox' (a table nestjs-knox creates) or 'django' (a django-rest-knox table taken over by knoxMigrations(User, { schema: 'django' })); got ${String(schema)}.`,
+      );
+    }
+    const entity = knoxTokenEntity(extras.userEntity, { tableName, schema });
     return {
       ...definition,
       global: extras.isGlobal ?? true,
@@ -67,6 +78,38 @@ const built = new ConfigurableModuleBuilder<KnoxModuleOptions>({
     };
   })
   .build();
+
+/** Whether the definition comes from `forRootAsync` (its options come from a provider). */
+function isAsync(definition: { providers?: unknown[] }): boolean {
+  return (definition.providers ?? []).some(
+    (provider) =>
+      typeof provider === 'object' &&
+      provider !== null &&
+      !('useValue' in provider),
+  );
+}
+
+/**
+ * Keys given to `forRootAsync` beside `useFactory` that are not settings: Nest would drop them
+ * silently, so an option put there (instead of in what the factory returns) is an error.
+ */
+function rejectAsyncStrays(given: object): void {
+  const settings = Object.keys(EXTRAS_DEFAULTS);
+  for (const key of Object.keys(given)) {
+    if (settings.includes(key)) {
+      continue;
+    }
+    if (key in KNOX_OPTIONS) {
+      throw new KnoxOptionsError(
+        `\`${key}\` is an option, not a module setting: with forRootAsync, return it from the factory (useFactory: () => ({ ${key}: …, validateUser })), not beside it.`,
+      );
+    }
+    const near = nearestKey(key, [...settings, ...Object.keys(KNOX_OPTIONS)]);
+    throw new KnoxOptionsError(
+      `unknown setting '${key}' given to forRootAsync()${near ? ` — did you mean '${near}'?` : ''}`,
+    );
+  }
+}
 
 /** The base class `KnoxModule` extends: `forRoot` / `forRootAsync`. */
 export const KnoxConfigurableModuleClass = built.ConfigurableModuleClass;

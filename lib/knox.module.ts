@@ -17,6 +17,7 @@ import { KnoxAuthenticator } from './auth/knox-authenticator.js';
 import { KnoxEventSink } from './events/knox-event-sink.js';
 import { KnoxSessions } from './sessions/knox-sessions.js';
 import { KnoxTokenStore } from './store/knox-token.store.js';
+import { KnoxSchemaCheck } from './store/knox-schema-check.js';
 
 /**
  * Token authentication: django-rest-knox for NestJS. Registers {@link KnoxGuard},
@@ -37,7 +38,7 @@ import { KnoxTokenStore } from './store/knox-token.store.js';
  *   inject: [UsersService, ConfigService],
  *   useFactory: (users: UsersService, config: ConfigService) => ({
  *     validateUser: (u, p) => users.check(u, p),
- *     tokenTtl: config.get('TOKEN_TTL_MS'),
+ *     tokenTtl: Number(config.get('TOKEN_TTL_MS')), // env values are strings
  *   }),
  * })
  */
@@ -62,6 +63,8 @@ import { KnoxTokenStore } from './store/knox-token.store.js';
     KnoxGuard,
     KnoxLoginThrottler,
     KnoxCache,
+    // Fails the boot when the token table lacks columns (README "Your own PostgreSQL").
+    KnoxSchemaCheck,
   ],
   // KnoxLoginThrottler too, so that an app with `controller: false` can mount the exported
   // KnoxController at a path of its own.

@@ -6,7 +6,6 @@ import {
   ServiceUnavailableException,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { createRequire } from 'node:module';
 import type { ThrottlerStorage } from '@nestjs/throttler';
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
 import { KnoxMessages } from '../knox.messages.js';
@@ -17,21 +16,15 @@ import { KnoxMemoryThrottlerStorage } from './knox-memory-throttler-storage.js';
 const THROTTLER_NAME = 'knox-login';
 
 /**
- * `@nestjs/throttler`'s in-memory `ThrottlerStorageService`. The package is CommonJS and requires
- * the ESM-only Nest 12: Node loads it (require(esm), Node >= 20.19), but Jest's module sandbox
- * cannot before Node 24.9. There, the same counting comes from {@link KnoxMemoryThrottlerStorage}
- * rather than failing every login of the app's test suite.
+ * The default login throttle storage: {@link KnoxMemoryThrottlerStorage}, which counts as
+ * `@nestjs/throttler`'s in-memory `ThrottlerStorageService` does but holds at most `maxKeys`
+ * keys (`ThrottlerStorageService` grows without bound under a spray of distinct usernames or
+ * addresses; it also cannot be loaded in Jest's module sandbox before Node 24.9).
  */
-export function createDefaultThrottlerStorage(): ThrottlerStorage {
-  try {
-    const load = createRequire(import.meta.url);
-    const { ThrottlerStorageService } = load('@nestjs/throttler') as {
-      ThrottlerStorageService: new () => ThrottlerStorage;
-    };
-    return new ThrottlerStorageService();
-  } catch {
-    return new KnoxMemoryThrottlerStorage();
-  }
+export function createDefaultThrottlerStorage(
+  maxKeys?: number,
+): ThrottlerStorage {
+  return new KnoxMemoryThrottlerStorage({ maxKeys });
 }
 
 /**
@@ -71,7 +64,7 @@ export class KnoxLoginThrottler implements OnApplicationShutdown {
     }
     const storage =
       throttle.storage ??
-      (this.defaultStorage ??= createDefaultThrottlerStorage());
+      (this.defaultStorage ??= createDefaultThrottlerStorage(throttle.maxKeys));
     // The IP first: attempts from a blocked address stop counting against the usernames they name.
     const checks: [string, number][] = [];
     if (ip) {

@@ -82,16 +82,18 @@ function playReal(scenarios: Scenario[]): unknown[][] {
   return JSON.parse(stdout) as unknown[][];
 }
 
+// Blocks of any positive length, the window's own (what knox passes) among them: the storage
+// requires blockDuration > 0 (the real one's separate no-block path is never used by knox).
 const keyConfig: fc.Arbitrary<KeyConfig> = fc
   .record({
     ttl: fc.constantFrom(1_000, 5_000, 60_000),
     limit: fc.integer({ min: 1, max: 5 }),
-    blocking: fc.boolean(),
+    block: fc.constantFrom(1, 1_000, 5_000, 60_000, 0),
   })
-  .map(({ ttl, limit, blocking }) => ({
+  .map(({ ttl, limit, block }) => ({
     ttl,
     limit,
-    block: blocking ? ttl : 0,
+    block: block === 0 ? ttl : block,
   }));
 
 const scenario: fc.Arbitrary<Scenario> = fc.record({
@@ -166,15 +168,79 @@ describe('KnoxMemoryThrottlerStorage', () => {
     ]);
   });
 
-  it("is the default only where @nestjs/throttler cannot be loaded (here: Jest's sandbox on Node < 24.9)", () => {
-    const storage = createDefaultThrottlerStorage();
-    const [major, minor] = process.versions.node.split('.').map(Number);
-    const sandboxCanRequireEsm = major > 24 || (major === 24 && minor >= 9);
-    expect(storage.constructor.name).toBe(
-      sandboxCanRequireEsm
-        ? 'ThrottlerStorageService'
-        : 'KnoxMemoryThrottlerStorage',
-    );
-    (storage as KnoxMemoryThrottlerStorage).onApplicationShutdown?.();
+  it('is the default storage of the login throttle, with the cap of the options', async () => {
+    const storage = createDefaultThrottlerStorage(7);
+    expect(storage).toBeInstanceOf(KnoxMemoryThrottlerStorage);
+    const memory = storage as KnoxMemoryThrottlerStorage;
+    for (let i = 0; i < 50; i++) {
+      await memory.increment(`k${i}`, 60_000, 10, 60_000, 'knox-login');
+    }
+    expect(memory.size).toBe(7);
+    memory.onApplicationShutdown();
+    expect(memory.size).toBe(0);
+  });
+});
+
+describe('KnoxMemoryThrottlerStorage: the cap on keys', () => {
+  afterEach(() => {
+    jest.restoreAllMocks();
+  });
+
+  const hit = (storage: KnoxMemoryThrottlerStorage, key: string) =>
+    storage.increment(key, 60_000, 5, 60_000, 'knox-login');
+
+  it('holds 100 000 keys by default, and never more under a spray of distinct keys', async () => {
+    const storage = new KnoxMemoryThrottlerStorage();
+    try {
+      for (let i = 0; i < 130_000; i++) {
+        await hit(storage, `user:${i}`);
+        if (i % 10_000 === 0) {
+          expect(storage.size).toBeLessThanOrEqual(100_000);
+        }
+      }
+      expect(storage.size).toBe(100_000);
+    } finally {
+      storage.onApplicationShutdown();
+    }
+  });
+
+  it('stays at its cap whatever the mix of new and repeated keys', async () => {
+    const storage = new KnoxMemoryThrottlerStorage({ maxKeys: 50 });
+    try {
+      const keys = fc.sample(fc.integer({ min: 0, max: 400 }), {
+        numRuns: 5_000,
+        seed: 8,
+      });
+      const distinct = new Set<number>();
+      for (const key of keys) {
+        await hit(storage, `ip:${key}`);
+        distinct.add(key);
+        expect(storage.size).toBe(Math.min(50, distinct.size));
+      }
+    } finally {
+      storage.onApplicationShutdown();
+    }
+  });
+
+  it('evicts the key counted least recently first, which then counts afresh', async () => {
+    const storage = new KnoxMemoryThrottlerStorage({ maxKeys: 3 });
+    try {
+      await hit(storage, 'a');
+      await hit(storage, 'a');
+      await hit(storage, 'b');
+      await hit(storage, 'c');
+      // 'a' was counted again after 'b': 'b' is now the oldest.
+      await hit(storage, 'a');
+      await hit(storage, 'd');
+      expect(storage.size).toBe(3);
+      expect((await hit(storage, 'a')).totalHits).toBe(4);
+      expect((await hit(storage, 'c')).totalHits).toBe(2);
+      expect((await hit(storage, 'd')).totalHits).toBe(2);
+      // 'b' was evicted: its count starts again, and takes the place of the oldest ('a').
+      expect((await hit(storage, 'b')).totalHits).toBe(1);
+      expect((await hit(storage, 'a')).totalHits).toBe(1);
+    } finally {
+      storage.onApplicationShutdown();
+    }
   });
 });

@@ -1,4 +1,5 @@
 import type { ThrottlerStorage } from '@nestjs/throttler';
+import { DEFAULT_LOGIN_THROTTLE_MAX_KEYS } from '../options/knox-options.js';
 
 /** What `ThrottlerStorage.increment` resolves to (the type is not exported by name in every version). */
 type ThrottlerRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
@@ -11,22 +12,42 @@ interface Entry {
   isBlocked: boolean;
 }
 
+/** Options of {@link KnoxMemoryThrottlerStorage}. */
+export interface KnoxMemoryThrottlerStorageOptions {
+  /**
+   * The most keys held; past it, the key counted least recently is dropped first.
+   * @default 100000
+   */
+  maxKeys?: number;
+}
+
 const SWEEP_INTERVAL = 60_000;
 
 /**
- * An in-memory `ThrottlerStorage` that counts exactly as `@nestjs/throttler`'s
- * `ThrottlerStorageService` (6.x) does: a sliding window of hits per key, and past the limit a
- * block of `blockDuration`. {@link KnoxLoginThrottler} uses `ThrottlerStorageService` itself
- * wherever it can be loaded, and this only where it cannot: `@nestjs/throttler` 6 is CommonJS
- * and requires the ESM-only Nest 12, which Node loads (require(esm), Node >= 20.19) but Jest's
- * module sandbox cannot before Node 24.9, so every login in an app's Jest suite would fail.
+ * The default storage of {@link KnoxLoginThrottler}: an in-memory `ThrottlerStorage` that
+ * counts exactly as `@nestjs/throttler`'s `ThrottlerStorageService` (6.x) does with a block
+ * (a sliding window of hits per key, and past the limit a block of `blockDuration`), and holds
+ * at most `maxKeys` keys: a spray of distinct usernames or addresses evicts the keys counted
+ * least recently instead of growing memory without bound (`ThrottlerStorageService` has no cap).
  * A test runs both on the same hits and compares the answers.
  *
+ * `blockDuration` must be > 0: knox always blocks for the window (`loginThrottle.ttl` >= 1).
  * Keys are independent per throttler name here; knox uses a single name.
  */
 export class KnoxMemoryThrottlerStorage implements ThrottlerStorage {
+  /** In the order the keys were last counted: the first is the next to evict. */
   private readonly entries = new Map<string, Entry>();
   private sweep: ReturnType<typeof setInterval> | undefined;
+  private readonly maxKeys: number;
+
+  constructor(options: KnoxMemoryThrottlerStorageOptions = {}) {
+    this.maxKeys = options.maxKeys ?? DEFAULT_LOGIN_THROTTLE_MAX_KEYS;
+  }
+
+  /** How many keys are held. */
+  get size(): number {
+    return this.entries.size;
+  }
 
   async increment(
     key: string,
@@ -37,38 +58,12 @@ export class KnoxMemoryThrottlerStorage implements ThrottlerStorage {
   ): Promise<ThrottlerRecord> {
     this.startSweep();
     const now = Date.now();
-    const id = `${throttlerName}\u0000${key}`;
-    let entry = this.entries.get(id);
-    if (!entry) {
-      entry = {
-        hits: [],
-        expiresAt: now + ttl,
-        blockExpiresAt: 0,
-        isBlocked: false,
-      };
-      this.entries.set(id, entry);
-    }
+    const entry = this.counted(`${throttlerName}\u0000${key}`, now, ttl);
     entry.hits = entry.hits.filter((expiresAt) => expiresAt > now);
     let timeToExpire = seconds(entry.expiresAt - now);
     if (timeToExpire <= 0) {
       entry.expiresAt = now + ttl;
       timeToExpire = seconds(entry.expiresAt - now);
-    }
-    if (blockDuration <= 0) {
-      const isBlocked = entry.hits.length >= limit;
-      if (!isBlocked) {
-        entry.hits.push(now + ttl);
-      }
-      return {
-        totalHits: entry.hits.length + (isBlocked ? 1 : 0),
-        timeToExpire,
-        isBlocked,
-        timeToBlockExpire: isBlocked
-          ? entry.hits.length
-            ? seconds(Math.min(...entry.hits) - now)
-            : timeToExpire
-          : 0,
-      };
     }
     if (!entry.isBlocked) {
       entry.hits.push(now + ttl);
@@ -88,6 +83,29 @@ export class KnoxMemoryThrottlerStorage implements ThrottlerStorage {
       isBlocked: entry.isBlocked,
       timeToBlockExpire,
     };
+  }
+
+  /** The key's entry (new if absent), moved to the end of the eviction order. */
+  private counted(id: string, now: number, ttl: number): Entry {
+    let entry = this.entries.get(id);
+    if (entry) {
+      this.entries.delete(id);
+    } else {
+      entry = {
+        hits: [],
+        expiresAt: now + ttl,
+        blockExpiresAt: 0,
+        isBlocked: false,
+      };
+      for (const oldest of this.entries.keys()) {
+        if (this.entries.size < this.maxKeys) {
+          break;
+        }
+        this.entries.delete(oldest);
+      }
+    }
+    this.entries.set(id, entry);
+    return entry;
   }
 
   /** Stops the sweep and forgets every counter. */

@@ -1,5 +1,4 @@
 import {
-  BadRequestException,
   Controller,
   Delete,
   Get,
@@ -22,13 +21,11 @@ import {
   type Type,
 } from '@nestjs/common';
 import { KnoxMessages } from '../knox.messages.js';
+import { HttpAdapterHost } from '@nestjs/core';
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
 import { KnoxPublic } from '../decorators/knox-public.decorator.js';
 import { KnoxGuard } from '../auth/knox.guard.js';
-import {
-  KnoxTokenService,
-  type KnoxIssuedToken,
-} from '../knox-token.service.js';
+import { KnoxTokenService } from '../knox-token.service.js';
 import { KnoxLoginThrottler } from './knox-login-throttler.js';
 import type { KnoxToken } from '../store/knox-token.entity.js';
 import type {
@@ -37,7 +34,13 @@ import type {
   KnoxRequest,
 } from '../options/knox-module-options.interface.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
-import { clientInfoOf, setResponseHeader } from './knox-request.util.js';
+import { clientInfoOf } from './knox-request.util.js';
+import {
+  readCredentials,
+  readLoginBody,
+  readTokenName,
+  type KnoxCredentials,
+} from './knox-login-body.js';
 
 /** The routes that answer POST only. */
 const POST_ROUTES = [
@@ -49,24 +52,7 @@ const POST_ROUTES = [
   'rotate',
 ];
 
-/** Longest username and password the login endpoint reads. */
-const MAX_USERNAME = 150;
-const MAX_PASSWORD = 1024;
 const BASIC_REALM = 'Basic realm="api"';
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-/**
- * Refused in token names, which are shown in session lists: control characters, lone
- * surrogates, line separators and bidirectional overrides.
- */
-const UNPRINTABLE_NAME =
-  /[\p{Cc}\p{Cs}\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
-/**
- * Refused in usernames before `validateUser` sees them (no real username has them, and a NUL
- * makes PostgreSQL fail the lookup): control characters and lone surrogates. Passwords may hold
- * anything but NUL.
- */
-const UNUSABLE_USERNAME = /[\p{Cc}\p{Cs}]/u;
-const UNUSABLE_PASSWORD = /\u0000/;
 
 /** A token as `GET {path}/tokens` lists it: never the digest. */
 export interface KnoxSessionView {
@@ -88,11 +74,6 @@ export interface KnoxSessionView {
   current: boolean;
 }
 
-interface Credentials {
-  username: string;
-  password: string;
-}
-
 type AuthenticatedRequest = KnoxRequest & { auth: KnoxToken; user: unknown };
 
 /**
@@ -107,6 +88,10 @@ type AuthenticatedRequest = KnoxRequest & { auth: KnoxToken; user: unknown };
 @Injectable()
 export class KnoxController {
   private readonly logger = new Logger('KnoxController');
+
+  /** Sets headers and reads methods the same way on Express and Fastify. */
+  @Inject(HttpAdapterHost)
+  protected readonly adapterHost: HttpAdapterHost;
 
   constructor(
     protected readonly tokens: KnoxTokenService,
@@ -129,49 +114,26 @@ export class KnoxController {
     @Req() request: KnoxRequest,
     @Res({ passthrough: true }) response: unknown,
   ): Promise<unknown> {
-    const body = this.readBody(request.body);
-    const credentials = this.readCredentials(request, body, response);
-    const name = this.readName(body);
+    const body = readLoginBody(request.body);
+    const credentials = await this.challenge(response, () =>
+      readCredentials(request.headers.authorization, body),
+    );
+    const name = readTokenName(body, this.options.tokenNameMaxLength);
     const client = clientInfoOf(request);
     await this.throttler.hit(credentials.username, client.ip, response);
-    const user = await this.validate(credentials, request);
-    if (!user) {
-      setResponseHeader(response, 'WWW-Authenticate', BASIC_REALM);
-      throw new UnauthorizedException('Invalid username/password.');
-    }
-    if (!this.options.isUserActive(user)) {
-      setResponseHeader(response, 'WWW-Authenticate', BASIC_REALM);
-      throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
-    }
+    const user = await this.challenge(response, () =>
+      this.validate(credentials, request),
+    );
     const context: KnoxLoginContext = { user, request, body };
-    const raw = this.options.raw;
-    const options = {
-      ttl: await raw.getTokenTtl?.(context),
-      prefix: await raw.getTokenPrefix?.(context),
-      limit: await raw.getTokenLimitPerUser?.(context),
-      name,
-      ...client,
-    };
-    let issued: KnoxIssuedToken;
+    const issued = await this.challenge(response, async () =>
+      this.tokens.create(user, {
+        ...(await this.perLoginOptions(context)),
+        name,
+        ...client,
+      }),
+    );
     try {
-      issued = await this.tokens.create(user, options);
-    } catch (error) {
-      if (error instanceof UnauthorizedException) {
-        setResponseHeader(response, 'WWW-Authenticate', BASIC_REALM);
-      }
-      throw error;
-    }
-    try {
-      const data: KnoxLoginResponse = {
-        expiry: this.formatExpiry(issued.record.expiry),
-        token: issued.token,
-      };
-      if (raw.serializeUser) {
-        data.user = raw.serializeUser(user);
-      }
-      return raw.getLoginResponse
-        ? await raw.getLoginResponse(data, context)
-        : data;
+      return await this.loginResponse(issued.token, issued.record, context);
     } catch (error) {
       // The client never receives this token: revoke it rather than leave a live token that
       // nobody holds (and that counts toward the user's limit).
@@ -344,15 +306,15 @@ export class KnoxController {
   }
 
   private methodNotAllowed(request: KnoxRequest, response: unknown): never {
-    const method = typeof request.method === 'string' ? request.method : '';
-    const url =
-      typeof request.url === 'string' ? request.url.split('?')[0] : '';
+    const adapter = this.adapterHost.httpAdapter;
+    const method = String(adapter.getRequestMethod(request) ?? '');
+    const url = String(adapter.getRequestUrl(request) ?? '').split('?')[0];
     const allow = /\/tokens\/?$/.test(url)
       ? 'GET'
       : /\/tokens\/[^/]+\/?$/.test(url)
         ? 'DELETE'
         : 'POST';
-    setResponseHeader(response, 'Allow', allow);
+    this.setHeader(response, 'Allow', allow);
     throw new MethodNotAllowedException(`Method "${method}" not allowed.`);
   }
 
@@ -373,7 +335,7 @@ export class KnoxController {
       return await work();
     } catch (error) {
       if (error instanceof UnauthorizedException) {
-        setResponseHeader(
+        this.setHeader(
           response,
           'WWW-Authenticate',
           this.options.authSchemes[0],
@@ -387,148 +349,41 @@ export class KnoxController {
     return expiry ? this.options.formatExpiry(expiry) : null;
   }
 
-  private readBody(body: unknown): Record<string, unknown> {
-    // No body is `undefined` on both platforms; a JSON `null` (Fastify passes it through,
-    // Express's strict parser refuses it) is a body that is not an object.
-    if (body === undefined || body === '') {
-      return {};
-    }
-    if (
-      body === null ||
-      typeof body !== 'object' ||
-      Array.isArray(body) ||
-      Buffer.isBuffer(body)
-    ) {
-      throw new BadRequestException('The request body must be a JSON object.');
-    }
-    return body as Record<string, unknown>;
-  }
-
-  private readCredentials(
-    request: KnoxRequest,
-    body: Record<string, unknown>,
-    response: unknown,
-  ): Credentials {
-    const header = request.headers.authorization;
-    if (typeof header === 'string' && /^basic(?:[ \t]|$)/i.test(header)) {
-      return this.readBasic(header, response);
-    }
-    if (body.username === undefined && body.password === undefined) {
-      setResponseHeader(response, 'WWW-Authenticate', BASIC_REALM);
-      throw new UnauthorizedException(KnoxMessages.NOT_PROVIDED);
-    }
+  /** What the app's per-login hooks decide (`undefined`: the module's options). */
+  private async perLoginOptions(context: KnoxLoginContext) {
+    const raw = this.options.raw;
     return {
-      username: this.readString(
-        body,
-        'username',
-        MAX_USERNAME,
-        UNUSABLE_USERNAME,
-        'control characters or invalid Unicode',
-      ),
-      password: this.readString(
-        body,
-        'password',
-        MAX_PASSWORD,
-        UNUSABLE_PASSWORD,
-        'NUL characters',
-      ),
+      ttl: await raw.getTokenTtl?.(context),
+      prefix: await raw.getTokenPrefix?.(context),
+      limit: await raw.getTokenLimitPerUser?.(context),
     };
   }
 
-  private readBasic(header: string, response: unknown): Credentials {
-    const fail = (message: string): never => {
-      setResponseHeader(response, 'WWW-Authenticate', BASIC_REALM);
-      throw new UnauthorizedException(message);
+  /** The login answer, through `serializeUser` and `getLoginResponse` when the app set them. */
+  private async loginResponse(
+    token: string,
+    record: KnoxToken,
+    context: KnoxLoginContext,
+  ): Promise<unknown> {
+    const raw = this.options.raw;
+    const data: KnoxLoginResponse = {
+      expiry: this.formatExpiry(record.expiry),
+      token,
     };
-    const parts = header.split(/[ \t]+/).filter((part) => part.length > 0);
-    if (parts.length === 1) {
-      return fail('Invalid basic header. No credentials provided.');
+    if (raw.serializeUser) {
+      data.user = raw.serializeUser(context.user);
     }
-    if (parts.length > 2) {
-      return fail(
-        'Invalid basic header. Credentials string should not contain spaces.',
-      );
-    }
-    const encoded = parts[1];
-    if (encoded.length % 4 !== 0 || !BASE64.test(encoded)) {
-      return fail(
-        'Invalid basic header. Credentials not correctly base64 encoded.',
-      );
-    }
-    const decoded = Buffer.from(encoded, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    if (colon < 0 || decoded.includes('\uFFFD')) {
-      return fail(
-        'Invalid basic header. Credentials not correctly base64 encoded.',
-      );
-    }
-    const username = decoded.slice(0, colon);
-    const password = decoded.slice(colon + 1);
-    if (
-      username.length === 0 ||
-      username.length > MAX_USERNAME ||
-      password.length > MAX_PASSWORD ||
-      UNUSABLE_USERNAME.test(username) ||
-      UNUSABLE_PASSWORD.test(password)
-    ) {
-      return fail('Invalid username/password.');
-    }
-    return { username, password };
+    return raw.getLoginResponse ? raw.getLoginResponse(data, context) : data;
   }
 
-  private readString(
-    body: Record<string, unknown>,
-    field: string,
-    max: number,
-    unusable: RegExp,
-    unusableDescription: string,
-  ): string {
-    const value = body[field];
-    if (typeof value !== 'string') {
-      throw new BadRequestException(
-        value === undefined
-          ? `\`${field}\` is required.`
-          : `\`${field}\` must be a string.`,
-      );
-    }
-    if (value.length === 0 || value.length > max) {
-      throw new BadRequestException(
-        `\`${field}\` must be between 1 and ${max} characters long.`,
-      );
-    }
-    if (unusable.test(value)) {
-      throw new BadRequestException(
-        `\`${field}\` must not contain ${unusableDescription}.`,
-      );
-    }
-    return value;
-  }
-
-  private readName(body: Record<string, unknown>): string | null {
-    const name = body.name;
-    if (name === undefined || name === null) {
-      return null;
-    }
-    const max = this.options.tokenNameMaxLength;
-    if (
-      typeof name !== 'string' ||
-      name.trim().length === 0 ||
-      name.length > max ||
-      UNPRINTABLE_NAME.test(name)
-    ) {
-      throw new BadRequestException(
-        `\`name\` must be a string of 1 to ${max} printable characters.`,
-      );
-    }
-    return name.trim();
-  }
-
+  /** The user the credentials name: 401 when they do not check out or the user is inactive. */
   private async validate(
-    credentials: Credentials,
+    credentials: KnoxCredentials,
     request: KnoxRequest,
   ): Promise<unknown> {
+    let user: unknown;
     try {
-      return await this.options.validateUser(
+      user = await this.options.validateUser(
         credentials.username,
         credentials.password,
         request,
@@ -542,6 +397,32 @@ export class KnoxController {
       );
       throw new ServiceUnavailableException(KnoxMessages.UNAVAILABLE);
     }
+    if (!user) {
+      throw new UnauthorizedException('Invalid username/password.');
+    }
+    if (!this.options.isUserActive(user)) {
+      throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
+    }
+    return user;
+  }
+
+  /** Runs a login step; a 401 from it carries the Basic challenge, as knox's login answers. */
+  private async challenge<T>(
+    response: unknown,
+    work: () => T | Promise<T>,
+  ): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof UnauthorizedException) {
+        this.setHeader(response, 'WWW-Authenticate', BASIC_REALM);
+      }
+      throw error;
+    }
+  }
+
+  private setHeader(response: unknown, name: string, value: string): void {
+    this.adapterHost.httpAdapter.setHeader(response, name, value);
   }
 }
 

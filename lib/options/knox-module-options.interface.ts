@@ -3,6 +3,7 @@ import type { ThrottlerStorage } from '@nestjs/throttler';
 import type { KnoxCacheOptions } from '../auth/cache/knox-cache-options.js';
 import type { KnoxClock } from '../knox-clock.js';
 import type { KnoxToken } from '../store/knox-token.entity.js';
+import type { KnoxTableSchema } from '../store/knox-token-table.js';
 
 /**
  * What happens when a user already holds `tokenLimitPerUser` live tokens and logs in again.
@@ -95,9 +96,20 @@ export interface KnoxLoginThrottleOptions {
   limitPerIp?: number;
   /**
    * Where the counters live; any `@nestjs/throttler` storage (e.g. a Redis one for several instances).
-   * @default an in-memory `ThrottlerStorageService`
+   * @default an in-memory storage that counts as `@nestjs/throttler`'s `ThrottlerStorageService`
+   *   does, holding at most `maxKeys` counters
    */
   storage?: ThrottlerStorage;
+
+  /**
+   * The most counters (one per client IP, one per username) the default in-memory storage
+   * holds. Past it, the counters counted least recently are dropped first, so a spray of
+   * distinct usernames or addresses cannot grow memory without bound (100 000 counters take
+   * about 40 MB of heap). An evicted counter starts again from zero. Only for the default
+   * storage: with `storage`, bound the keys there.
+   * @default 100000
+   */
+  maxKeys?: number;
 }
 
 /**
@@ -242,22 +254,36 @@ export interface KnoxModuleOptions<User = any> {
    */
   serializeUser?(user: User): unknown;
 
-  /** Per-login TTL, e.g. a longer one for "remember me"; `undefined` falls back to `tokenTtl`. */
+  /**
+   * Per-login TTL, e.g. a longer one for "remember me"; `undefined` falls back to `tokenTtl`.
+   * Checked as `tokenTtl` is: a bad value fails that login (500), not the boot.
+   * @default undefined (every login gets `tokenTtl`)
+   */
   getTokenTtl?(
     context: KnoxLoginContext<User>,
   ): number | null | undefined | Promise<number | null | undefined>;
 
-  /** Per-login token prefix; `undefined` falls back to `tokenPrefix`. */
+  /**
+   * Per-login token prefix; `undefined` falls back to `tokenPrefix`. Checked as `tokenPrefix` is.
+   * @default undefined (every login gets `tokenPrefix`)
+   */
   getTokenPrefix?(
     context: KnoxLoginContext<User>,
   ): string | undefined | Promise<string | undefined>;
 
-  /** Per-login token limit; `undefined` falls back to `tokenLimitPerUser`. */
+  /**
+   * Per-login token limit; `undefined` falls back to `tokenLimitPerUser`. Checked as
+   * `tokenLimitPerUser` is.
+   * @default undefined (every login gets `tokenLimitPerUser`)
+   */
   getTokenLimitPerUser?(
     context: KnoxLoginContext<User>,
   ): number | null | undefined | Promise<number | null | undefined>;
 
-  /** Reshapes the login response body. */
+  /**
+   * Reshapes the login response body.
+   * @default undefined (`{ expiry, token, user? }` as django-rest-knox answers)
+   */
   getLoginResponse?(
     response: KnoxLoginResponse,
     context: KnoxLoginContext<User>,
@@ -280,7 +306,7 @@ export interface KnoxModuleOptions<User = any> {
   /**
    * Login attempt throttling per username and per client IP (429 with `Retry-After`), on by
    * default; `false` turns it off. See {@link KnoxLoginThrottleOptions}.
-   * @default { ttl: 60000, limitPerUsername: 10, limitPerIp: 30 }
+   * @default { ttl: 60000, limitPerUsername: 10, limitPerIp: 30, maxKeys: 100000 }
    */
   loginThrottle?: KnoxLoginThrottleOptions | false;
 
@@ -307,7 +333,7 @@ export interface KnoxModuleOptions<User = any> {
 export interface KnoxModuleExtras {
   /**
    * The app's TypeORM user entity. The token table gets a foreign key `user_id` to its primary
-   * key, with `ON DELETE CASCADE`.
+   * key, with `ON DELETE CASCADE` (with `schema: 'django'`, Django's own foreign key: no cascade).
    */
   userEntity: Type<unknown>;
 
@@ -334,6 +360,17 @@ export interface KnoxModuleExtras {
    * @default 'knox_authtoken'
    */
   tableName?: string;
+
+  /**
+   * The token table's layout. `'knox'`: the table the shipped migration
+   * (`knoxMigrations(User)`) or `synchronize` creates. `'django'`: a django-rest-knox table
+   * completed by the takeover migration (`knoxMigrations(User, { schema: 'django' })`); the
+   * entity then declares Django's foreign key (no cascade, deferred) and Django's index names,
+   * so TypeORM's diff leaves Django's schema alone. Use the same value for `knoxMigrations` and
+   * `knoxTokenEntity`.
+   * @default 'knox'
+   */
+  schema?: KnoxTableSchema;
 
   /**
    * The TypeORM data source (its name, or the `DataSource` options' name) holding the tables.

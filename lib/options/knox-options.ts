@@ -1,20 +1,55 @@
-import {
-  HOUR,
-  MAXIMUM_TOKEN_PREFIX_LENGTH,
-  MINUTE,
-} from '../knox.constants.js';
+import { HOUR, MINUTE } from '../knox.constants.js';
+import type { ThrottlerStorage } from '@nestjs/throttler';
 import type {
   KnoxLegacyTokenDigest,
   KnoxModuleOptions,
   KnoxTokenFormat,
   KnoxTokenLimitPolicy,
 } from './knox-module-options.interface.js';
-import type { ThrottlerStorage } from '@nestjs/throttler';
+import {
+  KnoxOptionsError,
+  TOKEN_FORMATS,
+  TOKEN_NAME_COLUMN_LENGTH,
+  checkBoolean,
+  checkCount,
+  checkDuration,
+  checkFunction,
+  checkTokenLimit,
+  checkTokenLimitPolicy,
+  checkTokenPrefix,
+  checkTokenTtl,
+} from './knox-option-checks.js';
+import {
+  resolveTable,
+  type KnoxForeignKeys,
+  type KnoxOptionRow,
+  type KnoxOptionTable,
+} from './knox-option-table.js';
+import {
+  resolveKnoxCacheOptions,
+  type ResolvedKnoxCacheOptions,
+} from '../auth/cache/knox-cache-options.js';
+
+export * from './knox-option-checks.js';
+
+/** The default cap on the keys of the in-memory login throttle storage. */
+export const DEFAULT_LOGIN_THROTTLE_MAX_KEYS = 100_000;
 
 /** Options with every default applied; what the module's parts read. */
-export interface ResolvedKnoxOptions extends Required<
-  Pick<KnoxModuleOptions, 'validateUser' | 'isUserActive' | 'formatExpiry'>
-> {
+export interface ResolvedKnoxOptions
+  extends
+    Required<
+      Pick<KnoxModuleOptions, 'validateUser' | 'isUserActive' | 'formatExpiry'>
+    >,
+    Pick<
+      KnoxModuleOptions,
+      | 'serializeUser'
+      | 'getTokenTtl'
+      | 'getTokenPrefix'
+      | 'getTokenLimitPerUser'
+      | 'getLoginResponse'
+      | 'clock'
+    > {
   raw: KnoxModuleOptions;
   tokenTtl: number | null;
   tokenLimitPerUser: number | null;
@@ -35,63 +70,52 @@ export interface ResolvedKnoxOptions extends Required<
     ttl: number;
     limitPerUsername: number;
     limitPerIp: number;
+    /** The app's storage; the default in-memory one when absent. */
     storage?: ThrottlerStorage;
+    /** The cap on the keys of the default in-memory storage. */
+    maxKeys: number;
   } | null;
+  /** The cache's settings; `null` when it is off (the default). */
+  cache: ResolvedKnoxCacheOptions | null;
 }
 
-/** Thrown at boot when an option is wrong; the message says what to fix. */
-export class KnoxOptionsError extends Error {
-  constructor(message: string) {
-    super(`KnoxModule: ${message}`);
-    this.name = 'KnoxOptionsError';
-  }
-}
+const fixed = (value: unknown) => () => value;
 
-/** The token limit policies, as `tokenLimitPolicy` accepts them. */
-export const POLICIES: readonly KnoxTokenLimitPolicy[] = [
-  'reject',
-  'evict-oldest',
-  'evict-least-recently-used',
-];
-
+/** A duration in ms; `fallback` is the default (or computes it from earlier options). */
 function duration(
-  name: string,
-  value: unknown,
-  fallback: number | null,
-  nullable: boolean,
-): number | null {
-  if (value === undefined) {
-    return fallback;
-  }
-  if (value === null && nullable) {
-    return null;
-  }
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new KnoxOptionsError(
-      `\`${name}\` must be a duration in milliseconds (a finite number >= 0)${nullable ? ' or null' : ''}; got ${String(value)}.`,
-    );
-  }
-  return value;
+  fallback: number | null | ((r: Record<string, unknown>) => unknown),
+  nullable = false,
+): KnoxOptionRow {
+  return {
+    kind: 'duration',
+    fallback: typeof fallback === 'function' ? fallback : fixed(fallback),
+    check: (value, _r, name) => checkDuration(name, value, nullable),
+  };
 }
 
-function positiveInteger(
-  name: string,
-  value: unknown,
-  fallback: number | null,
-  nullable: boolean,
-): number | null {
-  if (value === undefined) {
-    return fallback;
-  }
-  if (value === null && nullable) {
-    return null;
-  }
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw new KnoxOptionsError(
-      `\`${name}\` must be a whole number >= 1${nullable ? ' or null' : ''}; got ${String(value)}.`,
-    );
-  }
-  return value;
+/** A whole number >= 1, then `more` for an option's own bounds. */
+function count(
+  fallback: number,
+  more: (value: number, name: string) => void = () => undefined,
+): KnoxOptionRow {
+  return {
+    kind: 'count',
+    fallback: fixed(fallback),
+    check: (value, _r, name) => {
+      const checked = checkCount(name, value, false) as number;
+      more(checked, name);
+      return checked;
+    },
+  };
+}
+
+/** A hook; `fallback` is the function used when it is missing. */
+function hook(fallback?: (...args: never[]) => unknown): KnoxOptionRow {
+  return {
+    kind: 'function',
+    fallback: fixed(fallback),
+    check: (value, _r, name) => checkFunction(name, value),
+  };
 }
 
 function defaultIsUserActive(user: unknown): boolean {
@@ -102,7 +126,223 @@ function defaultIsUserActive(user: unknown): boolean {
   return record.isActive !== false && record.is_active !== false;
 }
 
-/** Applies the defaults to the options and validates them. */
+const AUTH_SCHEME = /^[!#-'*+.^-z|~0-9A-Za-z-]+$/;
+
+function checkAuthSchemes(value: unknown): string[] {
+  const schemes = Array.isArray(value) ? value : [value];
+  if (
+    schemes.length === 0 ||
+    schemes.some((s) => typeof s !== 'string' || !AUTH_SCHEME.test(s))
+  ) {
+    throw new KnoxOptionsError(
+      '`authHeaderPrefix` must be a scheme name (e.g. "Token") or a non-empty list of them, without spaces.',
+    );
+  }
+  return schemes as string[];
+}
+
+function checkLegacyDigests(value: unknown): KnoxLegacyTokenDigest[] {
+  if (value === null) {
+    return [];
+  }
+  const what =
+    '`legacyTokenDigests` must be an array of functions `(token) => digest`';
+  if (!Array.isArray(value)) {
+    throw new KnoxOptionsError(`${what}.`);
+  }
+  value.forEach((digest: unknown, index) => {
+    if (typeof digest !== 'function') {
+      throw new KnoxOptionsError(
+        `${what}; item ${index} is ${digest === null ? 'null' : typeof digest}.`,
+      );
+    }
+  });
+  return [...(value as KnoxLegacyTokenDigest[])];
+}
+
+/** The rows of `loginThrottle: { … }`. */
+export const LOGIN_THROTTLE_OPTIONS: KnoxOptionTable = {
+  ttl: count(MINUTE),
+  limitPerUsername: count(10),
+  limitPerIp: count(30),
+  storage: {
+    kind: 'object',
+    check: (value) => {
+      if (typeof (value as ThrottlerStorage | null)?.increment !== 'function') {
+        throw new KnoxOptionsError(
+          '`loginThrottle.storage` must be a @nestjs/throttler `ThrottlerStorage` (an object with `increment()`).',
+        );
+      }
+      return value;
+    },
+  },
+  maxKeys: {
+    kind: 'count',
+    fallback: fixed(DEFAULT_LOGIN_THROTTLE_MAX_KEYS),
+    check: (value, resolved, name) => {
+      if (resolved.storage !== undefined) {
+        throw new KnoxOptionsError(
+          '`loginThrottle.maxKeys` caps the default in-memory storage; with your own `loginThrottle.storage`, bound the keys there (e.g. a Redis storage expires them).',
+        );
+      }
+      return checkCount(name, value, false);
+    },
+  },
+};
+
+function checkLoginThrottle(value: unknown): unknown {
+  if (value === false) {
+    return null;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new KnoxOptionsError(
+      '`loginThrottle` must be an object ({ ttl, limitPerUsername, limitPerIp, storage, maxKeys }) or false.',
+    );
+  }
+  return resolveTable(
+    LOGIN_THROTTLE_OPTIONS,
+    value as Record<string, unknown>,
+    'loginThrottle.',
+  );
+}
+
+/**
+ * Every option of {@link KnoxModuleOptions}: its kind, its default and its check, in the order
+ * they are checked. `resolveKnoxOptions` runs it at boot; the per-call values of
+ * `KnoxTokenService` go through the same `check…` functions (`knox-option-checks.ts`).
+ */
+export const KNOX_OPTIONS: KnoxOptionTable = {
+  validateUser: {
+    kind: 'function',
+    required: true,
+    check: (value) => {
+      if (typeof value !== 'function') {
+        throw new KnoxOptionsError(
+          '`validateUser(username, password, request)` is required: it checks credentials at login and returns the user or null.',
+        );
+      }
+      return value;
+    },
+  },
+  tokenFormat: {
+    kind: 'choice',
+    fallback: fixed('knox'),
+    check: (value) => {
+      if (!TOKEN_FORMATS.includes(value as KnoxTokenFormat)) {
+        throw new KnoxOptionsError(
+          `\`tokenFormat\` must be 'knox' or 'checksum'; got ${String(value)}.`,
+        );
+      }
+      return value;
+    },
+  },
+  tokenPrefix: {
+    kind: 'string',
+    fallback: (r) => (r.tokenFormat === 'checksum' ? 'knox_' : ''),
+    check: (value, r) =>
+      checkTokenPrefix(value, r.tokenFormat as KnoxTokenFormat, 'boot'),
+  },
+  tokenCharacterLength: count(64, (value) => {
+    if (value % 2 !== 0 || value < 32) {
+      throw new KnoxOptionsError(
+        `\`tokenCharacterLength\` must be even and at least 32 (128 bits); got ${value}.`,
+      );
+    }
+  }),
+  authHeaderPrefix: {
+    kind: 'list',
+    into: 'authSchemes',
+    fallback: () => ['Token', 'Bearer'],
+    check: checkAuthSchemes,
+  },
+  tokenTtl: {
+    kind: 'duration',
+    fallback: fixed(10 * HOUR),
+    check: (value) => checkTokenTtl(value, 'boot'),
+  },
+  tokenLimitPerUser: {
+    kind: 'count',
+    fallback: fixed(null),
+    check: (value) => checkTokenLimit(value, 'boot'),
+  },
+  tokenLimitPolicy: {
+    kind: 'choice',
+    fallback: fixed('reject'),
+    check: (value) => checkTokenLimitPolicy(value, 'boot'),
+  },
+  autoRefresh: {
+    kind: 'boolean',
+    fallback: fixed(false),
+    check: (value, _r, name) => checkBoolean(name, value),
+  },
+  autoRefreshMaxTtl: duration(null, true),
+  minRefreshInterval: duration(MINUTE),
+  lastUsedUpdateInterval: duration((r) => r.minRefreshInterval),
+  rotationGracePeriod: duration(0),
+  tokenNameMaxLength: count(100, (value) => {
+    if (value > TOKEN_NAME_COLUMN_LENGTH) {
+      throw new KnoxOptionsError(
+        `\`tokenNameMaxLength\` must be at most ${TOKEN_NAME_COLUMN_LENGTH} (the column's size); got ${value}.`,
+      );
+    }
+  }),
+  legacyTokenDigests: {
+    kind: 'list',
+    fallback: () => [],
+    check: checkLegacyDigests,
+  },
+  loginThrottle: {
+    kind: 'object',
+    fallback: () => checkLoginThrottle({}),
+    check: checkLoginThrottle,
+  },
+  cache: {
+    kind: 'object',
+    fallback: () => null,
+    check: (value) => resolveKnoxCacheOptions(value),
+  },
+  // The hooks come last: a key that is not an option is matched to the values first.
+  isUserActive: hook(defaultIsUserActive),
+  formatExpiry: hook((d: Date) => d.toISOString()),
+  serializeUser: hook(),
+  getTokenTtl: hook(),
+  getTokenPrefix: hook(),
+  getTokenLimitPerUser: hook(),
+  getLoginResponse: hook(),
+  clock: {
+    kind: 'object',
+    check: (value) => {
+      if (typeof (value as { now?: unknown } | null)?.now !== 'function') {
+        throw new KnoxOptionsError(
+          '`clock` must be a KnoxClock (an object with `now(): Date`).',
+        );
+      }
+      return value;
+    },
+  },
+};
+
+/**
+ * The settings `forRoot` / `forRootAsync` take beside the options (`KnoxModuleExtras`): they
+ * never reach the options, except when an async factory returns them by mistake.
+ */
+export const KNOX_EXTRAS_KEYS: readonly string[] = [
+  'userEntity',
+  'isGlobal',
+  'controller',
+  'path',
+  'tableName',
+  'dataSource',
+  'schema',
+];
+
+const EXTRAS: KnoxForeignKeys = {
+  keys: KNOX_EXTRAS_KEYS,
+  explain: (key) =>
+    `\`${key}\` is a module setting, not an option: with forRootAsync, give it to forRootAsync() itself, beside useFactory (e.g. KnoxModule.forRootAsync({ ${key}: …, useFactory })), not in the options the factory returns.`,
+};
+
+/** Applies the defaults to the options and validates them (unknown keys included). */
 export function resolveKnoxOptions(
   options: KnoxModuleOptions | undefined,
 ): ResolvedKnoxOptions {
@@ -111,184 +351,11 @@ export function resolveKnoxOptions(
       'options are missing: pass at least `{ validateUser }` to forRoot() or return it from forRootAsync()’s factory.',
     );
   }
-  if (typeof options.validateUser !== 'function') {
-    throw new KnoxOptionsError(
-      '`validateUser(username, password, request)` is required: it checks credentials at login and returns the user or null.',
-    );
-  }
-  for (const hook of [
-    'isUserActive',
-    'formatExpiry',
-    'serializeUser',
-    'getTokenTtl',
-    'getTokenPrefix',
-    'getTokenLimitPerUser',
-    'getLoginResponse',
-  ] as const) {
-    if (options[hook] !== undefined && typeof options[hook] !== 'function') {
-      throw new KnoxOptionsError(`\`${hook}\` must be a function.`);
-    }
-  }
-
-  const tokenFormat = options.tokenFormat ?? 'knox';
-  if (tokenFormat !== 'knox' && tokenFormat !== 'checksum') {
-    throw new KnoxOptionsError(
-      `\`tokenFormat\` must be 'knox' or 'checksum'; got ${String(tokenFormat)}.`,
-    );
-  }
-  const tokenPrefix =
-    options.tokenPrefix ?? (tokenFormat === 'checksum' ? 'knox_' : '');
-  if (typeof tokenPrefix !== 'string') {
-    throw new KnoxOptionsError('`tokenPrefix` must be a string.');
-  }
-  if (tokenPrefix.length > MAXIMUM_TOKEN_PREFIX_LENGTH) {
-    throw new KnoxOptionsError(
-      `\`tokenPrefix\` must be at most ${MAXIMUM_TOKEN_PREFIX_LENGTH} characters; '${tokenPrefix}' has ${tokenPrefix.length}.`,
-    );
-  }
-  if (!/^[\x21-\x7e]*$/.test(tokenPrefix)) {
-    throw new KnoxOptionsError(
-      '`tokenPrefix` may only contain printable ASCII characters without spaces.',
-    );
-  }
-  if (
-    tokenFormat === 'checksum' &&
-    (tokenPrefix.length < 4 || !tokenPrefix.endsWith('_'))
-  ) {
-    throw new KnoxOptionsError(
-      `with \`tokenFormat: 'checksum'\`, \`tokenPrefix\` must be at least 4 characters and end in '_' (e.g. 'myapp_'); got '${tokenPrefix}'.`,
-    );
-  }
-  const tokenCharacterLength = positiveInteger(
-    'tokenCharacterLength',
-    options.tokenCharacterLength,
-    64,
-    false,
-  ) as number;
-  if (tokenCharacterLength % 2 !== 0 || tokenCharacterLength < 32) {
-    throw new KnoxOptionsError(
-      `\`tokenCharacterLength\` must be even and at least 32 (128 bits); got ${tokenCharacterLength}.`,
-    );
-  }
-
-  const schemes = options.authHeaderPrefix ?? ['Token', 'Bearer'];
-  const authSchemes = Array.isArray(schemes) ? schemes : [schemes];
-  if (
-    authSchemes.length === 0 ||
-    authSchemes.some(
-      (s) => typeof s !== 'string' || !/^[!#-'*+.^-z|~0-9A-Za-z-]+$/.test(s),
-    )
-  ) {
-    throw new KnoxOptionsError(
-      '`authHeaderPrefix` must be a scheme name (e.g. "Token") or a non-empty list of them, without spaces.',
-    );
-  }
-
-  const policy = options.tokenLimitPolicy ?? 'reject';
-  if (!POLICIES.includes(policy)) {
-    throw new KnoxOptionsError(
-      `\`tokenLimitPolicy\` must be one of ${POLICIES.map((p) => `'${p}'`).join(', ')}; got ${String(policy)}.`,
-    );
-  }
-
-  const minRefreshInterval = duration(
-    'minRefreshInterval',
-    options.minRefreshInterval,
-    MINUTE,
-    false,
-  ) as number;
-
-  let loginThrottle: ResolvedKnoxOptions['loginThrottle'] = null;
-  if (options.loginThrottle !== false) {
-    const t = options.loginThrottle ?? {};
-    if (typeof t !== 'object' || t === null) {
-      throw new KnoxOptionsError(
-        '`loginThrottle` must be an object ({ ttl, limitPerUsername, limitPerIp, storage }) or false.',
-      );
-    }
-    loginThrottle = {
-      ttl: positiveInteger('loginThrottle.ttl', t.ttl, MINUTE, false) as number,
-      limitPerUsername: positiveInteger(
-        'loginThrottle.limitPerUsername',
-        t.limitPerUsername,
-        10,
-        false,
-      ) as number,
-      limitPerIp: positiveInteger(
-        'loginThrottle.limitPerIp',
-        t.limitPerIp,
-        30,
-        false,
-      ) as number,
-      storage: t.storage,
-    };
-  }
-
-  const tokenNameMaxLength = positiveInteger(
-    'tokenNameMaxLength',
-    options.tokenNameMaxLength,
-    100,
-    false,
-  ) as number;
-  if (tokenNameMaxLength > 200) {
-    throw new KnoxOptionsError(
-      `\`tokenNameMaxLength\` must be at most 200 (the column's size); got ${tokenNameMaxLength}.`,
-    );
-  }
-
-  const legacyTokenDigests = options.legacyTokenDigests ?? [];
-  if (!Array.isArray(legacyTokenDigests)) {
-    throw new KnoxOptionsError(
-      '`legacyTokenDigests` must be an array of functions `(token) => digest`.',
-    );
-  }
-  legacyTokenDigests.forEach((digest: unknown, index) => {
-    if (typeof digest !== 'function') {
-      throw new KnoxOptionsError(
-        `\`legacyTokenDigests\` must be an array of functions \`(token) => digest\`; item ${index} is ${digest === null ? 'null' : typeof digest}.`,
-      );
-    }
-  });
-
-  return {
-    raw: options,
-    validateUser: options.validateUser,
-    isUserActive: options.isUserActive ?? defaultIsUserActive,
-    formatExpiry: options.formatExpiry ?? ((d: Date) => d.toISOString()),
-    tokenTtl: duration('tokenTtl', options.tokenTtl, 10 * HOUR, true),
-    tokenLimitPerUser: positiveInteger(
-      'tokenLimitPerUser',
-      options.tokenLimitPerUser,
-      null,
-      true,
-    ),
-    tokenLimitPolicy: policy,
-    autoRefresh: options.autoRefresh ?? false,
-    autoRefreshMaxTtl: duration(
-      'autoRefreshMaxTtl',
-      options.autoRefreshMaxTtl,
-      null,
-      true,
-    ),
-    minRefreshInterval,
-    lastUsedUpdateInterval: duration(
-      'lastUsedUpdateInterval',
-      options.lastUsedUpdateInterval,
-      minRefreshInterval,
-      false,
-    ) as number,
-    authSchemes,
-    tokenPrefix,
-    tokenCharacterLength,
-    tokenFormat,
-    tokenNameMaxLength,
-    rotationGracePeriod: duration(
-      'rotationGracePeriod',
-      options.rotationGracePeriod,
-      0,
-      false,
-    ) as number,
-    legacyTokenDigests: [...legacyTokenDigests],
-    loginThrottle,
-  };
+  const resolved = resolveTable(
+    KNOX_OPTIONS,
+    options as unknown as Record<string, unknown>,
+    '',
+    EXTRAS,
+  );
+  return { ...resolved, raw: options } as unknown as ResolvedKnoxOptions;
 }

@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { MAXIMUM_TOKEN_PREFIX_LENGTH } from '../knox.constants.js';
 import type { KnoxClientInfo } from '../events/knox.events.js';
 import type { KnoxTokenLimitPolicy } from '../options/knox-module-options.interface.js';
-import { POLICIES, type ResolvedKnoxOptions } from '../options/knox-options.js';
+import {
+  checkTokenLimit,
+  checkTokenLimitPolicy,
+  checkTokenName,
+  checkTokenPrefix,
+  checkTokenTtl,
+  type ResolvedKnoxOptions,
+} from '../options/knox-options.js';
 import { KnoxToken } from '../store/knox-token.entity.js';
 import {
   digestToken,
@@ -33,8 +40,6 @@ export interface KnoxIssuedToken<User = any> {
   record: KnoxToken<User>;
 }
 
-const ERROR = 'KnoxTokenService:';
-
 /** The limit and policy a `create` call runs under; throws for values the options refuse. */
 export function limitOf(
   options: KnoxCreateTokenOptions,
@@ -42,18 +47,13 @@ export function limitOf(
 ): { limit: number | null; policy: KnoxTokenLimitPolicy } {
   const limit =
     options.limit !== undefined ? options.limit : resolved.tokenLimitPerUser;
-  const policy = options.policy ?? resolved.tokenLimitPolicy;
-  if (limit !== null && (!Number.isInteger(limit) || limit < 1)) {
-    throw new Error(
-      `${ERROR} a token limit must be a whole number >= 1 or null; got ${String(limit)}.`,
-    );
-  }
-  if (!POLICIES.includes(policy)) {
-    throw new Error(
-      `${ERROR} a token limit policy must be one of ${POLICIES.join(', ')}; got ${String(policy)}.`,
-    );
-  }
-  return { limit, policy };
+  return {
+    limit: checkTokenLimit(limit, 'service'),
+    policy: checkTokenLimitPolicy(
+      options.policy ?? resolved.tokenLimitPolicy,
+      'service',
+    ),
+  };
 }
 
 /**
@@ -66,9 +66,17 @@ export function newToken(
   options: KnoxCreateTokenOptions,
   resolved: ResolvedKnoxOptions,
 ): KnoxIssuedToken {
-  const ttl = ttlOf(options, resolved, now);
-  const prefix = prefixOf(options, resolved);
-  const name = nameOf(options);
+  const ttl = checkTokenTtl(
+    options.ttl !== undefined ? options.ttl : resolved.tokenTtl,
+    'service',
+    now.getTime(),
+  );
+  const prefix = checkTokenPrefix(
+    options.prefix ?? resolved.tokenPrefix,
+    resolved.tokenFormat,
+    'service',
+  );
+  const name = checkTokenName(options.name ?? null);
   const token = generateToken(
     resolved.tokenFormat,
     prefix,
@@ -91,61 +99,6 @@ export function newToken(
     retiredAt: null,
   });
   return { token, record };
-}
-
-function ttlOf(
-  options: KnoxCreateTokenOptions,
-  resolved: ResolvedKnoxOptions,
-  now: Date,
-): number | null {
-  const ttl = options.ttl !== undefined ? options.ttl : resolved.tokenTtl;
-  if (
-    ttl !== null &&
-    (typeof ttl !== 'number' ||
-      !(ttl >= 0) ||
-      Number.isNaN(new Date(now.getTime() + ttl).getTime()))
-  ) {
-    throw new Error(
-      `${ERROR} a token TTL must be a number of ms >= 0 that gives a valid expiry date, or null (never expires); got ${String(ttl)}.`,
-    );
-  }
-  return ttl;
-}
-
-function prefixOf(
-  options: KnoxCreateTokenOptions,
-  resolved: ResolvedKnoxOptions,
-): string {
-  const prefix = options.prefix ?? resolved.tokenPrefix;
-  if (
-    typeof prefix !== 'string' ||
-    prefix.length > MAXIMUM_TOKEN_PREFIX_LENGTH ||
-    !/^[\x21-\x7e]*$/.test(prefix)
-  ) {
-    throw new Error(
-      `${ERROR} a token prefix must be at most ${MAXIMUM_TOKEN_PREFIX_LENGTH} printable ASCII characters without spaces; got '${String(prefix)}'.`,
-    );
-  }
-  if (
-    resolved.tokenFormat === 'checksum' &&
-    !isChecksumPrefix(prefix, MAXIMUM_TOKEN_PREFIX_LENGTH)
-  ) {
-    // Such a token would fail the offline shape check and never authenticate.
-    throw new Error(
-      `${ERROR} with tokenFormat 'checksum', a token prefix must be at least 4 characters and end in '_'; got '${prefix}'.`,
-    );
-  }
-  return prefix;
-}
-
-function nameOf(options: KnoxCreateTokenOptions): string | null {
-  const name = options.name ?? null;
-  if (name !== null && (typeof name !== 'string' || name.length > 200)) {
-    throw new Error(
-      `${ERROR} a token name must be a string of at most 200 characters (the column's size) or null.`,
-    );
-  }
-  return name;
 }
 
 /**

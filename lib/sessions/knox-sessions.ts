@@ -15,7 +15,10 @@ import {
   type KnoxClientInfo,
   type KnoxRevokeReason,
 } from '../events/knox.events.js';
-import type { ResolvedKnoxOptions } from '../options/knox-options.js';
+import {
+  checkPruneBatchSize,
+  type ResolvedKnoxOptions,
+} from '../options/knox-options.js';
 import type { KnoxToken } from '../store/knox-token.entity.js';
 import {
   KnoxTokenStore,
@@ -309,12 +312,7 @@ export class KnoxSessions {
 
   /** Deletes expired tokens in batches. See `KnoxTokenService.pruneExpired`. */
   async pruneExpired(options: { batchSize?: number } = {}): Promise<number> {
-    const batchSize = options.batchSize ?? 1000;
-    if (!Number.isInteger(batchSize) || batchSize < 1) {
-      throw new Error(
-        `KnoxTokenService: pruneExpired's batchSize must be a whole number >= 1; got ${String(batchSize)}.`,
-      );
-    }
+    const batchSize = checkPruneBatchSize(options.batchSize ?? 1000);
     const now = this.clock.now();
     let total = 0;
     for (;;) {

@@ -5,8 +5,15 @@ import {
   JoinColumn,
   ManyToOne,
   PrimaryColumn,
+  Unique,
 } from 'typeorm';
 import type { Type } from '@nestjs/common';
+import {
+  KNOX_DEFAULT_TABLE_NAME,
+  declaredUserRef,
+  knoxTableNames,
+  type KnoxTableSchema,
+} from './knox-token-table.js';
 
 /**
  * A token as stored: never the plaintext, only its SHA-512 digest. The layout matches
@@ -61,45 +68,95 @@ const bigintAsNumber = {
 const entities = new Map<string, Type<KnoxToken>>();
 const owners = new WeakMap<Type<KnoxToken>, Type<unknown>>();
 
+/** Options of {@link knoxTokenEntity}. */
+export interface KnoxTokenEntityOptions {
+  /**
+   * The token table, optionally schema-qualified (`auth.knox_authtoken`).
+   * @default 'knox_authtoken'
+   */
+  tableName?: string;
+  /**
+   * The table's layout: `'knox'` for a table nestjs-knox creates, `'django'` for a table
+   * django-rest-knox created and the {@link knoxMigrations} takeover completed (Django's foreign
+   * key and index names, kept as they are). See {@link KnoxTableSchema}.
+   * @default 'knox'
+   */
+  schema?: KnoxTableSchema;
+}
+
 /**
  * The TypeORM entity of the token table, with its foreign key to `userEntity`. Calls with the
- * same arguments return the same class, so an app that lists its entities by hand can add it:
+ * same arguments return the same class, so an app that lists its entities by hand can add it.
+ * Pass the same `tableName` / `schema` as to `KnoxModule.forRoot` and {@link knoxMigrations}.
+ *
+ * The entity matches what the shipped migrations create, constraint and index names included,
+ * so `migration:generate` / `schema:log` find nothing to change after them.
  *
  * @example
  * TypeOrmModule.forRoot({ entities: [User, knoxTokenEntity(User)], ... })
+ * @example
+ * knoxTokenEntity(DjangoUser, { schema: 'django' })
  */
 export function knoxTokenEntity(
   userEntity: Type<unknown>,
-  tableName = 'knox_authtoken',
+  options: string | KnoxTokenEntityOptions = {},
 ): Type<KnoxToken> {
-  const key = `${tableName}\u0000${userEntity.name}`;
+  const { tableName = KNOX_DEFAULT_TABLE_NAME, schema = 'knox' } =
+    typeof options === 'string' ? { tableName: options } : options;
+  const key = `${tableName}\u0000${schema}\u0000${userEntity.name}`;
   const cached = entities.get(key);
   if (cached && owners.get(cached) === userEntity) {
     return cached;
   }
+  const names = knoxTableNames(
+    tableName,
+    schema,
+    schema === 'django' ? declaredUserRef(userEntity) : undefined,
+  );
+  const properties = {
+    digest: 'digest',
+    token_key: 'tokenKey',
+    user_id: 'user',
+    expiry: 'expiry',
+  } as const;
+  const django = schema === 'django';
 
   // A class made per user entity: TypeORM builds decorator entities and EntitySchemas apart,
   // so a schema could not reference the app's (decorated) user entity.
   @Entity({ name: tableName })
-  @Index(`${tableName}_token_key_idx`, ['tokenKey'])
-  @Index(`${tableName}_expiry_idx`, ['expiry'])
-  @Index(`${tableName}_user_id_idx`, ['user'])
+  @Unique(names.idUnique, ['id'])
   class KnoxTokenEntity extends KnoxToken {
-    @PrimaryColumn({ type: 'varchar', length: 128 })
+    @PrimaryColumn({
+      type: 'varchar',
+      length: 128,
+      primaryKeyConstraintName: names.primaryKey,
+    })
     declare digest: string;
 
     @Column({ name: 'token_key', type: 'varchar', length: 25 })
     declare tokenKey: string;
 
+    // The app always sets the id (randomUUID()); the database default is for rows other writers
+    // insert (django-rest-knox on a shared table), which must get an id too. TypeORM reads a
+    // `gen_random_uuid()` default back as `generated: 'uuid'` (and then skips comparing defaults),
+    // so declaring both keeps its diff empty, and `default` makes `synchronize` write
+    // gen_random_uuid() (core PostgreSQL >= 13) instead of uuid-ossp's uuid_generate_v4().
     @Column({
       type: 'uuid',
-      unique: true,
+      generated: 'uuid',
       default: () => 'gen_random_uuid()',
     })
     declare id: string;
 
-    @ManyToOne(() => userEntity, { onDelete: 'CASCADE', nullable: false })
-    @JoinColumn({ name: 'user_id' })
+    @ManyToOne(() => userEntity, {
+      nullable: false,
+      onDelete: django ? 'NO ACTION' : 'CASCADE',
+      ...(django ? { deferrable: 'INITIALLY DEFERRED' as const } : {}),
+    })
+    @JoinColumn({
+      name: 'user_id',
+      foreignKeyConstraintName: names.foreignKey,
+    })
     declare user?: unknown;
 
     @Column({ type: 'timestamptz' })
@@ -135,6 +192,9 @@ export function knoxTokenEntity(
 
     @Column({ name: 'retired_at', type: 'timestamptz', nullable: true })
     declare retiredAt: Date | null;
+  }
+  for (const index of names.indexes) {
+    Index(index.name, [properties[index.column]])(KnoxTokenEntity);
   }
   Object.defineProperty(KnoxTokenEntity, 'name', { value: 'KnoxToken' });
 

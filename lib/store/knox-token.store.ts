@@ -15,6 +15,7 @@ import {
 import { KnoxMessages } from '../knox.messages.js';
 import type { KnoxModuleExtras } from '../options/knox-module-options.interface.js';
 import { KnoxToken } from './knox-token.entity.js';
+import { KnoxOutageLog } from './knox-outage-log.js';
 
 /** PostgreSQL's SQLSTATE for a foreign key violation. */
 const FOREIGN_KEY_VIOLATION = '23503';
@@ -65,7 +66,10 @@ export interface KnoxUserTokens {
  */
 @Injectable()
 export class KnoxTokenStore {
-  private readonly logger = new Logger('KnoxTokenService');
+  /** Logs the first failure of an outage, then summaries, then the recovery. */
+  private readonly outage = new KnoxOutageLog({
+    logger: new Logger('KnoxTokenService'),
+  });
   private readonly table: string;
 
   constructor(
@@ -235,17 +239,20 @@ export class KnoxTokenStore {
    * "invalid token". HTTP errors thrown inside pass through.
    */
   async db<T>(work: () => Promise<T>): Promise<T> {
+    let result: T;
     try {
-      return await work();
+      result = await work();
     } catch (error) {
       if (error instanceof HttpException) {
+        // The database answered; the operation refused.
+        this.outage.success();
         throw error;
       }
-      this.logger.error(
-        `Database error: ${(error as Error)?.message ?? String(error)}`,
-      );
+      this.outage.failure(error);
       throw new ServiceUnavailableException(KnoxMessages.UNAVAILABLE);
     }
+    this.outage.success();
+    return result;
   }
 
   private userTokens(manager: EntityManager, userId: unknown): KnoxUserTokens {

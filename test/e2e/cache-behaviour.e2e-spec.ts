@@ -259,7 +259,7 @@ suite('cache option checked at boot', () => {
         extras: { tableName: 'knox_cache_untriggered' },
       }),
     ).rejects.toThrow(
-      /the cache's invalidation triggers are missing on knox_cache_untriggered: run the migration/,
+      /the cache's invalidation triggers are missing on knox_cache_untriggered: add knoxCacheMigrations\(\{ tableName, channel \}\) to your migrations/,
     );
   });
 

@@ -6,11 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
 import {
-  KnoxCacheTriggers1796109480000,
-  knoxCacheTriggersMigration,
+  installKnoxCacheTriggers,
+  knoxCacheMigrations,
+  knoxMigrations,
   knoxTokenEntity,
 } from '../../lib/index.js';
-import { hasKnoxCacheTriggers } from '../../lib/store/migrations/1796109480000-knox-cache-triggers.js';
+import { hasKnoxCacheTriggers } from '../../lib/store/migrations/knox-cache-migrations.js';
 import { TestUser } from '../support/fixtures.js';
 import { DATABASE_URL, EMBEDDED_DB } from '../support/test-app.js';
 import { until } from '../support/cache.js';
@@ -40,13 +41,7 @@ suite('cache triggers migration', () => {
         knoxTokenEntity(TestUser, 'other_tokens'),
       ],
       synchronize: true,
-      migrations: [
-        KnoxCacheTriggers1796109480000,
-        knoxCacheTriggersMigration({
-          tokenTable: 'other_tokens',
-          channel: 'other_channel',
-        }),
-      ],
+      migrations: knoxCacheMigrations(),
     }).initialize();
     listener = new pg.Client({ connectionString: url.toString() });
     await listener.connect();
@@ -71,6 +66,11 @@ suite('cache triggers migration', () => {
     const runner = dataSource.createQueryRunner();
     expect(await hasKnoxCacheTriggers(runner, 'knox_authtoken')).toBe(false);
     await dataSource.runMigrations();
+    // A second token table, with its own channel, installed the way boot does it.
+    await installKnoxCacheTriggers(runner, {
+      tokenTable: 'other_tokens',
+      channel: 'other_channel',
+    });
     expect(await hasKnoxCacheTriggers(runner, 'knox_authtoken')).toBe(true);
     expect(await hasKnoxCacheTriggers(runner, 'other_tokens')).toBe(true);
 
@@ -142,9 +142,42 @@ suite('cache triggers migration', () => {
     const runner = dataSource.createQueryRunner();
     expect(await hasKnoxCacheTriggers(runner, 'knox_authtoken')).toBe(true);
     await dataSource.undoLastMigration();
-    await dataSource.undoLastMigration();
     expect(await hasKnoxCacheTriggers(runner, 'knox_authtoken')).toBe(false);
-    expect(await hasKnoxCacheTriggers(runner, 'other_tokens')).toBe(false);
+    expect(await hasKnoxCacheTriggers(runner, 'other_tokens')).toBe(true);
     await runner.release();
+  });
+
+  it('runs after knoxMigrations (which create the table) in one migrations list', async () => {
+    const fresh = new URL(url.toString());
+    fresh.pathname = `/${database}_fresh`;
+    const admin = new pg.Client({ connectionString: DATABASE_URL });
+    await admin.connect();
+    await admin.query(
+      `DROP DATABASE IF EXISTS "${database}_fresh" WITH (FORCE)`,
+    );
+    await admin.query(`CREATE DATABASE "${database}_fresh"`);
+    await admin.end();
+    const migrated = await new DataSource({
+      type: 'postgres',
+      url: fresh.toString(),
+      entities: [TestUser, knoxTokenEntity(TestUser)],
+      // Listed in the wrong order on purpose: TypeORM sorts them by the timestamp in their names.
+      migrations: [...knoxCacheMigrations(), ...knoxMigrations(TestUser)],
+    }).initialize();
+    try {
+      await migrated.query(
+        `CREATE TABLE knox_test_user (id serial PRIMARY KEY, username varchar(150) UNIQUE NOT NULL, password varchar(200) NOT NULL, "isActive" boolean NOT NULL DEFAULT true)`,
+      );
+      const ran = await migrated.runMigrations();
+      expect(ran.map((m) => m.name)).toEqual([
+        'KnoxCreateTokenTable9000000000001',
+        'KnoxCacheTriggers9000000000003',
+      ]);
+      const runner = migrated.createQueryRunner();
+      expect(await hasKnoxCacheTriggers(runner, 'knox_authtoken')).toBe(true);
+      await runner.release();
+    } finally {
+      await migrated.destroy();
+    }
   });
 });

@@ -18,11 +18,8 @@ import type { KnoxToken } from '../../store/knox-token.entity.js';
 import {
   hasKnoxCacheTriggers,
   installKnoxCacheTriggers,
-} from '../../store/migrations/1796109480000-knox-cache-triggers.js';
-import {
-  resolveKnoxCacheOptions,
-  type ResolvedKnoxCacheOptions,
-} from './knox-cache-options.js';
+} from '../../store/migrations/knox-cache-migrations.js';
+import type { ResolvedKnoxCacheOptions } from './knox-cache-options.js';
 import { KnoxPgListener } from './knox-pg-listener.js';
 import { KnoxRedisBus } from './knox-redis-bus.js';
 import { KnoxTokenCache, type KnoxCachedAuth } from './knox-token-cache.js';
@@ -50,9 +47,7 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
     private readonly repository: Repository<KnoxToken>,
     clock: KnoxClock,
   ) {
-    this.settings = resolveKnoxCacheOptions(
-      (options.raw as { cache?: unknown }).cache,
-    );
+    this.settings = options.cache;
     this.store = this.settings
       ? new KnoxTokenCache(this.settings.max, this.settings.maxAge, clock)
       : null;
@@ -101,7 +96,7 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
         });
       } else if (!(await hasKnoxCacheTriggers(queryRunner, tokenTable))) {
         throw new KnoxOptionsError(
-          `the cache's invalidation triggers are missing on ${tokenTable}: run the migration KnoxCacheTriggers1796109480000 (knoxCacheTriggersMigration for another table), or set cache.installTriggers: true.`,
+          `the cache's invalidation triggers are missing on ${tokenTable}: add knoxCacheMigrations({ tableName, channel }) to your migrations and run them, or set cache.installTriggers: true.`,
         );
       }
     } finally {

@@ -1,21 +1,18 @@
+import type { Type } from '@nestjs/common';
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { KNOX_DEFAULT_TABLE_NAME, quotePath } from '../knox-token-table.js';
+import { KNOX_MIGRATION_NAMES } from './knox-migrations.js';
+import { tokenTablePath } from './knox-migration-sql.js';
 
 /** Where {@link installKnoxCacheTriggers} installs the triggers, and what they notify. */
 export interface KnoxCacheTriggerTarget {
-  /** The token table (possibly `schema.table`). */
+  /** The token table (possibly `schema.table`), as given to `KnoxModule` as `tableName`. */
   tokenTable: string;
   /** The `NOTIFY` channel. */
   channel: string;
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/;
-
-function quote(path: string): string {
-  return path
-    .split('.')
-    .map((part) => `"${part.replace(/"/g, '""')}"`)
-    .join('.');
-}
 
 function literal(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
@@ -77,7 +74,7 @@ function userTriggerNames(tokenTable: string): [string, string] {
 /** The user table and its key column, as the token table's `user_id` foreign key names them. */
 async function userTableOf(
   queryRunner: QueryRunner,
-  tokenTable: string,
+  quotedTokenTable: string,
 ): Promise<{ table: string; column: string }> {
   const rows = (await queryRunner.query(
     `SELECT c.confrelid::regclass::text AS "table", a.attname AS "column"
@@ -86,11 +83,11 @@ async function userTableOf(
       WHERE c.contype = 'f' AND c.conrelid = $1::regclass
         AND c.conkey = ARRAY[(SELECT attnum FROM pg_attribute
                                WHERE attrelid = $1::regclass AND attname = 'user_id')]`,
-    [quote(tokenTable)],
+    [quotedTokenTable],
   )) as { table: string; column: string }[];
   if (rows.length !== 1) {
     throw new Error(
-      `knox cache triggers: ${tokenTable}.user_id has no foreign key to a user table; create the token table first.`,
+      `knox cache triggers: ${quotedTokenTable}.user_id has no foreign key to a user table; create the token table first.`,
     );
   }
   return rows[0];
@@ -114,6 +111,7 @@ export async function installKnoxCacheTriggers(
       `knox cache triggers: bad table ${tokenTable} or channel ${channel}.`,
     );
   }
+  const table = quotePath(tokenTablePath(queryRunner, tokenTable));
   const ownTransaction = !queryRunner.isTransactionActive;
   if (ownTransaction) {
     await queryRunner.startTransaction();
@@ -122,8 +120,7 @@ export async function installKnoxCacheTriggers(
     await queryRunner.query(
       `SELECT pg_advisory_xact_lock(hashtext('knox_cache_triggers'))`,
     );
-    const user = await userTableOf(queryRunner, tokenTable);
-    const table = quote(tokenTable);
+    const user = await userTableOf(queryRunner, table);
     const ch = literal(channel);
     const [userUpdate, userDelete] = userTriggerNames(tokenTable);
     const statements = [
@@ -170,8 +167,8 @@ export async function dropKnoxCacheTriggers(
   queryRunner: QueryRunner,
   tokenTable: string,
 ): Promise<void> {
-  const table = quote(tokenTable);
-  const user = await userTableOf(queryRunner, tokenTable);
+  const table = quotePath(tokenTablePath(queryRunner, tokenTable));
+  const user = await userTableOf(queryRunner, table);
   for (const name of userTriggerNames(tokenTable)) {
     await queryRunner.query(`DROP TRIGGER IF EXISTS ${name} ON ${user.table}`);
   }
@@ -192,56 +189,59 @@ export async function hasKnoxCacheTriggers(
   queryRunner: QueryRunner,
   tokenTable: string,
 ): Promise<boolean> {
-  const user = await userTableOf(queryRunner, tokenTable);
+  const table = quotePath(tokenTablePath(queryRunner, tokenTable));
+  const user = await userTableOf(queryRunner, table);
   const [userUpdate, userDelete] = userTriggerNames(tokenTable);
   const rows = (await queryRunner.query(
     `SELECT count(*)::int AS n FROM pg_trigger
       WHERE (tgrelid = $1::regclass AND tgname IN ('knox_cache_delete', 'knox_cache_update', 'knox_cache_truncate'))
          OR (tgrelid = $2::regclass AND tgname IN ($3, $4))`,
-    [quote(tokenTable), user.table, userUpdate, userDelete],
+    [table, user.table, userUpdate, userDelete],
   )) as { n: number }[];
   return rows[0]?.n === 5;
 }
 
-/**
- * The migration that installs the cache's invalidation triggers on `knox_authtoken` (and the
- * user table its `user_id` points to), notifying `knox_cache`. For another table or channel, see
- * {@link knoxCacheTriggersMigration}.
- */
-export class KnoxCacheTriggers1796109480000 implements MigrationInterface {
-  name = 'KnoxCacheTriggers1796109480000';
-
-  constructor(
-    private readonly target: KnoxCacheTriggerTarget = {
-      tokenTable: 'knox_authtoken',
-      channel: 'knox_cache',
-    },
-  ) {}
-
-  async up(queryRunner: QueryRunner): Promise<void> {
-    await installKnoxCacheTriggers(queryRunner, this.target);
-  }
-
-  async down(queryRunner: QueryRunner): Promise<void> {
-    await dropKnoxCacheTriggers(queryRunner, this.target.tokenTable);
-  }
+/** Options of {@link knoxCacheMigrations}. */
+export interface KnoxCacheMigrationsOptions {
+  /**
+   * The token table, as given to `KnoxModule` (`tableName`).
+   * @default 'knox_authtoken'
+   */
+  tableName?: string;
+  /**
+   * The `NOTIFY` channel, as given in `cache.channel`.
+   * @default 'knox_cache'
+   */
+  channel?: string;
 }
 
 /**
- * {@link KnoxCacheTriggers1796109480000} for a `tableName` or `cache.channel` of your own.
+ * The migration that installs the cache's invalidation triggers (see README "Cache"), for the
+ * DataSource's `migrations` list after {@link knoxMigrations}' (its name,
+ * `KnoxCacheTriggers9000000000003`, sorts after theirs). Needed when `cache` is on with the
+ * `'postgres'` bus and the schema is not synchronized; boot fails with a message saying so when
+ * the triggers are missing.
  *
  * @example
- * migrations: [..., knoxCacheTriggersMigration({ tokenTable: 'api_tokens', channel: 'knox_cache' })]
+ * migrations: [...knoxMigrations(User), ...knoxCacheMigrations()],
  */
-export function knoxCacheTriggersMigration(
-  target: KnoxCacheTriggerTarget,
-): new () => MigrationInterface {
-  const suffix = target.tokenTable.replace(/[^A-Za-z0-9]/g, '_');
-  return class extends KnoxCacheTriggers1796109480000 {
-    // TypeORM reads the timestamp from the last 13 digits of the name.
-    override name = `KnoxCacheTriggers_${suffix}_1796109480000`;
-    constructor() {
-      super(target);
+export function knoxCacheMigrations(
+  options: KnoxCacheMigrationsOptions = {},
+): Type<MigrationInterface>[] {
+  const target: KnoxCacheTriggerTarget = {
+    tokenTable: options.tableName ?? KNOX_DEFAULT_TABLE_NAME,
+    channel: options.channel ?? 'knox_cache',
+  };
+  const name = KNOX_MIGRATION_NAMES.cacheTriggers;
+  const migrationClass = class implements MigrationInterface {
+    readonly name = name;
+    up(queryRunner: QueryRunner): Promise<void> {
+      return installKnoxCacheTriggers(queryRunner, target);
+    }
+    down(queryRunner: QueryRunner): Promise<void> {
+      return dropKnoxCacheTriggers(queryRunner, target.tokenTable);
     }
   };
+  Object.defineProperty(migrationClass, 'name', { value: 'KnoxCacheTriggers' });
+  return [migrationClass];
 }

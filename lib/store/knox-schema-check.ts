@@ -1,0 +1,160 @@
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import type { Repository } from 'typeorm';
+import {
+  KNOX_MODULE_EXTRAS,
+  KNOX_TOKEN_REPOSITORY,
+} from '../knox.constants.js';
+import type { KnoxModuleExtras } from '../options/knox-module-options.interface.js';
+import type { KnoxToken } from './knox-token.entity.js';
+import { KNOX_MIGRATION_NAMES } from './migrations/knox-migrations.js';
+import { KNOX_DEFAULT_TABLE_NAME } from './knox-token-table.js';
+
+/** The token table does not match the entity: thrown at boot with what to run. */
+export class KnoxSchemaError extends Error {
+  constructor(message: string) {
+    super(`KnoxModule: ${message}`);
+    this.name = 'KnoxSchemaError';
+  }
+}
+
+/** What the README section on the schema is called, for the messages. */
+const README_SECTION = 'README "Your own PostgreSQL"';
+
+/** The columns django-rest-knox creates; a table with these and no `id` is Django's. */
+const DJANGO_COLUMNS = ['digest', 'token_key', 'user_id', 'created', 'expiry'];
+
+type ColumnMetadata = Repository<KnoxToken>['metadata']['columns'][number];
+
+interface DbColumn {
+  column_name: string;
+  data_type: string;
+  character_maximum_length: number | null;
+  is_nullable: 'YES' | 'NO';
+}
+
+/**
+ * Checks at boot, with one query on `information_schema.columns`, that the token table has the
+ * entity's columns with compatible types, so that a table missing columns (a django-rest-knox
+ * table not taken over yet, a migration not run) stops the boot with a message saying what to
+ * run, instead of answering 503 to every request.
+ */
+@Injectable()
+export class KnoxSchemaCheck implements OnModuleInit {
+  constructor(
+    @Inject(KNOX_TOKEN_REPOSITORY)
+    private readonly tokens: Repository<KnoxToken>,
+    @Inject(KNOX_MODULE_EXTRAS)
+    private readonly extras: KnoxModuleExtras,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    const metadata = this.tokens.metadata;
+    const dataSource = this.tokens.manager.connection;
+    const table = metadata.tablePath;
+    let rows: DbColumn[];
+    try {
+      rows = await dataSource.query(
+        `SELECT column_name, data_type, character_maximum_length, is_nullable
+           FROM information_schema.columns
+          WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2`,
+        [metadata.schema ?? null, metadata.tableName],
+      );
+    } catch (error) {
+      throw new KnoxSchemaError(
+        `could not read the columns of table ${table}: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+    const found = new Map(rows.map((row) => [row.column_name, row]));
+    const schema = this.extras.schema ?? 'knox';
+
+    if (found.size === 0) {
+      const options = dataSource.options as {
+        synchronize?: boolean;
+        migrationsRun?: boolean;
+      };
+      if (options.synchronize || options.migrationsRun) {
+        return;
+      }
+      throw new KnoxSchemaError(
+        `table ${table} does not exist: run the migration ${this.migrationHint(schema)}, or set \`synchronize: true\` on the data source (${README_SECTION}).`,
+      );
+    }
+
+    const missing: string[] = [];
+    const mismatched: string[] = [];
+    for (const column of metadata.columns) {
+      const actual = found.get(column.databaseName);
+      if (!actual) {
+        missing.push(column.databaseName);
+        continue;
+      }
+      const problem = this.compare(column, actual);
+      if (problem) {
+        mismatched.push(`${column.databaseName} (${problem})`);
+      }
+    }
+    if (missing.length === 0 && mismatched.length === 0) {
+      return;
+    }
+    const djangoTable =
+      DJANGO_COLUMNS.every((name) => found.has(name)) && !found.has('id');
+    const parts = [
+      ...(missing.length ? [`lacks columns ${missing.join(', ')}`] : []),
+      ...(mismatched.length
+        ? [`has mismatched columns ${mismatched.join(', ')}`]
+        : []),
+    ];
+    const fix = djangoTable
+      ? `run the migration ${this.migrationHint('django')}${schema === 'django' ? '' : ` and set \`schema: 'django'\` in KnoxModule's options`}`
+      : missing.length
+        ? `run the pending migrations of ${this.migrationsCall(schema)}`
+        : 'alter those columns to the types expected';
+    throw new KnoxSchemaError(
+      `table ${table} ${parts.join(' and ')}: ${fix} (${README_SECTION}).`,
+    );
+  }
+
+  /** `KnoxDjangoTakeover9000000000002 (knoxMigrations(User, { schema: 'django' }))`. */
+  private migrationHint(schema: 'knox' | 'django'): string {
+    const name =
+      schema === 'django'
+        ? KNOX_MIGRATION_NAMES.djangoTakeover
+        : KNOX_MIGRATION_NAMES.createTokenTable;
+    return `${name} (${this.migrationsCall(schema)})`;
+  }
+
+  /** `knoxMigrations(User, { tableName: 'tokens', schema: 'django' })`, as this app must call it. */
+  private migrationsCall(schema: 'knox' | 'django'): string {
+    const options: string[] = [];
+    const tableName = this.extras.tableName ?? KNOX_DEFAULT_TABLE_NAME;
+    if (tableName !== KNOX_DEFAULT_TABLE_NAME) {
+      options.push(`tableName: '${tableName}'`);
+    }
+    if (schema === 'django') {
+      options.push(`schema: 'django'`);
+    }
+    const args = options.length ? `, { ${options.join(', ')} }` : '';
+    return `knoxMigrations(${this.extras.userEntity.name}${args})`;
+  }
+
+  /** Why the column cannot hold what the entity writes, or undefined when it can. */
+  private compare(
+    column: ColumnMetadata,
+    actual: DbColumn,
+  ): string | undefined {
+    const driver = this.tokens.manager.connection.driver;
+    const type = driver.normalizeType(column);
+    const length = column.length ? Number(column.length) : undefined;
+    const expected = `${type}${length ? `(${length})` : ''} ${column.isNullable ? 'NULL' : 'NOT NULL'}`;
+    const got = `${actual.data_type}${actual.character_maximum_length ? `(${actual.character_maximum_length})` : ''} ${actual.is_nullable === 'YES' ? 'NULL' : 'NOT NULL'}`;
+    const typeOk = actual.data_type === type;
+    const lengthOk =
+      !length ||
+      actual.character_maximum_length === null ||
+      actual.character_maximum_length >= length;
+    const nullOk = (actual.is_nullable === 'YES') === column.isNullable;
+    return typeOk && lengthOk && nullOk
+      ? undefined
+      : `expected ${expected}, found ${got}`;
+  }
+}
