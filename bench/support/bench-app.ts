@@ -270,6 +270,8 @@ export interface BenchAppOptions {
   platform: 'express' | 'fastify';
   cache: false | KnoxCacheOptions;
   jwtSecret: KeyObject;
+  /** KnoxModule's token table (the bench's own by default). */
+  tableName?: string;
 }
 
 /** Boots one bench app, listening on 127.0.0.1 on a free port. */
@@ -281,7 +283,7 @@ export async function bootBenchApp(
       TypeOrmModule.forRoot({
         type: 'postgres',
         url: options.databaseUrl,
-        entities: [BenchUser],
+        entities: [BenchUser, BenchToken],
         autoLoadEntities: true,
         synchronize: true,
         poolSize: options.poolSize,
@@ -294,7 +296,7 @@ export async function bootBenchApp(
       }),
       KnoxModule.forRootAsync({
         userEntity: BenchUser,
-        tableName: BENCH_TOKEN_TABLE,
+        tableName: options.tableName ?? BENCH_TOKEN_TABLE,
         inject: [getDataSourceToken()],
         useFactory: (dataSource: DataSource) => ({
           // A plain lookup: the bench measures token handling, not password hashing.

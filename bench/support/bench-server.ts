@@ -4,7 +4,12 @@
  * once without and once with the cache; seeds the tables; answers the parent over IPC. Role
  * `peer` boots one more cached Express instance (the other instance of the revocation test).
  */
-import { createSecretKey, randomBytes, randomUUID } from 'node:crypto';
+import {
+  createHash,
+  createSecretKey,
+  randomBytes,
+  randomUUID,
+} from 'node:crypto';
 import { KnoxTokenService, type KnoxToken } from 'nestjs-knox';
 import {
   CEILING_MAP,
@@ -14,6 +19,7 @@ import {
   type BenchApp,
 } from './bench-app.js';
 import {
+  BENCH_LARGE_TABLE,
   BENCH_TOKEN_TABLE,
   BenchToken,
   BenchUser,
@@ -37,7 +43,7 @@ export interface ServerReady {
 }
 
 export type ServerCommand =
-  { cmd: 'counters' } | { cmd: 'prune' } | { cmd: 'exit' };
+  { cmd: 'counters' } | { cmd: 'prune' } | { cmd: 'micro' } | { cmd: 'exit' };
 
 const counter = new DbCounter();
 counter.install();
@@ -113,18 +119,59 @@ async function seed(bench: BenchApp) {
   };
 }
 
+/**
+ * In-process cost of one authentication, without HTTP: KnoxTokenService.authenticate on cached
+ * tokens against SHA-512 + Map.get, interleaved, 3 rounds of 50 000 each; median µs.
+ */
+async function micro(bench: BenchApp, tokens: string[]) {
+  const service = bench.app.get(KnoxTokenService);
+  const sample = tokens.slice(0, 100);
+  const map = new Map(sample.map((t) => [sha512(t), t]));
+  for (const token of sample) {
+    await service.authenticate(token);
+  }
+  const knox: number[] = [];
+  const ceiling: number[] = [];
+  const N = 50_000;
+  for (let round = 0; round < 3; round++) {
+    let started = performance.now();
+    for (let i = 0; i < N; i++) {
+      await service.authenticate(sample[i % sample.length]);
+    }
+    knox.push(((performance.now() - started) / N) * 1000);
+    started = performance.now();
+    for (let i = 0; i < N; i++) {
+      const digest = createHash('sha512')
+        .update(sample[i % sample.length], 'utf8')
+        .digest('hex');
+      if (!map.get(digest)) {
+        throw new Error('ceiling: token not found');
+      }
+    }
+    ceiling.push(((performance.now() - started) / N) * 1000);
+  }
+  const mid = (values: number[]) => values.sort((a, b) => a - b)[1];
+  return { knoxUs: mid(knox), ceilingUs: mid(ceiling) };
+}
+
 async function main(): Promise<void> {
   const role = process.env.BENCH_ROLE ?? 'main';
   const jwtSecret = createSecretKey(randomBytes(32));
-  const boot = (platform: 'express' | 'fastify', cache: boolean) =>
+  const boot = (
+    platform: 'express' | 'fastify',
+    cache: boolean,
+    tableName?: string,
+  ) =>
     bootBenchApp({
       databaseUrl: DATABASE_URL,
       poolSize: POOL,
       platform,
       cache: cache ? CACHE : false,
       jwtSecret,
+      tableName,
     });
   const apps: Record<string, BenchApp> = {};
+  let tokensOf: string[] = [];
   if (role === 'peer') {
     apps['express-cached'] = await boot('express', true);
     process.send!({
@@ -133,9 +180,15 @@ async function main(): Promise<void> {
   } else {
     apps['express-plain'] = await boot('express', false);
     const data = await seed(apps['express-plain']);
+    tokensOf = data.tokens;
     apps['fastify-plain'] = await boot('fastify', false);
     apps['express-cached'] = await boot('express', true);
     apps['fastify-cached'] = await boot('fastify', true);
+    // The scale figure's app: KnoxGuard without the cache on a table of its own, filled later.
+    apps['express-large'] = await boot('express', false, BENCH_LARGE_TABLE);
+    await apps['express-large'].dataSource.query(
+      `TRUNCATE ${BENCH_LARGE_TABLE}`,
+    );
     const [{ server_version: pgVersion }] = (await apps[
       'express-plain'
     ].dataSource.query('SHOW server_version')) as { server_version: string }[];
@@ -162,7 +215,7 @@ async function main(): Promise<void> {
         counter.timed = [];
         counter.timedPattern = /^DELETE FROM .* WHERE digest IN \(SELECT/;
         const started = performance.now();
-        const deleted = await apps['express-plain'].app
+        const deleted = await apps['express-large'].app
           .get(KnoxTokenService)
           .pruneExpired();
         const totalMs = performance.now() - started;
@@ -174,6 +227,8 @@ async function main(): Promise<void> {
           longestMs: Math.max(...counter.timed),
           batchesMs: counter.timed,
         };
+      } else if (message.cmd === 'micro') {
+        reply = await micro(apps['express-cached'], tokensOf);
       } else if (message.cmd === 'exit') {
         await Promise.all(Object.values(apps).map((app) => app.app.close()));
         reply = { closed: true };
