@@ -29,7 +29,10 @@ export {
 } from './store/migrations/knox-migrations.js';
 export { KnoxSchemaError } from './store/knox-schema-check.js';
 export { KnoxClock, SystemKnoxClock } from './knox-clock.js';
-export { KnoxOptionsError } from './options/knox-options.js';
+export {
+  KnoxOptionsError,
+  type ResolvedKnoxOptions,
+} from './options/knox-options.js';
 export { KnoxPublic } from './decorators/knox-public.decorator.js';
 export { KnoxUser, KnoxAuth } from './decorators/knox-user.decorator.js';
 export { KNOX_PUBLIC_KEY } from './knox.constants.js';
@@ -47,3 +50,19 @@ export {
   type KnoxCacheMigrationsOptions,
   type KnoxCacheTriggerTarget,
 } from './store/migrations/knox-cache-migrations.js';
+export {
+  verifyDjangoPassword,
+  makeDjangoPassword,
+  djangoPasswordNeedsRehash,
+  isDjangoPasswordUsable,
+  DJANGO_PBKDF2_ITERATIONS,
+  DJANGO_UNUSABLE_PASSWORD_PREFIX,
+  type DjangoPasswordOptions,
+} from './django/django-password.js';
+export { DjangoPasswordHasherUnavailableError } from './django/django-optional-peers.js';
+export { DjangoUser, DjangoAbstractUser } from './django/django-user.entity.js';
+export {
+  djangoValidateUser,
+  type DjangoValidateUserOptions,
+  type DjangoUserSource,
+} from './django/django-validate-user.js';

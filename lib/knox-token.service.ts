@@ -35,7 +35,7 @@ export type { KnoxRevokeOptions } from './sessions/knox-sessions.js';
  * await this.knox.revokeAll(user.id, { reason: 'app' });
  */
 @Injectable()
-export class KnoxTokenService implements OnModuleInit {
+export class KnoxTokenService<User = any> implements OnModuleInit {
   constructor(
     private readonly authenticator: KnoxAuthenticator,
     private readonly sessions: KnoxSessions,
@@ -61,7 +61,7 @@ export class KnoxTokenService implements OnModuleInit {
   authenticate(
     token: string,
     client: Partial<KnoxClientInfo> = {},
-  ): Promise<KnoxAuthResult> {
+  ): Promise<KnoxAuthResult<User>> {
     return this.authenticator.authenticate(token, client);
   }
 
@@ -75,9 +75,9 @@ export class KnoxTokenService implements OnModuleInit {
    *   would refuse)
    */
   create(
-    user: unknown,
+    user: User,
     options: KnoxCreateTokenOptions = {},
-  ): Promise<KnoxIssuedToken> {
+  ): Promise<KnoxIssuedToken<User>> {
     return this.sessions.create(user, options);
   }
 
@@ -85,7 +85,7 @@ export class KnoxTokenService implements OnModuleInit {
    * The user's live tokens (expired ones left out), newest first, each with its `user` loaded
    * so that it can be passed to {@link refresh}, {@link rotate} or {@link revoke}.
    */
-  list(userId: unknown): Promise<KnoxToken[]> {
+  list(userId: unknown): Promise<KnoxToken<User>[]> {
     return this.sessions.list(userId);
   }
 
@@ -96,7 +96,7 @@ export class KnoxTokenService implements OnModuleInit {
    * @returns whether the token still existed
    */
   revoke(
-    token: KnoxToken,
+    token: KnoxToken<User>,
     reason: KnoxRevokeReason = 'app',
     client: Partial<KnoxClientInfo> = {},
   ): Promise<boolean> {
@@ -153,7 +153,7 @@ export class KnoxTokenService implements OnModuleInit {
    *   {@link rotate} (also when the rotation came after `token` was read)
    */
   refresh(
-    token: KnoxToken,
+    token: KnoxToken<User>,
     client: Partial<KnoxClientInfo> = {},
   ): Promise<Date | null> {
     return this.sessions.refresh(token, client);
@@ -172,9 +172,9 @@ export class KnoxTokenService implements OnModuleInit {
    *   retired (rotated before)
    */
   rotate(
-    token: KnoxToken,
+    token: KnoxToken<User>,
     client: Partial<KnoxClientInfo> = {},
-  ): Promise<KnoxIssuedToken> {
+  ): Promise<KnoxIssuedToken<User>> {
     return this.sessions.rotate(token, client);
   }
 
@@ -199,7 +199,7 @@ export class KnoxTokenService implements OnModuleInit {
   }
 
   /** The primary key of a user entity instance. */
-  userIdOf(user: unknown): unknown {
+  userIdOf(user: User): unknown {
     return this.store.userIdOf(user);
   }
 }

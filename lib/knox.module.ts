@@ -1,13 +1,23 @@
-import { Module } from '@nestjs/common';
+import {
+  Module,
+  type ConfigurableModuleAsyncOptions,
+  type DynamicModule,
+} from '@nestjs/common';
 import { KnoxClock, SystemKnoxClock } from './knox-clock.js';
 import { KNOX_RESOLVED_OPTIONS } from './knox.constants.js';
 import { KnoxGuard } from './auth/knox.guard.js';
 import { KnoxCache } from './auth/cache/knox-cache.js';
 import { KnoxLoginThrottler } from './http/knox-login-throttler.js';
 import {
+  KNOX_ASYNC_OPTIONS_TYPE,
   KNOX_MODULE_OPTIONS,
+  KNOX_OPTIONS_TYPE,
   KnoxConfigurableModuleClass,
 } from './knox.module-definition.js';
+import type {
+  KnoxModuleExtras,
+  KnoxModuleOptions,
+} from './options/knox-module-options.interface.js';
 import {
   resolveKnoxOptions,
   type ResolvedKnoxOptions,
@@ -76,4 +86,33 @@ import { KnoxSchemaCheck } from './store/knox-schema-check.js';
     KnoxLoginThrottler,
   ],
 })
-export class KnoxModule extends KnoxConfigurableModuleClass {}
+export class KnoxModule extends KnoxConfigurableModuleClass {
+  /**
+   * Registers the module with options known now. The user type of every hook is inferred from
+   * `userEntity`, so `getTokenLimitPerUser: ({ user }) => user.isStaff ? 10 : 3` fails to compile
+   * for a `User` without `isStaff`.
+   */
+  static override forRoot<User extends object>(
+    options: KnoxModuleOptions<User> & Partial<KnoxModuleExtras<User>>,
+  ): DynamicModule {
+    return super.forRoot(options as typeof KNOX_OPTIONS_TYPE);
+  }
+
+  /**
+   * Registers the module with options from a factory, class or existing provider (e.g. from
+   * `@nestjs/config`). Module settings (`userEntity`, `path`, …) go beside `useFactory`; options
+   * come from the factory. The user type is inferred from `userEntity`.
+   */
+  static override forRootAsync<User extends object>(
+    options: KnoxModuleAsyncOptions<User>,
+  ): DynamicModule {
+    return super.forRootAsync(options as typeof KNOX_ASYNC_OPTIONS_TYPE);
+  }
+}
+
+/** What {@link KnoxModule.forRootAsync} takes: module settings beside the async options. */
+export type KnoxModuleAsyncOptions<User = any> = ConfigurableModuleAsyncOptions<
+  KnoxModuleOptions<User>,
+  'create'
+> &
+  Partial<KnoxModuleExtras<User>>;

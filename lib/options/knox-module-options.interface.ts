@@ -330,12 +330,14 @@ export interface KnoxModuleOptions<User = any> {
 /**
  * Settings that must be known when the module is declared, even under `forRootAsync`.
  */
-export interface KnoxModuleExtras {
+export interface KnoxModuleExtras<User = any> {
   /**
    * The app's TypeORM user entity. The token table gets a foreign key `user_id` to its primary
    * key, with `ON DELETE CASCADE` (with `schema: 'django'`, Django's own foreign key: no cascade).
+   * The user type of the hooks (`validateUser`, `isUserActive`, `getTokenTtl`, …) is inferred
+   * from it.
    */
-  userEntity: Type<unknown>;
+  userEntity: Type<User>;
 
   /**
    * Register the module globally, so `@UseGuards(KnoxGuard)` resolves in every module.
