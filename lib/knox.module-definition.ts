@@ -28,33 +28,8 @@ const built = new ConfigurableModuleBuilder<KnoxModuleOptions>({
     if (isAsync(definition)) {
       rejectAsyncStrays(given);
     }
-    const extras = { ...EXTRAS_DEFAULTS, ...given };
-    if (typeof extras.userEntity !== 'function') {
-      throw new KnoxOptionsError(
-        '`userEntity` is required: pass your TypeORM user entity class, e.g. KnoxModule.forRoot({ userEntity: User, validateUser }).',
-      );
-    }
-    const path = extras.path ?? 'auth';
-    if (typeof path !== 'string' || /\s/.test(path)) {
-      throw new KnoxOptionsError(
-        `\`path\` must be a route path without spaces, e.g. 'auth'; got ${String(path)}.`,
-      );
-    }
-    const tableName = extras.tableName ?? 'knox_authtoken';
-    if (
-      typeof tableName !== 'string' ||
-      !/^[A-Za-z_][A-Za-z0-9_.]*$/.test(tableName)
-    ) {
-      throw new KnoxOptionsError(
-        `\`tableName\` must be a plain SQL identifier (letters, digits, _); got ${String(tableName)}.`,
-      );
-    }
-    const schema = extras.schema ?? 'knox';
-    if (schema !== 'knox' && schema !== 'django') {
-      throw new KnoxOptionsError(
-        `\`schema\` must be 'knox' (a table nestjs-knox creates) or 'django' (a django-rest-knox table taken over by knoxMigrations(User, { schema: 'django' })); got ${String(schema)}.`,
-      );
-    }
+    const extras = checkExtras({ ...EXTRAS_DEFAULTS, ...given });
+    const { path, tableName, schema } = extras;
     const entity = knoxTokenEntity(extras.userEntity, { tableName, schema });
     return {
       ...definition,
@@ -78,6 +53,40 @@ const built = new ConfigurableModuleBuilder<KnoxModuleOptions>({
     };
   })
   .build();
+
+/** The module settings with defaults applied, checked; throws with what to fix. */
+function checkExtras(
+  extras: KnoxModuleExtras,
+): KnoxModuleExtras &
+  Required<Pick<KnoxModuleExtras, 'path' | 'tableName' | 'schema'>> {
+  if (typeof extras.userEntity !== 'function') {
+    throw new KnoxOptionsError(
+      '`userEntity` is required: pass your TypeORM user entity class, e.g. KnoxModule.forRoot({ userEntity: User, validateUser }).',
+    );
+  }
+  const path = extras.path ?? 'auth';
+  if (typeof path !== 'string' || /\s/.test(path)) {
+    throw new KnoxOptionsError(
+      `\`path\` must be a route path without spaces, e.g. 'auth'; got ${String(path)}.`,
+    );
+  }
+  const tableName = extras.tableName ?? 'knox_authtoken';
+  if (
+    typeof tableName !== 'string' ||
+    !/^[A-Za-z_][A-Za-z0-9_.]*$/.test(tableName)
+  ) {
+    throw new KnoxOptionsError(
+      `\`tableName\` must be a plain SQL identifier (letters, digits, _); got ${String(tableName)}.`,
+    );
+  }
+  const schema = extras.schema ?? 'knox';
+  if (schema !== 'knox' && schema !== 'django') {
+    throw new KnoxOptionsError(
+      `\`schema\` must be 'knox' (a table nestjs-knox creates) or 'django' (a django-rest-knox table taken over by knoxMigrations(User, { schema: 'django' })); got ${String(schema)}.`,
+    );
+  }
+  return { ...extras, path, tableName, schema };
+}
 
 /** Whether the definition comes from `forRootAsync` (its options come from a provider). */
 function isAsync(definition: { providers?: unknown[] }): boolean {

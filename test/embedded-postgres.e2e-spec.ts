@@ -236,8 +236,10 @@ describe('startEmbeddedPostgres', () => {
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('persists data in dataDir across a restart', async () => {
-    const first = await startEmbeddedPostgres({ dataDir });
+  it('creates a missing dataDir with its parents, and persists data there across a restart', async () => {
+    // As `npm start` in a fresh clone: `.data/pglite` where `.data/` does not exist yet.
+    const nested = join(dataDir, 'missing', 'parents', 'pglite');
+    const first = await startEmbeddedPostgres({ dataDir: nested });
     try {
       const client = new pg.Client({ connectionString: first.url });
       await client.connect();
@@ -248,7 +250,7 @@ describe('startEmbeddedPostgres', () => {
       await first.stop();
     }
 
-    const second = await startEmbeddedPostgres({ dataDir });
+    const second = await startEmbeddedPostgres({ dataDir: nested });
     try {
       const client = new pg.Client({ connectionString: second.url });
       await client.connect();

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { ConsoleLogger, Logger, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { AppModule } from './app.module.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
@@ -33,6 +34,8 @@ export async function startExample(
   options: ExampleOptions,
 ): Promise<RunningExample> {
   const logger = new Logger('Example');
+  // Before the data directory is opened: a second `npm start` must not open it too.
+  await ensurePortFree(options.port);
   let databaseUrl = options.databaseUrl;
   let stopDatabase = async (): Promise<void> => undefined;
   if (databaseUrl) {
@@ -85,6 +88,26 @@ export async function startExample(
   };
 }
 
+/** An error whose message says all a user needs (no stack trace). */
+export class ExampleStartError extends Error {}
+
+async function ensurePortFree(port: number): Promise<void> {
+  if (port === 0) return;
+  await new Promise<void>((done, fail) => {
+    const probe = createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) =>
+      fail(
+        error.code === 'EADDRINUSE'
+          ? new ExampleStartError(
+              `Port ${port} is in use (another \`npm start\`?). Stop that process, or pick another port: PORT=${port === 65535 ? 3001 : port + 1} npm start`,
+            )
+          : error,
+      ),
+    );
+    probe.listen(port, '127.0.0.1', () => probe.close(() => done()));
+  });
+}
+
 /** Nest's console logger without the start-up chatter (module and route listings). */
 class QuietStartupLogger extends ConsoleLogger {
   private static readonly QUIET = new Set([
@@ -131,7 +154,9 @@ function redact(url: string): string {
 export function optionsFromEnv(): ExampleOptions {
   const port = Number(process.env.PORT ?? 3000);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new Error(`PORT must be a port number; got ${process.env.PORT}`);
+    throw new ExampleStartError(
+      `PORT must be a port number; got ${process.env.PORT}`,
+    );
   }
   return {
     port,

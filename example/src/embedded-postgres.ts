@@ -28,7 +28,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
 export interface EmbeddedPostgresOptions {
-  /** Directory to persist the database in; in memory when omitted. */
+  /**
+   * Directory to persist the database in, created with its parents when missing; in memory when
+   * omitted.
+   */
   dataDir?: string;
   /** TCP port on 127.0.0.1; a free port when omitted or 0. */
   port?: number;
@@ -103,6 +106,11 @@ export async function startEmbeddedPostgres(
 
 async function createDatabase(opts: EmbeddedPostgresOptions): Promise<PGlite> {
   const fresh = opts.dataDir === undefined || isEmptyDir(opts.dataDir);
+  if (opts.dataDir !== undefined) {
+    // PGlite creates the data directory itself but not its parents: `.data/pglite` in a fresh
+    // clone (no `.data/`) failed with ENOENT.
+    await mkdir(opts.dataDir, { recursive: true });
+  }
   const dataDirOption =
     opts.dataDir === undefined ? {} : { dataDir: opts.dataDir };
   if (!fresh) return PGlite.create(dataDirOption);

@@ -1,6 +1,21 @@
-import { optionsFromEnv, startExample } from './bootstrap.js';
+import {
+  ExampleStartError,
+  optionsFromEnv,
+  startExample,
+  type RunningExample,
+} from './bootstrap.js';
 
-const example = await startExample(optionsFromEnv());
+let example: RunningExample;
+try {
+  example = await startExample(optionsFromEnv());
+} catch (error) {
+  console.error(
+    error instanceof ExampleStartError
+      ? `Could not start the example: ${error.message}`
+      : error,
+  );
+  process.exit(1);
+}
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     example.stop().then(

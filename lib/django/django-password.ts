@@ -3,9 +3,9 @@ import {
   pbkdf2 as pbkdf2Callback,
   randomInt,
   scrypt as scryptCallback,
-  timingSafeEqual,
   type ScryptOptions,
 } from 'node:crypto';
+import { digestsEqual } from '../tokens/knox-token-format.js';
 import { promisify } from 'node:util';
 import { loadArgon2, loadBcrypt } from './django-optional-peers.js';
 
@@ -184,11 +184,7 @@ function checkIterations(value: number | undefined, caller: string): number {
 }
 
 /** Compares two ASCII strings in time that depends only on their lengths. */
-function sameText(a: string, b: string): boolean {
-  const left = Buffer.from(a, 'utf8');
-  const right = Buffer.from(b, 'utf8');
-  return left.length === right.length && timingSafeEqual(left, right);
-}
+const sameText = digestsEqual;
 
 async function verifyPbkdf2(
   password: string,

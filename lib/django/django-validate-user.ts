@@ -127,30 +127,42 @@ export function djangoValidateUser<
     if (!(await verifyDjangoPassword(password, user.password))) {
       return null;
     }
-    const changes: Partial<DjangoAbstractUser> = {};
-    if (
-      options.rehash &&
-      djangoPasswordNeedsRehash(user.password, { iterations })
-    ) {
-      changes.password = await makeDjangoPassword(password, { iterations });
-    }
-    if (options.updateLastLogin && user.isActive !== false) {
-      changes.lastLogin = new Date();
-    }
-    if (Object.keys(changes).length > 0) {
-      try {
-        await write(users(), user, changes);
-        Object.assign(user, changes);
-      } catch (error) {
-        logger.warn(
-          `Could not update Django user ${String(user.id)} after login: ${
-            error instanceof Error ? error.message : String(error)
-          }`,
-        );
-      }
-    }
+    await afterLogin(users(), user, password, options, iterations);
     return user;
   };
+}
+
+/** The writes a successful login may cause (opt-in): a rehash, `last_login`. Never fails it. */
+async function afterLogin<User extends DjangoAbstractUser>(
+  users: Repository<User>,
+  user: User,
+  password: string,
+  options: DjangoValidateUserOptions<User>,
+  iterations: number,
+): Promise<void> {
+  const changes: Partial<DjangoAbstractUser> = {};
+  if (
+    options.rehash &&
+    djangoPasswordNeedsRehash(user.password, { iterations })
+  ) {
+    changes.password = await makeDjangoPassword(password, { iterations });
+  }
+  if (options.updateLastLogin && user.isActive !== false) {
+    changes.lastLogin = new Date();
+  }
+  if (Object.keys(changes).length === 0) {
+    return;
+  }
+  try {
+    await write(users, user, changes);
+    Object.assign(user, changes);
+  } catch (error) {
+    logger.warn(
+      `Could not update Django user ${String(user.id)} after login: ${
+        error instanceof Error ? error.message : String(error)
+      }`,
+    );
+  }
 }
 
 async function write<User extends DjangoAbstractUser>(

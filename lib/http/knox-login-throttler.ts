@@ -7,6 +7,11 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
+
+/** What a throttler storage's `increment` resolves to. */
+type ThrottlerStorageRecord = Awaited<
+  ReturnType<ThrottlerStorage['increment']>
+>;
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
 import { KnoxMessages } from '../knox.messages.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
@@ -75,7 +80,7 @@ export class KnoxLoginThrottler implements OnApplicationShutdown {
       throttle.limitPerUsername,
     ]);
     for (const [key, limit] of checks) {
-      let record;
+      let record: ThrottlerStorageRecord;
       try {
         record = await storage.increment(
           key,
@@ -88,22 +93,30 @@ export class KnoxLoginThrottler implements OnApplicationShutdown {
         throw new ServiceUnavailableException(KnoxMessages.UNAVAILABLE);
       }
       if (record.isBlocked || record.totalHits > limit) {
-        const seconds = Math.max(
-          1,
-          Math.ceil(
-            record.isBlocked ? record.timeToBlockExpire : record.timeToExpire,
-          ),
-        );
-        setResponseHeader(response, 'Retry-After', String(seconds));
-        throw new HttpException(
-          {
-            statusCode: HttpStatus.TOO_MANY_REQUESTS,
-            message: `Too many login attempts. Try again in ${seconds} seconds.`,
-            error: 'Too Many Requests',
-          },
-          HttpStatus.TOO_MANY_REQUESTS,
-        );
+        throw this.tooMany(record, response);
       }
     }
+  }
+
+  /** 429 with `Retry-After`: the seconds until the key's window or block ends. */
+  private tooMany(
+    record: ThrottlerStorageRecord,
+    response: unknown,
+  ): HttpException {
+    const seconds = Math.max(
+      1,
+      Math.ceil(
+        record.isBlocked ? record.timeToBlockExpire : record.timeToExpire,
+      ),
+    );
+    setResponseHeader(response, 'Retry-After', String(seconds));
+    return new HttpException(
+      {
+        statusCode: HttpStatus.TOO_MANY_REQUESTS,
+        message: `Too many login attempts. Try again in ${seconds} seconds.`,
+        error: 'Too Many Requests',
+      },
+      HttpStatus.TOO_MANY_REQUESTS,
+    );
   }
 }

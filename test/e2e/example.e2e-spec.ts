@@ -1,4 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { existsSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import supertest from 'supertest';
 import {
@@ -121,5 +125,24 @@ describe('example app', () => {
       .set('Authorization', `Token ${login.body.token}`);
     expect(me.status).toBe(200);
     expect(me.body.username).toBe(DEMO_USERNAME);
+  });
+
+  it('refuses a port in use with what to do, before it opens the data directory', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) =>
+      blocker.listen(0, '127.0.0.1', resolve),
+    );
+    const { port } = blocker.address() as AddressInfo;
+    const dataDir = join(tmpdir(), `knox-example-${port}-${Date.now()}`);
+    try {
+      await expect(
+        startExample({ port, dataDir, banner: false }),
+      ).rejects.toThrow(
+        `Port ${port} is in use (another \`npm start\`?). Stop that process, or pick another port: PORT=${port + 1} npm start`,
+      );
+      expect(existsSync(dataDir)).toBe(false);
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
   });
 });

@@ -118,25 +118,16 @@ export function knoxMigrations(
     return [knoxDjangoTakeoverMigration(userEntity, tableName)];
   }
   const name = KNOX_MIGRATION_NAMES.createTokenTable;
+  const sql = (queryRunner: QueryRunner) =>
+    createTokenTableSql(
+      tokenTablePath(queryRunner, tableName),
+      userTableRef(queryRunner, userEntity, name),
+    );
   return [
     migration(
       name,
-      (queryRunner) =>
-        run(
-          queryRunner,
-          createTokenTableSql(
-            tokenTablePath(queryRunner, tableName),
-            userTableRef(queryRunner, userEntity, name),
-          ).up,
-        ),
-      (queryRunner) =>
-        run(
-          queryRunner,
-          createTokenTableSql(
-            tokenTablePath(queryRunner, tableName),
-            userTableRef(queryRunner, userEntity, name),
-          ).down,
-        ),
+      (queryRunner) => run(queryRunner, sql(queryRunner).up),
+      (queryRunner) => run(queryRunner, sql(queryRunner).down),
     ),
   ];
 }
