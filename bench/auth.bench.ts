@@ -1,79 +1,64 @@
 /**
- * Authentication benchmark: figures and ratios side by side, in one process and one run.
+ * Authentication benchmark: one run, figures and ratios side by side.
  *
- *   npm run build && tsc -p bench/tsconfig.json && node bench/dist/auth.bench.js
+ *   npm run bench        (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/knox_bench)
  *
- * Boots a real Nest app (Express) on 127.0.0.1, seeds users and tokens in PostgreSQL
- * (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/knox_bench; only the tables
- * `bench_user` and `knox_bench_authtoken` are touched), and drives it with a keep-alive
- * http.Agent at a fixed concurrency. Scenarios run in interleaved rounds (their order rotated
- * every round) so that the noise of a shared machine hits all of them alike: compare the
- * ratios, not the absolute figures.
+ * A child process (bench/support/bench-server.ts) boots, on one database, a Nest app on Express
+ * and one on Fastify, each twice: without and with the KnoxModule cache. This process drives
+ * them over keep-alive connections at a fixed concurrency, in interleaved rounds (order rotated
+ * every round) so that the noise of a shared machine hits every route alike: compare the
+ * ratios, not the absolute figures. Only the tables `bench_user` and `knox_bench_authtoken` are
+ * touched.
  *
- * Knobs: BENCH_CONCURRENCY (8), BENCH_ROUNDS (10), BENCH_REQUESTS (3000 per scenario, split
- * over the rounds), BENCH_POOL (10).
+ * Then: scale (p50 of an uncached request with 1 000 and with 1 000 000 token rows; pruneExpired
+ * on the 1 000 000 expired ones) and revocation latency (a second cached instance in another
+ * process; a token cached in both, revoked on one or by SQL; time until the other refuses).
+ *
+ * Knobs: BENCH_SECONDS (2: seconds per route and platform per round), BENCH_ROUNDS (3),
+ * BENCH_CONCURRENCY (10), BENCH_POOL (10), BENCH_SCALE_ROWS (1000000; 0 skips scale),
+ * BENCH_REVOCATIONS (100 per path; 0 skips), BENCH_EXTRAS (1: also the knox 5 emulation,
+ * unknown-token and login rows, on Express), BENCH_XACT_CHECK (1: cross-check the transaction
+ * count with pg_stat_database, costs ~25 s of waiting for the statistics to be flushed),
+ * BENCH_PREPARED (1: the experiment of the uncached lookup, query builder vs prepared statement).
  */
 import http from 'node:http';
 import os from 'node:os';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { KnoxToken } from 'nestjs-knox';
+import pg from 'pg';
 import {
-  LAST_USED_UPDATE_INTERVAL,
-  bootBenchApp,
-  type BenchApp,
-} from './support/bench-app.js';
-import {
+  BENCH_LARGE_TABLE,
   BENCH_TOKEN_TABLE,
-  BenchToken,
-  BenchUser,
 } from './support/bench-user.entity.js';
-import { median, quantile, runLoad, type RequestSpec } from './support/load.js';
+import type { ServerReady } from './support/bench-server.js';
+import {
+  median,
+  quantile,
+  runLoad,
+  send,
+  type RequestSpec,
+} from './support/load.js';
 
 const DATABASE_URL =
   process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/knox_bench';
-const CONCURRENCY = intFromEnv('BENCH_CONCURRENCY', 8);
-const ROUNDS = intFromEnv('BENCH_ROUNDS', 10);
-const REQUESTS = intFromEnv('BENCH_REQUESTS', 3000);
-const POOL_SIZE = intFromEnv('BENCH_POOL', 10);
-const PER_ROUND = Math.ceil(REQUESTS / ROUNDS);
+const SECONDS = numberFromEnv('BENCH_SECONDS', 2);
+const ROUNDS = numberFromEnv('BENCH_ROUNDS', 3);
+const CONCURRENCY = numberFromEnv('BENCH_CONCURRENCY', 10);
+const POOL_SIZE = numberFromEnv('BENCH_POOL', 10);
+const SCALE_ROWS = numberFromEnv('BENCH_SCALE_ROWS', 1_000_000, 0);
+const REVOCATIONS = numberFromEnv('BENCH_REVOCATIONS', 100, 0);
+const EXTRAS = numberFromEnv('BENCH_EXTRAS', 1, 0) === 1;
+const XACT_CHECK = numberFromEnv('BENCH_XACT_CHECK', 1, 0) === 1;
+const PREPARED = numberFromEnv('BENCH_PREPARED', 1, 0) === 1;
 
-const USERS = 1000;
-/** Users 0..TOKEN_USERS-1 hold the token the bench authenticates with; the rest log in. */
-const TOKEN_USERS = 900;
-/** Every other token user also holds this many live and expired sibling tokens. */
-const LIVE_SIBLINGS = 5;
-const EXPIRED_SIBLINGS = 4;
-const PASSWORD = 'bench-password';
-const HOUR = 60 * 60 * 1000;
-
-interface Scenario {
-  id: string;
-  label: string;
-  expectStatus: number;
-  /** Requests per round (and in the warm-up). */
-  perRound: number;
-  warmup: number;
-  next: (index: number) => RequestSpec;
-  /** Untimed preparation before each round (and the warm-up) of `count` requests. */
-  beforeRound?: (count: number) => Promise<void>;
-}
-
-interface Round {
-  rps: number;
-  queries: number;
-  writes: number;
-  requests: number;
-  latenciesMs: Float64Array;
-}
-
-function intFromEnv(name: string, fallback: number): number {
+function numberFromEnv(name: string, fallback: number, min = 0.001): number {
   const raw = process.env[name];
   const value = raw === undefined ? fallback : Number(raw);
-  if (!Number.isInteger(value) || value < 1) {
-    throw new Error(`${name} must be a whole number >= 1; got ${raw}`);
+  if (!Number.isFinite(value) || value < min) {
+    throw new Error(`${name} must be a number >= ${min}; got ${raw}`);
   }
   return value;
 }
@@ -82,254 +67,287 @@ function redact(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 }
 
-const sha512 = (token: string) =>
-  createHash('sha512').update(token, 'utf8').digest('hex');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function tokenRow(
-  userId: number,
-  created: Date,
-  expiry: Date | null,
-): { token: string; row: Partial<KnoxToken> } {
-  const token = randomBytes(32).toString('hex');
-  return {
-    token,
-    row: {
-      digest: sha512(token),
-      tokenKey: token.slice(0, 15),
-      id: randomUUID(),
-      user: { id: userId },
-      created,
-      expiry,
-      ttl: null,
-      name: null,
-      userAgent: null,
-      ip: null,
-      lastUsedAt: null,
-    },
-  };
-}
-
-async function insertChunked(
-  bench: BenchApp,
-  rows: Partial<KnoxToken>[],
-): Promise<void> {
-  const repository = bench.dataSource.getRepository(BenchToken);
-  for (let start = 0; start < rows.length; start += 1000) {
-    await repository
-      .createQueryBuilder()
-      .insert()
-      .values(rows.slice(start, start + 1000))
-      .orIgnore()
-      .execute();
-  }
-}
-
-interface Seed {
-  /** One live token per token user, in user order. */
-  tokens: string[];
-  /** The users that also hold siblings: their token and their expired siblings' rows. */
-  heavy: { token: string; expired: Partial<KnoxToken>[] }[];
-  loginUsernames: string[];
-  tableRows: number;
-}
-
-async function seed(bench: BenchApp): Promise<Seed> {
-  const { dataSource } = bench;
-  await dataSource.query(
-    `TRUNCATE ${BENCH_TOKEN_TABLE}, bench_user RESTART IDENTITY CASCADE`,
-  );
-  const usernames = Array.from(
-    { length: USERS },
-    (_, i) => `user${String(i).padStart(4, '0')}`,
-  );
-  const inserted = await dataSource
-    .getRepository(BenchUser)
-    .insert(usernames.map((username) => ({ username, password: PASSWORD })));
-  const ids = inserted.identifiers.map((identifier) => identifier.id as number);
-  const now = Date.now();
-  const tokens: string[] = [];
-  const heavy: Seed['heavy'] = [];
-  const rows: Partial<KnoxToken>[] = [];
-  for (let i = 0; i < TOKEN_USERS; i++) {
-    const main = tokenRow(
-      ids[i],
-      new Date(now - HOUR),
-      new Date(now + 9 * HOUR),
+/** A server child process and a request/reply channel to it. */
+class Server {
+  private nextId = 1;
+  private readonly waiting = new Map<
+    number,
+    { resolve: (v: any) => void; reject: (e: Error) => void }
+  >();
+  private constructor(private readonly child: ChildProcess) {
+    child.on(
+      'message',
+      (message: { id?: number; reply?: unknown; error?: string }) => {
+        const waiter = message.id ? this.waiting.get(message.id) : undefined;
+        if (waiter) {
+          this.waiting.delete(message.id!);
+          if (message.error) {
+            waiter.reject(new Error(message.error));
+          } else {
+            waiter.resolve(message.reply);
+          }
+        }
+      },
     );
-    tokens.push(main.token);
-    rows.push(main.row);
-    if (i % 2 !== 0) {
-      continue;
-    }
-    const expired: Partial<KnoxToken>[] = [];
-    heavy.push({ token: main.token, expired });
-    for (let k = 0; k < LIVE_SIBLINGS; k++) {
-      rows.push(
-        tokenRow(
-          ids[i],
-          new Date(now - (k + 2) * HOUR),
-          new Date(now + (8 - k) * HOUR),
-        ).row,
-      );
-    }
-    for (let k = 0; k < EXPIRED_SIBLINGS; k++) {
-      expired.push(
-        tokenRow(
-          ids[i],
-          new Date(now - (k + 11) * HOUR),
-          new Date(now - (k + 1) * HOUR),
-        ).row,
-      );
-    }
   }
-  const expiredRows = heavy.flatMap((user) => user.expired);
-  await insertChunked(bench, [...rows, ...expiredRows]);
-  return {
-    tokens,
-    heavy,
-    loginUsernames: usernames.slice(TOKEN_USERS),
-    tableRows: rows.length + expiredRows.length,
-  };
+
+  static start<T>(
+    role: 'main' | 'peer',
+  ): Promise<{ server: Server; ready: T }> {
+    const child = fork(
+      path.join(
+        path.dirname(fileURLToPath(import.meta.url)),
+        'support',
+        'bench-server.js',
+      ),
+      [],
+      {
+        env: {
+          ...process.env,
+          DATABASE_URL,
+          BENCH_POOL: String(POOL_SIZE),
+          BENCH_ROLE: role,
+        },
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      },
+    );
+    return new Promise((resolve, reject) => {
+      child.once('message', (ready: T) =>
+        resolve({ server: new Server(child), ready }),
+      );
+      child.once('exit', (code) =>
+        reject(new Error(`bench server (${role}) exited with ${code}`)),
+      );
+    });
+  }
+
+  ask<T>(cmd: string): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.child.send({ id, cmd });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.child.removeAllListeners('exit');
+    await this.ask('exit').catch(() => undefined);
+  }
 }
 
-function scenarios(bench: BenchApp, data: Seed): Scenario[] {
-  const bearer = (token: string) => ({ authorization: `Token ${token}` });
+interface Cell {
+  id: string;
+  label: string;
+  platform: 'express' | 'fastify';
+  port: number;
+  expectStatus: number;
+  /** Requests of the warm-up (at least one pass over the tokens, so that a cache is full). */
+  warmup: number;
+  /**
+   * Before each timed round, untimed, send the warm-up again: a cached route is measured in its
+   * steady state (tokens in use within `maxAge`), however long the other routes took.
+   */
+  rewarm?: boolean;
+  next: () => RequestSpec;
+}
+
+interface Round {
+  rps: number;
+  requests: number;
+  queries: number;
+  transactions: number;
+  latenciesMs: Float64Array;
+}
+
+const cursor = <T>(list: T[]) => {
+  let at = 0;
+  return () => list[at++ % list.length];
+};
+
+function cells(ready: ServerReady): Cell[] {
+  const out: Cell[] = [];
   const unknown = Array.from({ length: 1000 }, () =>
     randomBytes(32).toString('hex'),
   );
-  // Each scenario keeps its own cursor, so that rounds go on where the last one stopped.
-  const cursor = (list: string[]) => {
-    let at = 0;
-    return () => list[at++ % list.length];
-  };
-  const knoxToken = cursor(data.tokens);
-  const knox5Token = cursor(data.tokens);
-  const unknownToken = cursor(unknown);
-  const loginUser = cursor(data.loginUsernames);
-  const onePass = data.tokens.length;
-  // 3b: before each round, the next users holding siblings get their expired siblings back,
-  // and the round sends exactly one request per such user.
-  const expiredPerRound = Math.min(data.heavy.length, Math.ceil(PER_ROUND / 2));
-  let heavyNext = 0;
-  let heavyStart = 0;
-  const heavyAt = (index: number) =>
-    data.heavy[(heavyStart + index) % data.heavy.length];
-  return [
-    {
-      id: '1',
-      label: 'GET /public, no auth (framework floor)',
-      expectStatus: 200,
-      perRound: PER_ROUND,
-      warmup: 500,
-      next: () => ({ method: 'GET', path: '/public' }),
-    },
-    {
-      id: '2',
-      label: 'GET /me, KnoxGuard, valid token',
-      expectStatus: 200,
-      perRound: PER_ROUND,
-      warmup: onePass,
-      next: () => ({
-        method: 'GET',
-        path: '/me',
-        headers: bearer(knoxToken()),
-      }),
-    },
-    {
-      id: '3',
-      label: 'GET /knox5/me, knox 5 EMULATION, valid token',
-      expectStatus: 200,
-      perRound: PER_ROUND,
-      warmup: onePass,
-      next: () => ({
-        method: 'GET',
-        path: '/knox5/me',
-        headers: bearer(knox5Token()),
-      }),
-    },
-    {
-      id: '3b',
-      label: `same, ${EXPIRED_SIBLINGS} expired siblings to delete`,
-      expectStatus: 200,
-      perRound: expiredPerRound,
-      warmup: expiredPerRound,
-      next: (index) => ({
-        method: 'GET',
-        path: '/knox5/me',
-        headers: bearer(heavyAt(index).token),
-      }),
-      beforeRound: async (count) => {
-        heavyStart = heavyNext;
-        heavyNext += count;
-        const rows = Array.from({ length: count }, (_, i) => heavyAt(i));
-        await insertChunked(
-          bench,
-          rows.flatMap((user) => user.expired),
-        );
+  for (const platform of ['express', 'fastify'] as const) {
+    const plain = ready.ports[`${platform}-plain`];
+    const cached = ready.ports[`${platform}-cached`];
+    const tokenPass = ready.tokens.length;
+    const knox = (c: () => string) => () => ({
+      method: 'GET' as const,
+      path: '/me',
+      headers: { authorization: `Token ${c()}` },
+    });
+    out.push(
+      {
+        id: 'unguarded',
+        label: 'unguarded',
+        platform,
+        port: plain,
+        expectStatus: 200,
+        warmup: 500,
+        next: () => ({ method: 'GET', path: '/public' }),
       },
-    },
-    {
-      id: '4',
-      label: 'GET /me, malformed token (401, no query)',
-      expectStatus: 401,
-      perRound: PER_ROUND,
-      warmup: 500,
-      next: () => ({
-        method: 'GET',
-        path: '/me',
-        headers: bearer('not-a-knox-token-0123456789'),
-      }),
-    },
-    {
-      id: '5',
-      label: 'GET /me, unknown well-formed token (401)',
-      expectStatus: 401,
-      perRound: PER_ROUND,
-      warmup: 500,
-      next: () => ({
-        method: 'GET',
-        path: '/me',
-        headers: bearer(unknownToken()),
-      }),
-    },
-    {
-      id: '6',
-      label: 'POST /auth/login, issue a token',
-      expectStatus: 200,
-      perRound: PER_ROUND,
-      warmup: 300,
-      next: () => ({
-        method: 'POST',
-        path: '/auth/login',
-        body: JSON.stringify({ username: loginUser(), password: PASSWORD }),
-      }),
-    },
-  ];
-}
-
-async function runRound(
-  bench: BenchApp,
-  agent: http.Agent,
-  scenario: Scenario,
-  count: number,
-): Promise<Round> {
-  await scenario.beforeRound?.(count);
-  bench.counter.reset();
-  const result = await runLoad({
-    agent,
-    port: bench.port,
-    concurrency: CONCURRENCY,
-    count,
-    expectStatus: scenario.expectStatus,
-    next: scenario.next,
-  });
-  return {
-    rps: (count / result.elapsedMs) * 1000,
-    queries: bench.counter.queries,
-    writes: bench.counter.writes,
-    requests: count,
-    latenciesMs: result.latenciesMs,
-  };
+      {
+        id: 'ceiling',
+        label: 'ceiling: SHA-512 + Map lookup',
+        platform,
+        port: plain,
+        expectStatus: 200,
+        warmup: tokenPass,
+        next: (() => {
+          const c = cursor(ready.tokens);
+          return () => ({
+            method: 'GET' as const,
+            path: '/ceiling/me',
+            headers: { authorization: `Token ${c()}` },
+          });
+        })(),
+      },
+      {
+        id: 'jwt',
+        label: '@nestjs/jwt HS256 (KeyObject)',
+        platform,
+        port: plain,
+        expectStatus: 200,
+        warmup: tokenPass,
+        next: (() => {
+          const c = cursor(ready.jwts);
+          return () => ({
+            method: 'GET' as const,
+            path: '/jwt/me',
+            headers: { authorization: `Bearer ${c()}` },
+          });
+        })(),
+      },
+      {
+        id: 'bearer',
+        label: 'hand-written TypeORM bearer',
+        platform,
+        port: plain,
+        expectStatus: 200,
+        warmup: tokenPass,
+        next: (() => {
+          const c = cursor(ready.tokens);
+          return () => ({
+            method: 'GET' as const,
+            path: '/bearer/me',
+            headers: { authorization: `Bearer ${c()}` },
+          });
+        })(),
+      },
+      {
+        id: 'knox',
+        label: 'KnoxGuard, no cache',
+        platform,
+        port: plain,
+        expectStatus: 200,
+        warmup: tokenPass,
+        next: knox(cursor(ready.tokens)),
+      },
+      {
+        id: 'knox-cached',
+        label: 'KnoxGuard, cache: true',
+        platform,
+        port: cached,
+        expectStatus: 200,
+        warmup: tokenPass,
+        rewarm: true,
+        next: knox(cursor(ready.tokens)),
+      },
+    );
+    if (PREPARED) {
+      for (const [id, label, route] of [
+        [
+          'lookup-qb',
+          'experiment: lookup by query builder',
+          '/lookup/query-builder',
+        ],
+        [
+          'lookup-prepared',
+          'experiment: lookup by prepared statement',
+          '/lookup/prepared',
+        ],
+      ]) {
+        const c = cursor(ready.tokens);
+        out.push({
+          id,
+          label,
+          platform,
+          port: plain,
+          expectStatus: 200,
+          warmup: tokenPass,
+          next: () => ({
+            method: 'GET' as const,
+            path: route,
+            headers: { authorization: `Token ${c()}` },
+          }),
+        });
+      }
+    }
+    if (EXTRAS && platform === 'express') {
+      const login = cursor(ready.loginUsernames);
+      out.push(
+        {
+          id: 'knox5',
+          label: 'knox 5 EMULATION (4 queries)',
+          platform,
+          port: plain,
+          expectStatus: 200,
+          warmup: 300,
+          next: (() => {
+            const c = cursor(ready.tokens);
+            return () => ({
+              method: 'GET' as const,
+              path: '/knox5/me',
+              headers: { authorization: `Token ${c()}` },
+            });
+          })(),
+        },
+        {
+          id: 'malformed',
+          label: 'KnoxGuard, malformed token (401, no query)',
+          platform,
+          port: cached,
+          expectStatus: 401,
+          warmup: 300,
+          next: () => ({
+            method: 'GET',
+            path: '/me',
+            headers: { authorization: 'Token not-a-knox-token-0123456789' },
+          }),
+        },
+        {
+          id: 'unknown',
+          label: 'KnoxGuard, unknown token (401)',
+          platform,
+          port: cached,
+          expectStatus: 401,
+          warmup: 300,
+          next: knox(cursor(unknown)),
+        },
+        {
+          id: 'login',
+          label: 'POST /auth/login',
+          platform,
+          port: plain,
+          expectStatus: 200,
+          warmup: 100,
+          next: () => ({
+            method: 'POST',
+            path: '/auth/login',
+            body: JSON.stringify({
+              username: login(),
+              password: ready.password,
+            }),
+          }),
+        },
+      );
+    }
+  }
+  return out;
 }
 
 /** The installed version of a package (walks up from its resolved entry point). */
@@ -378,12 +396,66 @@ function table(headers: string[], rows: string[][], right: boolean[]): string {
   return [line(headers), rule, ...rows.map(line)].join('\n');
 }
 
+async function xactCount(db: pg.Client): Promise<number> {
+  const { rows } = await db.query<{ n: string }>(
+    'SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = current_database()',
+  );
+  return Number(rows[0].n);
+}
+
+async function runCell(
+  server: Server,
+  agent: http.Agent,
+  cell: Cell,
+  load: { count?: number; durationMs?: number },
+): Promise<Round> {
+  if (load.durationMs !== undefined && cell.rewarm) {
+    await runLoad({
+      agent,
+      port: cell.port,
+      concurrency: CONCURRENCY,
+      count: cell.warmup,
+      expectStatus: cell.expectStatus,
+      next: cell.next,
+    });
+  }
+  const before = await server.ask<{ queries: number; transactions: number }>(
+    'counters',
+  );
+  const result = await runLoad({
+    agent,
+    port: cell.port,
+    concurrency: CONCURRENCY,
+    ...load,
+    expectStatus: cell.expectStatus,
+    next: cell.next,
+  });
+  const after = await server.ask<{ queries: number; transactions: number }>(
+    'counters',
+  );
+  return {
+    rps: (result.requests / result.elapsedMs) * 1000,
+    requests: result.requests,
+    queries: after.queries - before.queries,
+    transactions: after.transactions - before.transactions,
+    latenciesMs: result.latenciesMs,
+  };
+}
+
+const fmt = (n: number, digits = 0) =>
+  n
+    .toLocaleString('en-US', {
+      maximumFractionDigits: digits,
+      minimumFractionDigits: digits,
+    })
+    .replace(/,/g, ' ');
+
 async function main(): Promise<void> {
   const startedAt = Date.now();
   const loadAtStart = os.loadavg();
-  let bench: BenchApp;
+  const db = new pg.Client({ connectionString: DATABASE_URL });
   try {
-    bench = await bootBenchApp(DATABASE_URL, POOL_SIZE);
+    await db.connect();
   } catch (error) {
     if ((error as { code?: string }).code === '3D000') {
       console.error(
@@ -393,62 +465,75 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  const { server, ready } = await Server.start<ServerReady>('main');
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  let peer: Server | undefined;
   try {
-    const [{ server_version: pgVersion }] = (await bench.dataSource.query(
-      'SHOW server_version',
-    )) as { server_version: string }[];
-    const data = await seed(bench);
-    const list = scenarios(bench, data);
-
+    const list = cells(ready);
     console.log('nestjs-knox authentication benchmark');
     console.log(
       `  node ${process.version}, ${os.platform()} ${os.arch()}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim() ?? '?'}), ` +
         `load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}`,
     );
     console.log(
-      `  Nest ${versionOf('@nestjs/core')} on Express ${versionOf('express')}, TypeORM ${versionOf('typeorm')}, ` +
-        `pg ${versionOf('pg')} (pool ${POOL_SIZE}), PostgreSQL ${pgVersion} at ${redact(DATABASE_URL)}`,
+      `  Nest ${versionOf('@nestjs/core')} on Express ${versionOf('express')} and Fastify ${versionOf('fastify')}, ` +
+        `TypeORM ${versionOf('typeorm')}, pg ${versionOf('pg')} (pool ${POOL_SIZE}), @nestjs/jwt ${versionOf('@nestjs/jwt')}, ` +
+        `lru-cache ${versionOf('lru-cache')}, PostgreSQL ${ready.pgVersion} at ${redact(DATABASE_URL)}`,
     );
     console.log(
-      `  seed: ${USERS} users; ${TOKEN_USERS} hold the token the bench uses, ${data.heavy.length} of them ` +
-        `${1 + LIVE_SIBLINGS + EXPIRED_SIBLINGS} tokens (${LIVE_SIBLINGS} live and ${EXPIRED_SIBLINGS} expired siblings); ` +
-        `${data.loginUsernames.length} log in; ${data.tableRows} token rows`,
+      `  seed: 1 000 users, ${ready.tokens.length} of them with the token the bench uses; ${ready.tableRows} token rows`,
     );
     console.log(
-      `  load: one process (client and server share the event loop), keep-alive http.Agent, ` +
-        `concurrency ${CONCURRENCY}, ${ROUNDS} rounds x ${PER_ROUND} requests per scenario ` +
-        `(3b: ${list.find((s) => s.id === '3b')!.perRound}), order rotated each round, after a warm-up per scenario`,
-    );
-    console.log(
-      `  knox options: loginThrottle false, lastUsedUpdateInterval ${LAST_USED_UPDATE_INTERVAL / HOUR} h, other defaults\n`,
+      `  load: server in a child process, client here (keep-alive http.Agent), concurrency ${CONCURRENCY}, ` +
+        `${ROUNDS} rounds x ${SECONDS} s per route and platform, order rotated each round, after a warm-up ` +
+        `(one pass over the tokens). Cache: true (max 10000, maxAge 60 s, bus 'postgres'); the cached route is warmed again, untimed, before each round.\n`,
     );
 
-    for (const scenario of list) {
-      await runRound(bench, agent, scenario, scenario.warmup);
+    for (const cell of list) {
+      await runCell(server, agent, cell, { count: cell.warmup });
     }
-
-    const rounds = new Map<string, Round[]>(list.map((s) => [s.id, []]));
+    let xactBefore = 0;
+    if (XACT_CHECK) {
+      await sleep(11_000); // idle backends flush their statistics within 10 s
+      xactBefore = await xactCount(db);
+    }
+    const rounds = new Map<Cell, Round[]>(list.map((c) => [c, []]));
     for (let round = 0; round < ROUNDS; round++) {
-      const order = [
-        ...list.slice(round % list.length),
-        ...list.slice(0, round % list.length),
-      ];
-      for (const scenario of order) {
+      const shift = round % list.length;
+      for (const cell of [...list.slice(shift), ...list.slice(0, shift)]) {
         rounds
-          .get(scenario.id)!
-          .push(await runRound(bench, agent, scenario, scenario.perRound));
+          .get(cell)!
+          .push(
+            await runCell(server, agent, cell, { durationMs: SECONDS * 1000 }),
+          );
       }
       process.stderr.write(`  round ${round + 1}/${ROUNDS} done\n`);
     }
+    let counted = 0;
+    for (const results of rounds.values()) {
+      counted += results.reduce((sum, r) => sum + r.transactions, 0);
+    }
+    let xactLine = '';
+    if (XACT_CHECK) {
+      await sleep(11_000);
+      const seen = (await xactCount(db)) - xactBefore - 1;
+      xactLine =
+        `pg_stat_database cross-check over the timed rounds: ${seen} transactions committed or rolled back in the database, ` +
+        `${counted} counted at the driver (the difference is the listeners' pings, the counter round trips and autovacuum).`;
+    }
 
-    // Ratios are paired: each round's figure over scenario 2's in the same round, then the
-    // median of those, so that a slow spell of the machine cancels out.
-    const perRound = (id: string) => rounds.get(id)!.map((r) => r.rps);
-    const pairedRatios = (id: string, baseId: string) =>
-      perRound(id).map((rps, round) => rps / perRound(baseId)[round]);
-    const summary = list.map((scenario) => {
-      const results = rounds.get(scenario.id)!;
+    const find = (platform: string, id: string) =>
+      list.find((c) => c.platform === platform && c.id === id);
+    const paired = (cell: Cell, base: Cell | undefined) => {
+      if (!base) {
+        return NaN;
+      }
+      const a = rounds.get(cell)!;
+      const b = rounds.get(base)!;
+      return median(a.map((r, i) => r.rps / b[i].rps));
+    };
+    const stats = (cell: Cell) => {
+      const results = rounds.get(cell)!;
       const requests = results.reduce((sum, r) => sum + r.requests, 0);
       const latencies = new Float64Array(requests);
       let offset = 0;
@@ -457,71 +542,310 @@ async function main(): Promise<void> {
         offset += r.latenciesMs.length;
       }
       latencies.sort();
-      const rps = perRound(scenario.id);
       return {
-        scenario,
-        rps: median(rps),
-        min: Math.min(...rps),
-        max: Math.max(...rps),
-        ratio: median(pairedRatios(scenario.id, '2')),
+        rps: median(results.map((r) => r.rps)),
         p50: quantile(latencies, 0.5),
         p99: quantile(latencies, 0.99),
-        queries: results.reduce((sum, r) => sum + r.queries, 0) / requests,
-        writes: results.reduce((sum, r) => sum + r.writes, 0) / requests,
+        queries: results.reduce((s, r) => s + r.queries, 0) / requests,
+        transactions:
+          results.reduce((s, r) => s + r.transactions, 0) / requests,
       };
+    };
+    const ids = [...new Set(list.map((c) => c.id))];
+    const rows = ids.map((id) => {
+      const cellsOf = (['express', 'fastify'] as const).map((p) => find(p, id));
+      const label = cellsOf.find(Boolean)!.label;
+      const cols: string[] = [label];
+      let tx = '';
+      for (const [i, cell] of cellsOf.entries()) {
+        if (!cell) {
+          cols.push('—', '—', '—');
+          continue;
+        }
+        const s = stats(cell);
+        cols.push(
+          fmt(s.rps),
+          `${paired(cell, find(cell.platform, 'unguarded')).toFixed(2)}`,
+          `${s.p50.toFixed(2)} / ${s.p99.toFixed(2)}`,
+        );
+        if (i === 0 || !tx) {
+          tx = `${s.transactions.toFixed(2)}`;
+        }
+      }
+      cols.push(tx);
+      return cols;
     });
     console.log(
       table(
         [
-          '#',
-          'scenario',
-          'req/s (median)',
-          'rounds min-max',
-          'vs 2',
-          'p50 ms',
-          'p99 ms',
-          'queries/req',
-          'writes/req',
+          'route',
+          'Express req/s',
+          'ratio',
+          'p50 / p99 ms',
+          'Fastify req/s',
+          'ratio',
+          'p50 / p99 ms',
+          'DB tx/req',
         ],
-        summary.map((s) => [
-          s.scenario.id,
-          s.scenario.label,
-          s.rps.toFixed(0),
-          `${s.min.toFixed(0)}-${s.max.toFixed(0)}`,
-          `${s.ratio.toFixed(2)}x`,
-          s.p50.toFixed(2),
-          s.p99.toFixed(2),
-          s.queries.toFixed(2),
-          s.writes.toFixed(2),
-        ]),
-        [false, false, true, true, true, true, true, true, true],
+        rows,
+        [false, true, true, true, true, true, true, true],
       ),
     );
-    const fix = pairedRatios('2', '3');
-    const [base, emulation] = ['2', '3'].map((id) =>
-      summary.find((s) => s.scenario.id === id)!,
+    console.log(
+      `\nreq/s: median of the rounds; ratio: median of the per-round ratios to the unguarded route on the same ` +
+        `platform; p50/p99 over all rounds; DB tx/req: transactions counted at the driver, per request (Express).`,
+    );
+    for (const platform of ['express', 'fastify'] as const) {
+      const c = find(platform, 'knox-cached')!;
+      const k = find(platform, 'knox')!;
+      console.log(
+        `  ${platform}: cached KnoxGuard = ${paired(c, find(platform, 'ceiling')).toFixed(2)}x the ceiling, ` +
+          `${paired(c, find(platform, 'jwt')).toFixed(2)}x @nestjs/jwt; uncached KnoxGuard = ` +
+          `${paired(k, find(platform, 'bearer')).toFixed(2)}x the hand-written bearer guard ` +
+          `(cached: ${stats(c).queries.toFixed(3)} statements/req, uncached: ${stats(k).queries.toFixed(2)}).`,
+      );
+      const qb = find(platform, 'lookup-qb');
+      const prepared = find(platform, 'lookup-prepared');
+      if (qb && prepared) {
+        console.log(
+          `  ${platform}: lookup by prepared statement = ${paired(prepared, qb).toFixed(2)}x the req/s of the query builder ` +
+            `(p50 ${stats(prepared).p50.toFixed(2)} vs ${stats(qb).p50.toFixed(2)} ms).`,
+        );
+      }
+    }
+    if (xactLine) {
+      console.log(xactLine);
+    }
+    const micro = await server.ask<{ knoxUs: number; ceilingUs: number }>(
+      'micro',
     );
     console.log(
-      `\nThe fix (2 vs 3): KnoxGuard serves ${median(fix).toFixed(2)}x the req/s of the knox 5 emulation ` +
-        `(per-round ratios ${Math.min(...fix).toFixed(2)}-${Math.max(...fix).toFixed(2)}), ` +
-        `at ${(base.p50 / emulation.p50).toFixed(2)}x its p50 latency, with ` +
-        `${base.queries.toFixed(2)} instead of ${emulation.queries.toFixed(2)} queries per request.`,
+      `In process, without HTTP (median of 3 rounds of 50 000): KnoxTokenService.authenticate on a cached token ` +
+        `${micro.knoxUs.toFixed(1)} µs, SHA-512 + Map.get ${micro.ceilingUs.toFixed(1)} µs.`,
     );
+
+    if (SCALE_ROWS > 0) {
+      await scale(server, agent, db, ready);
+    }
+    if (REVOCATIONS > 0) {
+      const started = await Server.start<{ ports: Record<string, number> }>(
+        'peer',
+      );
+      peer = started.server;
+      await revocation(
+        db,
+        ready,
+        ready.ports['express-cached'],
+        started.ready.ports['express-cached'],
+      );
+    }
     console.log(
-      'req/s: median of the rounds; vs 2: median of the per-round ratios to scenario 2; ' +
-        'p50/p99: over all rounds pooled; queries/req: every statement TypeORM sends ' +
-        '(START TRANSACTION and COMMIT included).',
-    );
-    console.log(
-      `Done in ${((Date.now() - startedAt) / 1000).toFixed(1)} s; load average now ${os
+      `\nDone in ${((Date.now() - startedAt) / 1000).toFixed(1)} s; load average now ${os
         .loadavg()
         .map((l) => l.toFixed(2))
         .join(' ')}.`,
     );
   } finally {
     agent.destroy();
-    await bench.app.close();
+    await peer?.stop();
+    await server.stop();
+    await db.end();
   }
+}
+
+async function p50Round(
+  server: Server,
+  agent: http.Agent,
+  port: number,
+  tokens: string[],
+): Promise<number> {
+  const next = cursor(tokens);
+  const cell: Cell = {
+    id: 'scale',
+    label: 'scale',
+    platform: 'express',
+    port,
+    expectStatus: 200,
+    warmup: 0,
+    next: () => ({
+      method: 'GET',
+      path: '/me',
+      headers: { authorization: `Token ${next()}` },
+    }),
+  };
+  const r = await runCell(server, agent, cell, { durationMs: SECONDS * 1000 });
+  return quantile(r.latenciesMs.slice().sort(), 0.5);
+}
+
+async function scale(
+  server: Server,
+  agent: http.Agent,
+  db: pg.Client,
+  ready: ServerReady,
+) {
+  const COLUMNS =
+    'digest, token_key, id, user_id, created, expiry, ttl_ms, name, user_agent, ip, last_used_at, retired_at';
+  // The small table: back to its 1 000 seeded rows (the login rows' tokens go: users 901-1000).
+  await db.query(`DELETE FROM ${BENCH_TOKEN_TABLE} WHERE user_id > 900`);
+  // The large one: the same 1 000 rows, plus expired ones (they weigh on the lookup like live
+  // ones, and pruneExpired gets them next).
+  const filled = performance.now();
+  await db.query(
+    `INSERT INTO ${BENCH_LARGE_TABLE} (${COLUMNS}) SELECT ${COLUMNS} FROM ${BENCH_TOKEN_TABLE}`,
+  );
+  await db.query(
+    `INSERT INTO ${BENCH_LARGE_TABLE} (digest, token_key, user_id, created, expiry)
+     SELECT d, left(d, 15), 1 + (g % 1000), now() - interval '2 days', now() - interval '1 day'
+       FROM generate_series(1, $1::int) AS g,
+            LATERAL (SELECT encode(sha512(convert_to('filler' || g || $2::text, 'UTF8')), 'hex') AS d) AS x`,
+    [SCALE_ROWS, randomBytes(8).toString('hex')],
+  );
+  await db.query(`VACUUM ANALYZE ${BENCH_LARGE_TABLE}`);
+  await db.query(`VACUUM ANALYZE ${BENCH_TOKEN_TABLE}`);
+  await db.query('CHECKPOINT');
+  const fillSeconds = (performance.now() - filled) / 1000;
+  const count = async (table: string) =>
+    Number(
+      (await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`))
+        .rows[0].n,
+    );
+  const [smallRows, largeRows] = [
+    await count(BENCH_TOKEN_TABLE),
+    await count(BENCH_LARGE_TABLE),
+  ];
+  const ports = [ready.ports['express-plain'], ready.ports['express-large']];
+  for (const port of ports) {
+    await p50Round(server, agent, port, ready.tokens);
+  }
+  const p50s: number[][] = [[], []];
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const which of round % 2 ? [1, 0] : [0, 1]) {
+      p50s[which].push(
+        await p50Round(server, agent, ports[which], ready.tokens),
+      );
+    }
+  }
+  const [small, large] = p50s.map((p) => median(p));
+  const ratios = p50s[1].map((p, i) => p / p50s[0][i]);
+  console.log(
+    `\nScale (Express, KnoxGuard without the cache, two apps on two tables, ${ROUNDS} interleaved rounds of ${SECONDS} s, concurrency ${CONCURRENCY}):`,
+  );
+  console.log(
+    `  ${fmt(smallRows)} token rows: p50 ${small.toFixed(2)} ms; ${fmt(largeRows)} rows: p50 ${large.toFixed(2)} ms; ` +
+      `ratio ${median(ratios).toFixed(2)} (median of the per-round ratios; the table filled in ${fillSeconds.toFixed(0)} s)`,
+  );
+  const prune = await server.ask<{
+    deleted: number;
+    totalMs: number;
+    batches: number;
+    longestMs: number;
+    batchesMs: number[];
+  }>('prune');
+  const sorted = Float64Array.from(prune.batchesMs).sort();
+  console.log(
+    `  pruneExpired on ${fmt(prune.deleted)} expired rows: ${(prune.totalMs / 1000).toFixed(1)} s in ${prune.batches} batches ` +
+      `of 1 000; per batch (the time its row locks are held: one autocommit DELETE) p50 ${quantile(sorted, 0.5).toFixed(1)} ms, ` +
+      `p99 ${quantile(sorted, 0.99).toFixed(1)} ms, longest ${prune.longestMs.toFixed(1)} ms ` +
+      `(with the cache triggers installed: each batch also NOTIFYs its digests)`,
+  );
+}
+
+async function revocation(
+  db: pg.Client,
+  ready: ServerReady,
+  portA: number,
+  portB: number,
+) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  const get = (port: number, token: string) =>
+    send(agent, port, {
+      method: 'GET',
+      path: '/me',
+      headers: { authorization: `Token ${token}` },
+    });
+  const users = cursor(ready.loginUsernames);
+  const results: Record<string, number[]> = {
+    'logout on the other instance': [],
+    'SQL DELETE (psql)': [],
+  };
+  /** When the last request the other instance accepted was sent, after the revocation. */
+  const lastSent: Record<string, number[]> = Object.fromEntries(
+    Object.keys(results).map((path) => [path, [] as number[]]),
+  );
+  let staleOnA = 0;
+  try {
+    for (let i = 0; i < REVOCATIONS; i++) {
+      for (const path of Object.keys(results)) {
+        const login = await send(agent, portA, {
+          method: 'POST',
+          path: '/auth/login',
+          body: JSON.stringify({ username: users(), password: ready.password }),
+        });
+        const token = (JSON.parse(login.body) as { token: string }).token;
+        for (const port of [portA, portA, portB, portB]) {
+          const warm = await get(port, token);
+          if (warm.status !== 200) {
+            throw new Error(`warm-up: ${warm.status}`);
+          }
+        }
+        if (path === 'SQL DELETE (psql)') {
+          await db.query(
+            `DELETE FROM ${BENCH_TOKEN_TABLE} WHERE token_key = $1`,
+            [token.slice(0, 15)],
+          );
+        } else {
+          const out = await send(agent, portA, {
+            method: 'POST',
+            path: '/auth/logout',
+            headers: { authorization: `Token ${token}` },
+          });
+          if (out.status !== 204) {
+            throw new Error(`logout: ${out.status}`);
+          }
+          if ((await get(portA, token)).status !== 401) {
+            staleOnA++;
+          }
+        }
+        const revoked = performance.now();
+        let lastAccepted = 0;
+        for (;;) {
+          const sent = performance.now() - revoked;
+          const res = await get(portB, token);
+          if (res.status === 401) {
+            results[path].push(performance.now() - revoked);
+            lastSent[path].push(lastAccepted);
+            break;
+          }
+          lastAccepted = sent;
+          if (performance.now() - revoked > 5000) {
+            throw new Error(
+              'the other instance still accepts a revoked token after 5 s',
+            );
+          }
+        }
+      }
+    }
+  } finally {
+    agent.destroy();
+  }
+  console.log(
+    `\nRevocation latency (two cached Express instances in two processes on one database; token cached in both; ` +
+      `time from the revocation's commit until the other instance answers 401, polled back to back; ${REVOCATIONS} per path):`,
+  );
+  for (const [path, times] of Object.entries(results)) {
+    const sorted = Float64Array.from(times).sort();
+    console.log(
+      `  ${path}: p50 ${quantile(sorted, 0.5).toFixed(1)} ms, p99 ${quantile(sorted, 0.99).toFixed(1)} ms, max ${sorted[sorted.length - 1].toFixed(1)} ms`,
+    );
+    const sent = Float64Array.from(lastSent[path]).sort();
+    console.log(
+      `    the last accepted request was sent p50 ${quantile(sent, 0.5).toFixed(1)} ms, p99 ${quantile(sent, 0.99).toFixed(1)} ms, ` +
+        `max ${sent[sent.length - 1].toFixed(1)} ms after the revocation (what the instance knew; the rest is HTTP under load)`,
+    );
+  }
+  console.log(
+    `  the revoking instance itself served the revoked token ${staleOnA} times after its logout returned.`,
+  );
 }
 
 main().catch((error: unknown) => {

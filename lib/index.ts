@@ -38,6 +38,18 @@ export { KnoxUser, KnoxAuth } from './decorators/knox-user.decorator.js';
 export { KNOX_PUBLIC_KEY } from './knox.constants.js';
 export * from './events/knox.events.js';
 export type * from './options/knox-module-options.interface.js';
+export type {
+  KnoxCacheOptions,
+  KnoxCacheRedisBus,
+  KnoxRedisClient,
+  KnoxRedisSubscriber,
+} from './auth/cache/knox-cache-options.js';
+export {
+  knoxCacheMigrations,
+  installKnoxCacheTriggers,
+  type KnoxCacheMigrationsOptions,
+  type KnoxCacheTriggerTarget,
+} from './store/migrations/knox-cache-migrations.js';
 export {
   verifyDjangoPassword,
   makeDjangoPassword,

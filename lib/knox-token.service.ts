@@ -14,6 +14,7 @@ import {
 } from './sessions/knox-sessions.js';
 import type { KnoxToken } from './store/knox-token.entity.js';
 import { KnoxTokenStore } from './store/knox-token.store.js';
+import { KnoxCache } from './auth/cache/knox-cache.js';
 
 export type { KnoxAuthResult } from './auth/knox-authenticator.js';
 export type {
@@ -39,6 +40,7 @@ export class KnoxTokenService<User = any> implements OnModuleInit {
     private readonly authenticator: KnoxAuthenticator,
     private readonly sessions: KnoxSessions,
     private readonly store: KnoxTokenStore,
+    private readonly cache: KnoxCache,
   ) {}
 
   /** Checks the user entity's metadata at boot. */
@@ -184,6 +186,16 @@ export class KnoxTokenService<User = any> implements OnModuleInit {
    */
   pruneExpired(options: { batchSize?: number } = {}): Promise<number> {
     return this.sessions.pruneExpired(options);
+  }
+
+  /**
+   * Drops a user's tokens from this instance's cache (and, with the Redis bus, from the
+   * others'), for state the database triggers cannot see: e.g. an `isUserActive` that reads
+   * fields loaded from another table, or a user changed where no trigger watches. A no-op
+   * without the cache.
+   */
+  invalidateUser(userId: unknown): void {
+    this.cache.forgetUser(userId);
   }
 
   /** The primary key of a user entity instance. */

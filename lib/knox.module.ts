@@ -6,6 +6,7 @@ import {
 import { KnoxClock, SystemKnoxClock } from './knox-clock.js';
 import { KNOX_RESOLVED_OPTIONS } from './knox.constants.js';
 import { KnoxGuard } from './auth/knox.guard.js';
+import { KnoxCache } from './auth/cache/knox-cache.js';
 import { KnoxLoginThrottler } from './http/knox-login-throttler.js';
 import {
   KNOX_ASYNC_OPTIONS_TYPE,
@@ -71,6 +72,7 @@ import { KnoxSchemaCheck } from './store/knox-schema-check.js';
     KnoxTokenService,
     KnoxGuard,
     KnoxLoginThrottler,
+    KnoxCache,
     // Fails the boot when the token table lacks columns (README "Your own PostgreSQL").
     KnoxSchemaCheck,
   ],

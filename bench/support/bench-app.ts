@@ -2,55 +2,248 @@ import 'reflect-metadata';
 import {
   Controller,
   Get,
+  Injectable,
   Module,
   Req,
+  UnauthorizedException,
   UseGuards,
+  type CanActivate,
+  type ExecutionContext,
   type INestApplication,
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
+import { JwtModule, JwtService } from '@nestjs/jwt';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import {
+  InjectDataSource,
+  TypeOrmModule,
+  getDataSourceToken,
+} from '@nestjs/typeorm';
+import { createHash, type KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
-import { KnoxGuard, KnoxModule, KnoxUser } from 'nestjs-knox';
-import { BENCH_TOKEN_TABLE, BenchUser } from './bench-user.entity.js';
+import { DataSource, type Repository } from 'typeorm';
+import {
+  KnoxGuard,
+  KnoxModule,
+  KnoxUser,
+  type KnoxCacheOptions,
+  type KnoxToken,
+} from 'nestjs-knox';
+import {
+  BENCH_TOKEN_TABLE,
+  BenchToken,
+  BenchUser,
+} from './bench-user.entity.js';
 import { Knox5EmulationGuard } from './knox5-emulation.guard.js';
 
 /** lastUsedAt is written at most once per token per this interval (see the report's notes). */
 export const LAST_USED_UPDATE_INTERVAL = 60 * 60 * 1000;
 
-/** Counts the statements the app sends through TypeORM (transaction control included). */
-export class QueryCounter implements TypeOrmLogger {
-  queries = 0;
-  writes = 0;
+export const sha512 = (token: string) =>
+  createHash('sha512').update(token, 'utf8').digest('hex');
 
-  logQuery(sql: string): void {
-    this.queries++;
-    if (/^\s*(INSERT|UPDATE|DELETE)\b/i.test(sql)) {
-      this.writes++;
-    }
+interface BenchRequest {
+  headers: Record<string, string | string[] | undefined>;
+  user?: unknown;
+}
+
+function bearerOf(request: BenchRequest, scheme: string): string {
+  const header = request.headers.authorization;
+  const prefix = `${scheme} `;
+  if (typeof header !== 'string' || !header.startsWith(prefix)) {
+    throw new UnauthorizedException();
   }
-  logQueryError(): void {}
-  logQuerySlow(): void {}
-  logSchemaBuild(): void {}
-  logMigration(): void {}
-  log(): void {}
+  return header.slice(prefix.length);
+}
 
-  reset(): void {
-    this.queries = 0;
-    this.writes = 0;
+/** digest -> user, filled once after seeding: what any cache could at best do per request. */
+export const CEILING_MAP = new Map<string, { id: number; username: string }>();
+
+/**
+ * The ceiling of any cached guard: SHA-512 of the token and a lookup in an in-process Map
+ * (no expiry, no revocation, no LRU bookkeeping).
+ */
+@Injectable()
+class CeilingGuard implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    const request = context.switchToHttp().getRequest<BenchRequest>();
+    const user = CEILING_MAP.get(sha512(bearerOf(request, 'Token')));
+    if (!user) {
+      throw new UnauthorizedException();
+    }
+    request.user = user;
+    return true;
+  }
+}
+
+/** `@nestjs/jwt` verifying HS256 with a KeyObject secret, as its docs suggest. */
+@Injectable()
+class JwtGuard implements CanActivate {
+  constructor(private readonly jwt: JwtService) {}
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<BenchRequest>();
+    try {
+      const payload = await this.jwt.verifyAsync<{
+        sub: number;
+        username: string;
+      }>(bearerOf(request, 'Bearer'));
+      request.user = { id: payload.sub, username: payload.username };
+    } catch {
+      throw new UnauthorizedException();
+    }
+    return true;
+  }
+}
+
+/**
+ * A hand-written TypeORM bearer guard, the way such guards are commonly written: `findOne` by the
+ * token's hash with the `user` relation, then an expiry check.
+ */
+@Injectable()
+class TypeOrmBearerGuard implements CanActivate {
+  private readonly tokens: Repository<KnoxToken>;
+  constructor(@InjectDataSource() dataSource: DataSource) {
+    this.tokens = dataSource.getRepository(BenchToken);
+  }
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<BenchRequest>();
+    const token = await this.tokens.findOne({
+      where: { digest: sha512(bearerOf(request, 'Bearer')) },
+      relations: { user: true },
+    });
+    if (!token || (token.expiry && token.expiry.getTime() < Date.now())) {
+      throw new UnauthorizedException();
+    }
+    request.user = token.user;
+    return true;
+  }
+}
+
+/**
+ * Experiment (issue 10): the uncached lookup of KnoxTokenStore.findByDigests, as it is (TypeORM's
+ * query builder, innerJoinAndSelect, getOne) …
+ */
+@Injectable()
+class QueryBuilderLookupGuard implements CanActivate {
+  private readonly tokens: Repository<KnoxToken>;
+  constructor(@InjectDataSource() dataSource: DataSource) {
+    this.tokens = dataSource.getRepository(BenchToken);
+  }
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<BenchRequest>();
+    const token = await this.tokens
+      .createQueryBuilder('token')
+      .innerJoinAndSelect('token.user', 'user')
+      .where('token.digest = :digest', {
+        digest: sha512(bearerOf(request, 'Token')),
+      })
+      .getOne();
+    if (!token || (token.expiry && token.expiry.getTime() < Date.now())) {
+      throw new UnauthorizedException();
+    }
+    request.user = token.user;
+    return true;
+  }
+}
+
+/**
+ * … and the same query as a named prepared statement through the pg pool TypeORM holds, the
+ * row mapped by hand to the token and user entities.
+ */
+@Injectable()
+class PreparedLookupGuard implements CanActivate {
+  private readonly pool: {
+    query(config: {
+      name: string;
+      text: string;
+      values: unknown[];
+    }): Promise<{ rows: Record<string, any>[] }>;
+  };
+  private readonly text: string;
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {
+    this.pool = (dataSource.driver as unknown as { master: never }).master;
+    this.text =
+      `SELECT t.digest, t.token_key, t.id, t.created, t.expiry, t.ttl_ms, t.name, t.user_agent, t.ip, ` +
+      `t.last_used_at, t.retired_at, u.id AS u_id, u.username AS u_username, u.password AS u_password, ` +
+      `u."isActive" AS "u_isActive" FROM ${BENCH_TOKEN_TABLE} t JOIN bench_user u ON u.id = t.user_id ` +
+      `WHERE t.digest = $1`;
+  }
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<BenchRequest>();
+    const { rows } = await this.pool.query({
+      name: 'knox_bench_find_by_digest',
+      text: this.text,
+      values: [sha512(bearerOf(request, 'Token'))],
+    });
+    const row = rows[0];
+    if (!row || (row.expiry && (row.expiry as Date).getTime() < Date.now())) {
+      throw new UnauthorizedException();
+    }
+    const user = Object.assign(new BenchUser(), {
+      id: row.u_id,
+      username: row.u_username,
+      password: row.u_password,
+      isActive: row.u_isActive,
+    });
+    const token = Object.assign(new BenchToken(), {
+      digest: row.digest,
+      tokenKey: row.token_key,
+      id: row.id,
+      created: row.created,
+      expiry: row.expiry,
+      ttl: row.ttl_ms === null ? null : Number(row.ttl_ms),
+      name: row.name,
+      userAgent: row.user_agent,
+      ip: row.ip,
+      lastUsedAt: row.last_used_at,
+      retiredAt: row.retired_at,
+      user,
+    });
+    request.user = token.user;
+    return true;
   }
 }
 
 @Controller()
 class BenchController {
+  @UseGuards(QueryBuilderLookupGuard)
+  @Get('lookup/query-builder')
+  queryBuilder(@Req() request: { user: BenchUser }) {
+    return { id: request.user.id, username: request.user.username };
+  }
+
+  @UseGuards(PreparedLookupGuard)
+  @Get('lookup/prepared')
+  prepared(@Req() request: { user: BenchUser }) {
+    return { id: request.user.id, username: request.user.username };
+  }
+
   /** The framework's floor: no guard, no database. */
   @Get('public')
   open() {
     return { ok: true };
   }
 
-  /** nestjs-knox's guard. */
+  @UseGuards(CeilingGuard)
+  @Get('ceiling/me')
+  ceiling(@Req() request: { user: BenchUser }) {
+    return { id: request.user.id, username: request.user.username };
+  }
+
+  @UseGuards(JwtGuard)
+  @Get('jwt/me')
+  jwt(@Req() request: { user: BenchUser }) {
+    return { id: request.user.id, username: request.user.username };
+  }
+
+  @UseGuards(TypeOrmBearerGuard)
+  @Get('bearer/me')
+  bearer(@Req() request: { user: BenchUser }) {
+    return { id: request.user.id, username: request.user.username };
+  }
+
+  /** nestjs-knox's guard (cached or not, as the app was booted). */
   @UseGuards(KnoxGuard)
   @Get('me')
   me(@KnoxUser() user: BenchUser) {
@@ -68,33 +261,42 @@ class BenchController {
 export interface BenchApp {
   app: INestApplication;
   dataSource: DataSource;
-  counter: QueryCounter;
   port: number;
 }
 
-/** Boots the app on Express, listening on 127.0.0.1 on a free port. */
-export async function bootBenchApp(
-  databaseUrl: string,
-  poolSize: number,
-): Promise<BenchApp> {
-  const counter = new QueryCounter();
+export interface BenchAppOptions {
+  databaseUrl: string;
+  poolSize: number;
+  platform: 'express' | 'fastify';
+  cache: false | KnoxCacheOptions;
+  jwtSecret: KeyObject;
+  /** KnoxModule's token table (the bench's own by default). */
+  tableName?: string;
+}
 
+/** Boots one bench app, listening on 127.0.0.1 on a free port. */
+export async function bootBenchApp(
+  options: BenchAppOptions,
+): Promise<BenchApp> {
   @Module({
     imports: [
       TypeOrmModule.forRoot({
         type: 'postgres',
-        url: databaseUrl,
-        entities: [BenchUser],
+        url: options.databaseUrl,
+        entities: [BenchUser, BenchToken],
         autoLoadEntities: true,
         synchronize: true,
-        poolSize,
+        poolSize: options.poolSize,
         retryAttempts: 0,
-        logging: ['query'],
-        logger: counter,
+      }),
+      JwtModule.register({
+        secret: options.jwtSecret as never,
+        signOptions: { algorithm: 'HS256' },
+        verifyOptions: { algorithms: ['HS256'] },
       }),
       KnoxModule.forRootAsync({
         userEntity: BenchUser,
-        tableName: BENCH_TOKEN_TABLE,
+        tableName: options.tableName ?? BENCH_TOKEN_TABLE,
         inject: [getDataSourceToken()],
         useFactory: (dataSource: DataSource) => ({
           // A plain lookup: the bench measures token handling, not password hashing.
@@ -106,22 +308,43 @@ export async function bootBenchApp(
           },
           loginThrottle: false as const,
           lastUsedUpdateInterval: LAST_USED_UPDATE_INTERVAL,
+          cache: options.cache,
         }),
       }),
     ],
     controllers: [BenchController],
-    providers: [Knox5EmulationGuard],
+    providers: [
+      Knox5EmulationGuard,
+      CeilingGuard,
+      JwtGuard,
+      TypeOrmBearerGuard,
+      QueryBuilderLookupGuard,
+      PreparedLookupGuard,
+    ],
   })
   class BenchAppModule {}
 
-  const app = await NestFactory.create(BenchAppModule, {
-    logger: false,
-    abortOnError: false,
-  });
+  const app =
+    options.platform === 'fastify'
+      ? await NestFactory.create(BenchAppModule, new FastifyAdapter(), {
+          logger: ['error'],
+          abortOnError: false,
+        })
+      : await NestFactory.create(BenchAppModule, {
+          logger: ['error'],
+          abortOnError: false,
+        });
   await app.listen(0, '127.0.0.1');
   const server = app.getHttpServer() as Server;
   // Idle keep-alive sockets between scenarios must not be closed under the client's feet.
   server.keepAliveTimeout = 120_000;
   const port = (server.address() as AddressInfo).port;
-  return { app, dataSource: app.get(DataSource), counter, port };
+  return { app, dataSource: app.get(DataSource), port };
+}
+
+/** Signs the JWT the bench presents for a user. */
+export function signJwt(app: BenchApp, user: { id: number; username: string }) {
+  return app.app
+    .get(JwtService)
+    .sign({ sub: user.id, username: user.username });
 }

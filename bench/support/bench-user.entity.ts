@@ -22,3 +22,6 @@ export const BENCH_TOKEN_TABLE = 'knox_bench_authtoken';
 
 /** The token entity KnoxModule registers for `{ userEntity: BenchUser, tableName: BENCH_TOKEN_TABLE }`. */
 export const BenchToken = knoxTokenEntity(BenchUser, BENCH_TOKEN_TABLE);
+
+/** The table of the scale figure: the same 1 000 tokens plus 1 000 000 expired rows. */
+export const BENCH_LARGE_TABLE = 'knox_bench_large_authtoken';

@@ -10,32 +10,38 @@ export interface RequestSpec {
 export interface LoadResult {
   /** Wall time from the first request sent to the last response read. */
   elapsedMs: number;
-  /** Latency of every request, in ms, in the order they were issued. */
+  /** Requests answered. */
+  requests: number;
+  /** Latency of every request, in ms, in the order they were answered. */
   latenciesMs: Float64Array;
 }
 
 /**
- * Sends `count` requests, `concurrency` at a time, over a keep-alive agent, and checks that
- * every response has the expected status (a benchmark of the wrong answer is worthless).
+ * Sends requests, `concurrency` at a time, over a keep-alive agent — `count` of them, or as many
+ * as fit in `durationMs` — and checks that every response has the expected status (a benchmark
+ * of the wrong answer is worthless).
  */
 export async function runLoad(options: {
   agent: http.Agent;
   port: number;
   concurrency: number;
-  count: number;
+  count?: number;
+  durationMs?: number;
   expectStatus: number;
   next: (index: number) => RequestSpec;
 }): Promise<LoadResult> {
-  const { agent, port, concurrency, count, expectStatus, next } = options;
-  const latenciesMs = new Float64Array(count);
+  const { agent, port, concurrency, expectStatus, next } = options;
+  const count = options.count ?? Number.POSITIVE_INFINITY;
+  const latencies: number[] = [];
   let issued = 0;
+  let deadline = Number.POSITIVE_INFINITY;
   const worker = async (): Promise<void> => {
-    while (issued < count) {
+    while (issued < count && performance.now() < deadline) {
       const index = issued++;
       const spec = next(index);
       const sent = process.hrtime.bigint();
       const { status, body } = await send(agent, port, spec);
-      latenciesMs[index] = Number(process.hrtime.bigint() - sent) / 1e6;
+      latencies.push(Number(process.hrtime.bigint() - sent) / 1e6);
       if (status !== expectStatus) {
         throw new Error(
           `${spec.method} ${spec.path}: expected ${expectStatus}, got ${status} ${body.slice(0, 300)}`,
@@ -44,12 +50,19 @@ export async function runLoad(options: {
     }
   };
   const started = process.hrtime.bigint();
+  if (options.durationMs !== undefined) {
+    deadline = performance.now() + options.durationMs;
+  }
   await Promise.all(Array.from({ length: concurrency }, worker));
   const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
-  return { elapsedMs, latenciesMs };
+  return {
+    elapsedMs,
+    requests: latencies.length,
+    latenciesMs: Float64Array.from(latencies),
+  };
 }
 
-function send(
+export function send(
   agent: http.Agent,
   port: number,
   spec: RequestSpec,

@@ -5,6 +5,7 @@ import {
   UnauthorizedException,
 } from '@nestjs/common';
 import { KnoxClock } from '../knox-clock.js';
+import { KnoxCache } from './cache/knox-cache.js';
 import {
   KNOX_RESOLVED_OPTIONS,
   MAXIMUM_TOKEN_PREFIX_LENGTH,
@@ -52,6 +53,7 @@ export class KnoxAuthenticator {
     private readonly store: KnoxTokenStore,
     private readonly events: KnoxEventSink,
     private readonly clock: KnoxClock,
+    private readonly cache: KnoxCache,
   ) {}
 
   /**
@@ -80,23 +82,51 @@ export class KnoxAuthenticator {
     ) {
       throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
     }
-    // 2. The digests it may be stored under, and one query for the row and its user.
     const digest = digestToken(token);
+    const now = this.clock.now();
+    // 2. The cache (when on): a token the database vouched for recently costs no query. It
+    //    misses past the token's expiry or `maxAge`, after any invalidation, and while its bus
+    //    is down.
+    const cached = this.cache.lookup(digest, now);
+    if (cached) {
+      if (!this.options.isUserActive(cached.user)) {
+        throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
+      }
+      // One write per interval per instance: concurrent requests leave it to the first.
+      if (
+        planTouch(cached.token, now, this.options).write &&
+        this.cache.beginTouch(digest)
+      ) {
+        try {
+          await this.touch(cached.token, now, client, undefined);
+        } finally {
+          this.cache.endTouch(digest);
+        }
+      }
+      rememberPresentedPrefix(
+        cached.token,
+        prefixOfPlaintext(token, tokenCharacterLength),
+      );
+      return cached;
+    }
+    const ticket = this.cache.ticket();
+    // 3. The digests it may be stored under, and one query for the row and its user.
     const legacy = legacyDigestsOf(
       token,
       digest,
       this.options.legacyTokenDigests,
       (i, p) => this.reportLegacyScheme(i, p),
     );
-    const now = this.clock.now();
     const rows = await this.store.findByDigests([digest, ...legacy]);
     const record = matchDigest(rows, digest, legacy);
     if (!record) {
       throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
     }
-    // 3. Expiry (an expired row is deleted when seen) and the user.
+    // 4. Expiry (an expired row is deleted when seen) and the user.
     if (isExpired(record, now)) {
-      if (await this.store.deleteExpired(record.digest, now)) {
+      const deleted = await this.store.deleteExpired(record.digest, now);
+      this.cache.forgetTokens([record.digest]);
+      if (deleted) {
         const userId = this.store.userIdOf(record.user);
         this.events.emit(
           KnoxEvents.TOKEN_EXPIRED,
@@ -108,9 +138,20 @@ export class KnoxAuthenticator {
     if (!this.options.isUserActive(record.user)) {
       throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
     }
-    // 4. The write a request may cause: last use, auto refresh, a legacy digest's upgrade.
+    // 5. The write a request may cause: last use, auto refresh, a legacy digest's upgrade; then
+    //    the cache remembers the row, unless an invalidation came in meanwhile.
     const upgrade = digestsEqual(record.digest, digest) ? undefined : digest;
+    const storedUnder = record.digest;
     await this.touch(record, now, client, upgrade);
+    if (upgrade === undefined) {
+      this.cache.remember(
+        ticket,
+        { user: record.user, token: record },
+        this.store.userIdOf(record.user),
+      );
+    } else {
+      this.cache.forgetTokens([storedUnder]);
+    }
     rememberPresentedPrefix(
       record,
       prefixOfPlaintext(token, tokenCharacterLength),
@@ -135,12 +176,15 @@ export class KnoxAuthenticator {
     });
     if (!row) {
       // Revoked since it was read.
+      this.cache.forgetTokens([record.digest]);
       throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
     }
     Object.assign(record, row, { lastUsedAt: now });
     if (upgrade !== undefined) {
       record.digest = upgrade;
     }
+    // A cached entry carries what was written (at most one write per interval per instance).
+    this.cache.update(record);
     if (plan.expiry && row.expiry?.getTime() === plan.expiry.getTime()) {
       this.events.emit(KnoxEvents.TOKEN_REFRESHED, {
         ...this.events.tokenEvent(

@@ -1,5 +1,6 @@
 import type { Type } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
+import type { KnoxCacheOptions } from '../auth/cache/knox-cache-options.js';
 import type { KnoxClock } from '../knox-clock.js';
 import type { KnoxToken } from '../store/knox-token.entity.js';
 import type { KnoxTableSchema } from '../store/knox-token-table.js';
@@ -314,6 +315,16 @@ export interface KnoxModuleOptions<User = any> {
    * @default the system clock
    */
   clock?: KnoxClock;
+
+  /**
+   * An in-process cache of authenticated tokens (keyed by digest), so that a token seen
+   * recently costs no database round trip. `true` takes the defaults (10 000 entries, 60 s
+   * `maxAge`, invalidation through PostgreSQL `LISTEN/NOTIFY` triggers); an object sets them
+   * (see {@link KnoxCacheOptions}). Revocation by any writer reaches every instance through the
+   * bus; while the bus is down, the cache is bypassed. See the README's "Cache" section.
+   * @default false
+   */
+  cache?: boolean | KnoxCacheOptions;
 }
 
 /**

@@ -25,6 +25,10 @@ import {
   type KnoxOptionRow,
   type KnoxOptionTable,
 } from './knox-option-table.js';
+import {
+  resolveKnoxCacheOptions,
+  type ResolvedKnoxCacheOptions,
+} from '../auth/cache/knox-cache-options.js';
 
 export * from './knox-option-checks.js';
 
@@ -71,6 +75,8 @@ export interface ResolvedKnoxOptions
     /** The cap on the keys of the default in-memory storage. */
     maxKeys: number;
   } | null;
+  /** The cache's settings; `null` when it is off (the default). */
+  cache: ResolvedKnoxCacheOptions | null;
 }
 
 const fixed = (value: unknown) => () => value;
@@ -290,6 +296,11 @@ export const KNOX_OPTIONS: KnoxOptionTable = {
     fallback: () => checkLoginThrottle({}),
     check: checkLoginThrottle,
   },
+  cache: {
+    kind: 'object',
+    fallback: () => null,
+    check: (value) => resolveKnoxCacheOptions(value),
+  },
   // The hooks come last: a key that is not an option is matched to the values first.
   isUserActive: hook(defaultIsUserActive),
   formatExpiry: hook((d: Date) => d.toISOString()),
@@ -309,7 +320,6 @@ export const KNOX_OPTIONS: KnoxOptionTable = {
       return value;
     },
   },
-  // cache (issue 10: `false | true | { max, maxAge, … }`): its row goes here.
 };
 
 /**

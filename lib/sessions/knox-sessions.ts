@@ -6,6 +6,7 @@ import {
   UnauthorizedException,
 } from '@nestjs/common';
 import { KnoxClock } from '../knox-clock.js';
+import { KnoxCache } from '../auth/cache/knox-cache.js';
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
 import { KnoxMessages } from '../knox.messages.js';
 import { KnoxEventSink } from '../events/knox-event-sink.js';
@@ -67,6 +68,7 @@ export class KnoxSessions {
     private readonly store: KnoxTokenStore,
     private readonly events: KnoxEventSink,
     private readonly clock: KnoxClock,
+    private readonly cache: KnoxCache,
   ) {}
 
   /** Issues a token for `user` under the live-token limit. See `KnoxTokenService.create`. */
@@ -98,6 +100,7 @@ export class KnoxSessions {
       await tokens.insert(issued.record);
       return victims;
     });
+    this.cache.forgetTokens(evicted.map((t) => t.digest));
     issued.record.user = user;
     this.events.revoked(evicted, userId, 'evicted', options);
     this.events.emit(KnoxEvents.LOGIN, {
@@ -123,9 +126,9 @@ export class KnoxSessions {
     if (userId === undefined) {
       return false;
     }
-    const removed = await this.store.forUser(userId, (tokens) =>
-      tokens.delete([token.digest]),
-    );
+    const removed = await this.store
+      .forUser(userId, (tokens) => tokens.delete([token.digest]))
+      .finally(() => this.cache.forgetTokens([token.digest]));
     if (removed.length === 0) {
       return false;
     }
@@ -153,6 +156,7 @@ export class KnoxSessions {
       const target = await tokens.findById(tokenId.toLowerCase());
       return target ? tokens.delete([target.digest]) : [];
     });
+    this.cache.forgetTokens(removed.map((t) => t.digest));
     if (removed.length === 0) {
       throw new NotFoundException(KnoxMessages.TOKEN_NOT_FOUND);
     }
@@ -187,6 +191,7 @@ export class KnoxSessions {
       }
       return tokens.deleteAll(except);
     });
+    this.cache.forgetTokens(removed.map((t) => t.digest));
     this.events.revoked(removed, userId, reason, options);
     if (reason === 'logout-all') {
       this.events.emit(KnoxEvents.LOGOUT_ALL, {
@@ -225,6 +230,7 @@ export class KnoxSessions {
     });
     if (expiry && token.expiry && expiry.getTime() > token.expiry.getTime()) {
       token.expiry = expiry;
+      this.cache.update(token);
       this.events.emit(KnoxEvents.TOKEN_REFRESHED, {
         ...this.events.tokenEvent(token, userId, client),
         expiry,
@@ -287,6 +293,7 @@ export class KnoxSessions {
         return { issued: successor, graceUntil: until };
       },
     );
+    this.cache.forgetTokens([token.digest]);
     if (graceUntil) {
       token.expiry = graceUntil;
       token.retiredAt = now;

@@ -27,6 +27,11 @@ export const KNOX_MIGRATION_NAMES = {
    * and indexes, touching nothing of Django's. Creates Django's table first when there is none.
    */
   djangoTakeover: 'KnoxDjangoTakeover9000000000002',
+  /**
+   * Installs the cache's invalidation triggers (`knoxCacheMigrations`, only for `cache` with the
+   * `'postgres'` bus).
+   */
+  cacheTriggers: 'KnoxCacheTriggers9000000000003',
 } as const;
 
 /** Options of {@link knoxMigrations}: the same `tableName` / `schema` as given to `KnoxModule`. */

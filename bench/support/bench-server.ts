@@ -1,0 +1,249 @@
+/**
+ * The server side of the benchmark, in a child process of its own (so that the load generator
+ * does not share its event loop). Role `main` boots, on one database, Express and Fastify, each
+ * once without and once with the cache; seeds the tables; answers the parent over IPC. Role
+ * `peer` boots one more cached Express instance (the other instance of the revocation test).
+ */
+import {
+  createHash,
+  createSecretKey,
+  randomBytes,
+  randomUUID,
+} from 'node:crypto';
+import { KnoxTokenService, type KnoxToken } from 'nestjs-knox';
+import {
+  CEILING_MAP,
+  bootBenchApp,
+  sha512,
+  signJwt,
+  type BenchApp,
+} from './bench-app.js';
+import {
+  BENCH_LARGE_TABLE,
+  BENCH_TOKEN_TABLE,
+  BenchToken,
+  BenchUser,
+} from './bench-user.entity.js';
+import { DbCounter } from './db-counter.js';
+
+export const USERS = 1000;
+/** Users 0..TOKEN_USERS-1 hold the token the bench authenticates with; the rest log in. */
+export const TOKEN_USERS = 900;
+const PASSWORD = 'bench-password';
+const HOUR = 60 * 60 * 1000;
+
+export interface ServerReady {
+  ports: Record<string, number>;
+  tokens: string[];
+  jwts: string[];
+  loginUsernames: string[];
+  password: string;
+  tableRows: number;
+  pgVersion: string;
+}
+
+export type ServerCommand =
+  { cmd: 'counters' } | { cmd: 'prune' } | { cmd: 'micro' } | { cmd: 'exit' };
+
+const counter = new DbCounter();
+counter.install();
+
+const DATABASE_URL = process.env.DATABASE_URL!;
+const POOL = Number(process.env.BENCH_POOL ?? 10);
+const CACHE = { max: 10_000, maxAge: 60_000 };
+
+function tokenRow(userId: number, created: Date, expiry: Date | null) {
+  const token = randomBytes(32).toString('hex');
+  return {
+    token,
+    row: {
+      digest: sha512(token),
+      tokenKey: token.slice(0, 15),
+      id: randomUUID(),
+      user: { id: userId },
+      created,
+      expiry,
+      ttl: null,
+      name: null,
+      userAgent: null,
+      ip: null,
+      lastUsedAt: null,
+    } as Partial<KnoxToken>,
+  };
+}
+
+/** 1 000 users, 900 of them with one live token; 100 more live sibling tokens: 1 000 rows. */
+async function seed(bench: BenchApp) {
+  const { dataSource } = bench;
+  await dataSource.query(
+    `TRUNCATE ${BENCH_TOKEN_TABLE}, bench_user RESTART IDENTITY CASCADE`,
+  );
+  const usernames = Array.from(
+    { length: USERS },
+    (_, i) => `user${String(i).padStart(4, '0')}`,
+  );
+  const inserted = await dataSource
+    .getRepository(BenchUser)
+    .insert(usernames.map((username) => ({ username, password: PASSWORD })));
+  const ids = inserted.identifiers.map((identifier) => identifier.id as number);
+  const now = Date.now();
+  const tokens: string[] = [];
+  const rows: Partial<KnoxToken>[] = [];
+  for (let i = 0; i < TOKEN_USERS; i++) {
+    const main = tokenRow(
+      ids[i],
+      new Date(now - HOUR),
+      new Date(now + 9 * HOUR),
+    );
+    tokens.push(main.token);
+    rows.push(main.row);
+    CEILING_MAP.set(main.row.digest!, { id: ids[i], username: usernames[i] });
+  }
+  for (let i = 0; i < USERS - TOKEN_USERS; i++) {
+    rows.push(
+      tokenRow(ids[i], new Date(now - 2 * HOUR), new Date(now + 8 * HOUR)).row,
+    );
+  }
+  const repository = dataSource.getRepository(BenchToken);
+  for (let start = 0; start < rows.length; start += 500) {
+    await repository.insert(rows.slice(start, start + 500));
+  }
+  const jwts = tokens.map((_, i) =>
+    signJwt(bench, { id: ids[i], username: usernames[i] }),
+  );
+  return {
+    tokens,
+    jwts,
+    loginUsernames: usernames.slice(TOKEN_USERS),
+    tableRows: rows.length,
+  };
+}
+
+/**
+ * In-process cost of one authentication, without HTTP: KnoxTokenService.authenticate on cached
+ * tokens against SHA-512 + Map.get, interleaved, 3 rounds of 50 000 each; median µs.
+ */
+async function micro(bench: BenchApp, tokens: string[]) {
+  const service = bench.app.get(KnoxTokenService);
+  const sample = tokens.slice(0, 100);
+  const map = new Map(sample.map((t) => [sha512(t), t]));
+  for (const token of sample) {
+    await service.authenticate(token);
+  }
+  const knox: number[] = [];
+  const ceiling: number[] = [];
+  const N = 50_000;
+  for (let round = 0; round < 3; round++) {
+    let started = performance.now();
+    for (let i = 0; i < N; i++) {
+      await service.authenticate(sample[i % sample.length]);
+    }
+    knox.push(((performance.now() - started) / N) * 1000);
+    started = performance.now();
+    for (let i = 0; i < N; i++) {
+      const digest = createHash('sha512')
+        .update(sample[i % sample.length], 'utf8')
+        .digest('hex');
+      if (!map.get(digest)) {
+        throw new Error('ceiling: token not found');
+      }
+    }
+    ceiling.push(((performance.now() - started) / N) * 1000);
+  }
+  const mid = (values: number[]) => values.sort((a, b) => a - b)[1];
+  return { knoxUs: mid(knox), ceilingUs: mid(ceiling) };
+}
+
+async function main(): Promise<void> {
+  const role = process.env.BENCH_ROLE ?? 'main';
+  const jwtSecret = createSecretKey(randomBytes(32));
+  const boot = (
+    platform: 'express' | 'fastify',
+    cache: boolean,
+    tableName?: string,
+  ) =>
+    bootBenchApp({
+      databaseUrl: DATABASE_URL,
+      poolSize: POOL,
+      platform,
+      cache: cache ? CACHE : false,
+      jwtSecret,
+      tableName,
+    });
+  const apps: Record<string, BenchApp> = {};
+  let tokensOf: string[] = [];
+  if (role === 'peer') {
+    apps['express-cached'] = await boot('express', true);
+    process.send!({
+      ports: { 'express-cached': apps['express-cached'].port },
+    });
+  } else {
+    apps['express-plain'] = await boot('express', false);
+    const data = await seed(apps['express-plain']);
+    tokensOf = data.tokens;
+    apps['fastify-plain'] = await boot('fastify', false);
+    apps['express-cached'] = await boot('express', true);
+    apps['fastify-cached'] = await boot('fastify', true);
+    // The scale figure's app: KnoxGuard without the cache on a table of its own, filled later.
+    apps['express-large'] = await boot('express', false, BENCH_LARGE_TABLE);
+    await apps['express-large'].dataSource.query(
+      `TRUNCATE ${BENCH_LARGE_TABLE}`,
+    );
+    const [{ server_version: pgVersion }] = (await apps[
+      'express-plain'
+    ].dataSource.query('SHOW server_version')) as { server_version: string }[];
+    const ready: ServerReady = {
+      ports: Object.fromEntries(
+        Object.entries(apps).map(([name, app]) => [name, app.port]),
+      ),
+      ...data,
+      password: PASSWORD,
+      pgVersion,
+    };
+    process.send!(ready);
+  }
+
+  process.on('message', (message: ServerCommand & { id: number }) => {
+    void (async () => {
+      let reply: unknown;
+      if (message.cmd === 'counters') {
+        reply = {
+          queries: counter.queries,
+          transactions: counter.transactions,
+        };
+      } else if (message.cmd === 'prune') {
+        counter.timed = [];
+        counter.timedPattern = /^DELETE FROM .* WHERE digest IN \(SELECT/;
+        const started = performance.now();
+        const deleted = await apps['express-large'].app
+          .get(KnoxTokenService)
+          .pruneExpired();
+        const totalMs = performance.now() - started;
+        counter.timedPattern = null;
+        reply = {
+          deleted,
+          totalMs,
+          batches: counter.timed.length,
+          longestMs: Math.max(...counter.timed),
+          batchesMs: counter.timed,
+        };
+      } else if (message.cmd === 'micro') {
+        reply = await micro(apps['express-cached'], tokensOf);
+      } else if (message.cmd === 'exit') {
+        await Promise.all(Object.values(apps).map((app) => app.app.close()));
+        reply = { closed: true };
+      }
+      process.send!({ id: message.id, reply });
+      if (message.cmd === 'exit') {
+        process.exit(0);
+      }
+    })().catch((error: unknown) => {
+      process.send!({ id: message.id, error: String(error) });
+    });
+  });
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

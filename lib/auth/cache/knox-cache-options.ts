@@ -1,0 +1,169 @@
+import { KnoxOptionsError } from '../../options/knox-option-checks.js';
+
+/**
+ * The part of an `ioredis` client (or any client with the same calls) the Redis bus uses: the
+ * app's client publishes, and a `duplicate()` of it subscribes (a subscribed connection can do
+ * nothing else).
+ */
+export interface KnoxRedisClient {
+  publish(channel: string, message: string): Promise<unknown> | unknown;
+  duplicate(): KnoxRedisSubscriber;
+}
+
+/** The subscriber side of {@link KnoxRedisClient} (`ioredis` in subscriber mode). */
+export interface KnoxRedisSubscriber {
+  subscribe(channel: string): Promise<unknown>;
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  removeAllListeners(event?: string): unknown;
+  quit(): Promise<unknown>;
+  disconnect(): void;
+  /** ioredis' connection state: 'ready' once connected (and subscriptions restored). */
+  status?: string;
+}
+
+/**
+ * Invalidation through Redis pub/sub, for deployments where PostgreSQL `LISTEN` is unavailable
+ * (PgBouncer in transaction mode). It carries the library's own writes only: a token deleted by
+ * SQL, by another application or by `ON DELETE CASCADE` is not seen, and stays served for at
+ * most `maxAge`.
+ */
+export interface KnoxCacheRedisBus {
+  /** The app's Redis client (e.g. `new Redis(url)` from `ioredis`). Its `duplicate()` subscribes. */
+  redis: KnoxRedisClient;
+  /**
+   * The pub/sub channel; every instance sharing the token table must use the same one.
+   * @default 'knox_cache'
+   */
+  channel?: string;
+}
+
+/** The `cache` option of {@link KnoxModuleOptions}, as an object. */
+export interface KnoxCacheOptions {
+  /**
+   * Most tokens kept in memory per instance (least recently used ones go first).
+   * @default 10000
+   */
+  max?: number;
+  /**
+   * Longest time in milliseconds an entry is served from memory before the database is asked
+   * again: a safety net for what no bus can see. A token is never served past its own expiry.
+   * @default 60000 (60 s)
+   */
+  maxAge?: number;
+  /**
+   * How other instances and other writers reach this cache. `'postgres'`: database triggers
+   * (see the README) `NOTIFY` a channel that each instance `LISTEN`s to on one dedicated
+   * connection, so every writer is seen (other instances, SQL, Django, cascades). A
+   * {@link KnoxCacheRedisBus}: Redis pub/sub fed by the library's own writes.
+   * @default 'postgres'
+   */
+  bus?: 'postgres' | KnoxCacheRedisBus;
+  /**
+   * With the `'postgres'` bus: the `NOTIFY` channel the triggers use.
+   * @default 'knox_cache'
+   */
+  channel?: string;
+  /**
+   * With the `'postgres'` bus: install (or replace) the triggers at boot, as a `synchronize`
+   * setup needs. Without it, the triggers must come from the shipped migration, and boot fails
+   * when they are missing.
+   * @default the data source's `synchronize` setting
+   */
+  installTriggers?: boolean;
+}
+
+/** The cache settings with every default applied. */
+export interface ResolvedKnoxCacheOptions {
+  max: number;
+  maxAge: number;
+  bus: 'postgres' | KnoxCacheRedisBus;
+  channel: string;
+  installTriggers: boolean | undefined;
+}
+
+/** Default of `cache.max`. */
+export const KNOX_CACHE_DEFAULT_MAX = 10_000;
+/** Default of `cache.maxAge`: 60 s. */
+export const KNOX_CACHE_DEFAULT_MAX_AGE = 60_000;
+/** Default channel of either bus. */
+export const KNOX_CACHE_DEFAULT_CHANNEL = 'knox_cache';
+
+const CHANNEL = /^[a-z_][a-z0-9_]{0,62}$/;
+const KEYS = ['max', 'maxAge', 'bus', 'channel', 'installTriggers'];
+
+/**
+ * Validates the `cache` option at boot: `null` when the cache is off (`false`, unset), the
+ * settings otherwise.
+ *
+ * @throws KnoxOptionsError saying what to fix
+ */
+export function resolveKnoxCacheOptions(
+  value: unknown,
+): ResolvedKnoxCacheOptions | null {
+  if (value === undefined || value === false) {
+    return null;
+  }
+  const given: KnoxCacheOptions = value === true ? {} : (value as never);
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+    throw new KnoxOptionsError(
+      `\`cache\` must be false, true or { max, maxAge, bus }; got ${String(value)}.`,
+    );
+  }
+  const unknown = Object.keys(given).filter((key) => !KEYS.includes(key));
+  if (unknown.length > 0) {
+    throw new KnoxOptionsError(
+      `\`cache\` has unknown option(s) ${unknown.join(', ')}; it takes ${KEYS.join(', ')}.`,
+    );
+  }
+  const max = given.max ?? KNOX_CACHE_DEFAULT_MAX;
+  if (!Number.isInteger(max) || max < 1) {
+    throw new KnoxOptionsError(
+      `\`cache.max\` must be a whole number of entries >= 1; got ${String(given.max)}.`,
+    );
+  }
+  const maxAge = given.maxAge ?? KNOX_CACHE_DEFAULT_MAX_AGE;
+  if (typeof maxAge !== 'number' || !Number.isFinite(maxAge) || maxAge <= 0) {
+    throw new KnoxOptionsError(
+      `\`cache.maxAge\` must be a duration in milliseconds (a finite number > 0); got ${String(given.maxAge)}.`,
+    );
+  }
+  const bus = given.bus ?? 'postgres';
+  let channel = given.channel ?? KNOX_CACHE_DEFAULT_CHANNEL;
+  if (bus !== 'postgres') {
+    const redis = (bus as Partial<KnoxCacheRedisBus> | null)?.redis;
+    if (
+      typeof bus !== 'object' ||
+      bus === null ||
+      typeof redis?.publish !== 'function' ||
+      typeof redis?.duplicate !== 'function'
+    ) {
+      throw new KnoxOptionsError(
+        "`cache.bus` must be 'postgres' or { redis } with an ioredis client (one with publish() and duplicate()).",
+      );
+    }
+    if (given.channel !== undefined || given.installTriggers !== undefined) {
+      throw new KnoxOptionsError(
+        "`cache.channel` and `cache.installTriggers` belong to the 'postgres' bus; give the Redis channel as `cache.bus.channel`.",
+      );
+    }
+    channel = bus.channel ?? KNOX_CACHE_DEFAULT_CHANNEL;
+    if (typeof channel !== 'string' || channel.length === 0) {
+      throw new KnoxOptionsError(
+        `\`cache.bus.channel\` must be a non-empty string; got ${String(bus.channel)}.`,
+      );
+    }
+  } else if (typeof channel !== 'string' || !CHANNEL.test(channel)) {
+    throw new KnoxOptionsError(
+      `\`cache.channel\` must be a lower-case SQL identifier of at most 63 characters (letters, digits, _); got ${String(channel)}.`,
+    );
+  }
+  if (
+    given.installTriggers !== undefined &&
+    typeof given.installTriggers !== 'boolean'
+  ) {
+    throw new KnoxOptionsError(
+      `\`cache.installTriggers\` must be true or false; got ${String(given.installTriggers)}.`,
+    );
+  }
+  return { max, maxAge, bus, channel, installTriggers: given.installTriggers };
+}

@@ -1,0 +1,168 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
+import type { ClientConfig, Client } from 'pg';
+import type { Repository } from 'typeorm';
+import { KnoxClock } from '../../knox-clock.js';
+import {
+  KNOX_RESOLVED_OPTIONS,
+  KNOX_TOKEN_REPOSITORY,
+} from '../../knox.constants.js';
+import type { ResolvedKnoxOptions } from '../../options/knox-options.js';
+import { KnoxOptionsError } from '../../options/knox-options.js';
+import type { KnoxToken } from '../../store/knox-token.entity.js';
+import {
+  hasKnoxCacheTriggers,
+  installKnoxCacheTriggers,
+} from '../../store/migrations/knox-cache-migrations.js';
+import type { ResolvedKnoxCacheOptions } from './knox-cache-options.js';
+import { KnoxPgListener } from './knox-pg-listener.js';
+import { KnoxRedisBus } from './knox-redis-bus.js';
+import { KnoxTokenCache, type KnoxCachedAuth } from './knox-token-cache.js';
+
+/**
+ * The cache room's surface for the rest of the module: the request path looks up and
+ * remembers; every write path calls `forgetTokens` / `forgetUser`. With `cache: false` (the
+ * default) every method is a no-op and `lookup` always misses.
+ */
+@Injectable()
+export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger('KnoxCache');
+  /** The settings; `null` when the cache is off. */
+  readonly settings: ResolvedKnoxCacheOptions | null;
+  /** The in-process store; `null` when the cache is off. */
+  readonly store: KnoxTokenCache | null;
+  private listener: KnoxPgListener | undefined;
+  /** Digests whose request-path write (lastUsedAt, auto refresh) is in flight on this instance. */
+  private readonly touching = new Set<string>();
+  private redisBus: KnoxRedisBus | undefined;
+
+  constructor(
+    @Inject(KNOX_RESOLVED_OPTIONS) options: ResolvedKnoxOptions,
+    @Inject(KNOX_TOKEN_REPOSITORY)
+    private readonly repository: Repository<KnoxToken>,
+    clock: KnoxClock,
+  ) {
+    this.settings = options.cache;
+    this.store = this.settings
+      ? new KnoxTokenCache(this.settings.max, this.settings.maxAge, clock)
+      : null;
+  }
+
+  /** The PostgreSQL listener, when that bus is in use (its `pid` is the listening backend). */
+  get pgListener(): KnoxPgListener | undefined {
+    return this.listener;
+  }
+
+  async onModuleInit(): Promise<void> {
+    const settings = this.settings;
+    const store = this.store;
+    if (!settings || !store) {
+      return;
+    }
+    if (settings.bus !== 'postgres') {
+      this.redisBus = new KnoxRedisBus(
+        settings.bus.redis,
+        settings.channel,
+        store,
+        this.logger,
+      );
+      await this.redisBus.start();
+      return;
+    }
+    const dataSource = this.repository.manager.connection;
+    const driver = dataSource.driver as unknown as {
+      postgres?: { Client: new (config: ClientConfig) => Client };
+      master?: { options?: ClientConfig };
+    };
+    if (dataSource.options.type !== 'postgres' || !driver.postgres?.Client) {
+      throw new KnoxOptionsError(
+        "`cache.bus` 'postgres' needs TypeORM's postgres driver; on another database, use the Redis bus.",
+      );
+    }
+    const tokenTable = this.repository.metadata.tablePath;
+    const install =
+      settings.installTriggers ?? dataSource.options.synchronize === true;
+    const queryRunner = dataSource.createQueryRunner();
+    try {
+      if (install) {
+        await installKnoxCacheTriggers(queryRunner, {
+          tokenTable,
+          channel: settings.channel,
+        });
+      } else if (!(await hasKnoxCacheTriggers(queryRunner, tokenTable))) {
+        throw new KnoxOptionsError(
+          `the cache's invalidation triggers are missing on ${tokenTable}: add knoxCacheMigrations({ tableName, channel }) to your migrations and run them, or set cache.installTriggers: true.`,
+        );
+      }
+    } finally {
+      await queryRunner.release();
+    }
+    this.listener = new KnoxPgListener(
+      driver.postgres.Client,
+      { ...(driver.master?.options ?? {}) },
+      settings.channel,
+      store,
+      this.logger,
+    );
+    await this.listener.start();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.listener?.stop();
+    await this.redisBus?.stop();
+  }
+
+  /** The cached authentication for `digest`, or `undefined` (off, down, missing, stale). */
+  lookup(digest: string, now?: Date): KnoxCachedAuth | undefined {
+    return this.store?.get(digest, now);
+  }
+
+  /** A ticket to take before a database lookup, for {@link remember}. */
+  ticket(): number {
+    return this.store?.ticket() ?? 0;
+  }
+
+  /** Remembers what the database vouched for, unless invalidated since `ticket`. */
+  remember(ticket: number, auth: KnoxCachedAuth, userId: unknown): void {
+    this.store?.remember(ticket, auth, userId);
+  }
+
+  /** The cached record changed by this instance's own write (lastUsedAt, auto refresh). */
+  update(token: KnoxToken): void {
+    this.store?.update(token);
+  }
+
+  /**
+   * Claims the request-path write of a cached token: `false` when another request of this
+   * instance is already writing it (that one carries the same values), so that a hot token is
+   * written at most once per interval per instance, also under concurrency. Pair with
+   * {@link endTouch}.
+   */
+  beginTouch(digest: string): boolean {
+    if (this.touching.has(digest)) {
+      return false;
+    }
+    this.touching.add(digest);
+    return true;
+  }
+
+  /** Releases {@link beginTouch}. */
+  endTouch(digest: string): void {
+    this.touching.delete(digest);
+  }
+
+  /** Drops tokens after a write of this instance (and tells the Redis bus). */
+  forgetTokens(digests: readonly string[]): void {
+    this.store?.deleteTokens(digests);
+  }
+
+  /** Drops a user's tokens (and tells the Redis bus). */
+  forgetUser(userId: unknown): void {
+    this.store?.deleteUser(userId);
+  }
+}

@@ -1,0 +1,244 @@
+import { LRUCache } from 'lru-cache';
+import type { KnoxClock } from '../../knox-clock.js';
+import type { KnoxToken } from '../../store/knox-token.entity.js';
+
+/** What the cache keeps for one token: the record and its owner, as the database returned them. */
+export interface KnoxCachedAuth<User = any> {
+  user: User;
+  token: KnoxToken<User>;
+}
+
+interface Entry {
+  user: unknown;
+  token: KnoxToken;
+  userKey: string;
+  /** Clock time (ms) the entry was read from the database. */
+  storedAt: number;
+}
+
+/**
+ * The in-process cache of authenticated tokens, keyed by the token's digest (never the
+ * plaintext): an LRU bounded by `max` entries, each served for at most `maxAge` ms after it was
+ * read from the database and never past its token's expiry (both checked against the
+ * {@link KnoxClock} on every hit). Only tokens the database vouched for are remembered.
+ *
+ * Invalidation is local and synchronous; a bus (PostgreSQL LISTEN/NOTIFY or Redis) calls the
+ * same methods for other writers. While the bus is down the cache is `suspend`ed: every lookup
+ * misses, nothing is remembered, and `resume` starts from an empty cache.
+ *
+ * A lookup that misses takes a `ticket`; `remember` with that ticket is refused when any
+ * invalidation happened in between, so a read that raced a revocation never caches the row the
+ * revocation removed.
+ */
+export class KnoxTokenCache {
+  private readonly entries: LRUCache<string, Entry>;
+  private readonly byUser = new Map<string, Set<string>>();
+  private epoch = 0;
+  private live = false;
+  /** Called after each local invalidation (the Redis bus publishes it). */
+  onLocalInvalidation?: (message: KnoxCacheMessage) => void;
+
+  constructor(
+    readonly max: number,
+    readonly maxAge: number,
+    private readonly clock: KnoxClock,
+  ) {
+    this.entries = new LRUCache<string, Entry>({
+      max,
+      dispose: (entry, digest) => this.unindex(entry.userKey, digest),
+    });
+  }
+
+  /** Whether lookups can hit (the bus is connected). */
+  get available(): boolean {
+    return this.live;
+  }
+
+  /** Entries held now. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The token and user cached for `digest`, if fresh; `undefined` sends the caller to the database. */
+  get(digest: string, at?: Date): KnoxCachedAuth | undefined {
+    if (!this.live) {
+      return undefined;
+    }
+    const entry = this.entries.get(digest);
+    if (!entry) {
+      return undefined;
+    }
+    const now = (at ?? this.clock.now()).getTime();
+    if (
+      now - entry.storedAt >= this.maxAge ||
+      now < entry.storedAt ||
+      (entry.token.expiry !== null && entry.token.expiry.getTime() < now)
+    ) {
+      this.entries.delete(digest);
+      return undefined;
+    }
+    // Each request gets its own copy of the record: what one request changes on it (a rotation,
+    // a refresh) must not leak into the next one before the cache is told.
+    const token = Object.assign(
+      Object.create(Object.getPrototypeOf(entry.token) as object) as KnoxToken,
+      entry.token,
+    );
+    return { user: entry.user, token };
+  }
+
+  /** A ticket for a lookup about to go to the database (see {@link remember}). */
+  ticket(): number {
+    return this.epoch;
+  }
+
+  /**
+   * Caches what the database returned for `token`'s digest, unless an invalidation happened
+   * since `ticket` was taken or the cache is suspended.
+   *
+   * @returns whether it was cached
+   */
+  remember(
+    ticket: number,
+    auth: KnoxCachedAuth,
+    userId: unknown,
+    storedAt: number = this.clock.now().getTime(),
+  ): boolean {
+    if (!this.live || ticket !== this.epoch) {
+      return false;
+    }
+    const digest = auth.token.digest;
+    const userKey = String(userId);
+    const token = Object.assign(
+      Object.create(Object.getPrototypeOf(auth.token) as object) as KnoxToken,
+      auth.token,
+    );
+    this.entries.set(digest, { user: auth.user, token, userKey, storedAt });
+    let digests = this.byUser.get(userKey);
+    if (!digests) {
+      digests = new Set();
+      this.byUser.set(userKey, digests);
+    }
+    digests.add(digest);
+    return true;
+  }
+
+  /**
+   * Replaces the record of a cached token after this instance wrote it (a `lastUsedAt` update,
+   * an auto refresh), keeping its age. Does nothing when the entry is gone meanwhile.
+   */
+  update(token: KnoxToken): void {
+    const entry = this.entries.peek(token.digest);
+    if (!entry) {
+      return;
+    }
+    const copy = Object.assign(
+      Object.create(Object.getPrototypeOf(token) as object) as KnoxToken,
+      token,
+    );
+    copy.user = entry.token.user;
+    entry.token = copy;
+  }
+
+  /** Drops tokens by digest. `local`: a write of this process (the Redis bus publishes it). */
+  deleteTokens(digests: readonly string[], local = true): void {
+    this.epoch++;
+    for (const digest of digests) {
+      this.entries.delete(digest);
+    }
+    if (local && digests.length > 0) {
+      this.onLocalInvalidation?.({ kind: 'tokens', digests: [...digests] });
+    }
+  }
+
+  /** Drops every token of a user. */
+  deleteUser(userId: unknown, local = true): void {
+    this.epoch++;
+    const userKey = String(userId);
+    const digests = this.byUser.get(userKey);
+    if (digests) {
+      for (const digest of [...digests]) {
+        this.entries.delete(digest);
+      }
+    }
+    if (local) {
+      this.onLocalInvalidation?.({ kind: 'user', userId: userKey });
+    }
+  }
+
+  /** Drops everything. */
+  clear(): void {
+    this.epoch++;
+    this.entries.clear();
+    this.byUser.clear();
+  }
+
+  /** The bus went down: bypass the cache until {@link resume}. */
+  suspend(): void {
+    this.live = false;
+    this.clear();
+  }
+
+  /** The bus is (back) up: start again from an empty cache. */
+  resume(): void {
+    this.clear();
+    this.live = true;
+  }
+
+  /** Applies a message received from a bus (another instance or another writer). */
+  apply(message: KnoxCacheMessage): void {
+    if (message.kind === 'tokens') {
+      this.deleteTokens(message.digests, false);
+    } else if (message.kind === 'user') {
+      this.deleteUser(message.userId, false);
+    } else {
+      this.clear();
+    }
+  }
+
+  private unindex(userKey: string, digest: string): void {
+    const digests = this.byUser.get(userKey);
+    if (digests) {
+      digests.delete(digest);
+      if (digests.size === 0) {
+        this.byUser.delete(userKey);
+      }
+    }
+  }
+}
+
+/** An invalidation as the buses carry it. */
+export type KnoxCacheMessage =
+  | { kind: 'tokens'; digests: string[] }
+  | { kind: 'user'; userId: string }
+  | { kind: 'flush' };
+
+/**
+ * The wire format, shared by the triggers and the Redis bus: `t:<digest>[,<digest>…]`,
+ * `u:<user id>`, `f`. Anything else is read as a flush (safe whatever it meant).
+ */
+export function parseKnoxCacheMessage(payload: string): KnoxCacheMessage {
+  if (payload.startsWith('t:')) {
+    return {
+      kind: 'tokens',
+      digests: payload
+        .slice(2)
+        .split(',')
+        .filter((d) => d.length > 0),
+    };
+  }
+  if (payload.startsWith('u:')) {
+    return { kind: 'user', userId: payload.slice(2) };
+  }
+  return { kind: 'flush' };
+}
+
+/** The wire format of a message (see {@link parseKnoxCacheMessage}). */
+export function formatKnoxCacheMessage(message: KnoxCacheMessage): string {
+  if (message.kind === 'tokens') {
+    return `t:${message.digests.join(',')}`;
+  }
+  if (message.kind === 'user') {
+    return `u:${message.userId}`;
+  }
+  return 'f';
+}

@@ -1,0 +1,279 @@
+/**
+ * Issue 10: the cache on one instance: no round trip for a cached token, `maxAge` and the
+ * token's expiry honoured with a fake clock, memory bounded by `max`, unknown tokens never
+ * cached, lastUsedAt / auto refresh written at most once per interval with the entry carrying
+ * the new values, `invalidateUser`, and the option checked at boot.
+ */
+import { describe, expect, it } from '@jest/globals';
+import { createHash, randomBytes } from 'node:crypto';
+import { KnoxEvents, KnoxTokenService } from '../../lib/index.js';
+import {
+  EMBEDDED_DB,
+  createTestApp,
+  createTestApp as boot,
+  login,
+  useTestApp,
+  type TestApp,
+} from '../support/test-app.js';
+import {
+  bearer,
+  cacheOf,
+  probe,
+  refusedWithin,
+  warm,
+} from '../support/cache.js';
+import { HOUR, MINUTE, SECOND, T0, digestOf } from '../support/sessions.js';
+
+const suite = EMBEDDED_DB ? describe.skip : describe;
+const at = (ms: number) => new Date(T0.getTime() + ms);
+
+suite.each(['express', 'fastify'] as const)(
+  'cache on one instance (%s)',
+  (platform) => {
+    describe('defaults (cache: true)', () => {
+      const t = useTestApp({ platform, knox: { cache: true } }, async (app) => {
+        await app.createUser('alice');
+        await app.createUser('bob');
+      });
+
+      it('answers a cached token with 0 queries, the same user and token record', async () => {
+        const token = await login(t, 'alice');
+        const first = await t.http.get('/me').set(bearer(token)).expect(200);
+        t.recorder.reset();
+        for (let i = 0; i < 50; i++) {
+          const res = await t.http.get('/me').set(bearer(token)).expect(200);
+          expect(res.body).toEqual(first.body);
+        }
+        expect(t.recorder.queries).toEqual([]);
+      });
+
+      it('never caches an unknown or malformed token', async () => {
+        const unknown = 'f'.repeat(64);
+        for (let i = 0; i < 3; i++) {
+          expect(await probe(t, unknown)).toEqual({ status: 401, queries: 1 });
+        }
+        expect(cacheOf(t).store!.size).toBe(0);
+      });
+
+      it('refuses a cached token once it expires (fake clock), and deletes it as without the cache', async () => {
+        const token = await login(t, 'alice');
+        t.clock.set(at(10 * HOUR - 30 * SECOND));
+        await warm(t, token);
+        t.clock.set(at(10 * HOUR - 1));
+        expect(await probe(t, token)).toEqual({ status: 200, queries: 0 });
+        // Cached (and younger than maxAge) at its expiry: refused all the same.
+        expect(cacheOf(t).lookup(digestOf(token))).toBeDefined();
+        t.clock.set(at(10 * HOUR + 1));
+        expect((await probe(t, token)).status).toBe(401);
+        expect(await t.tokenRows()).toEqual([]);
+        expect(t.events.map((e) => e.name)).toContain(KnoxEvents.TOKEN_EXPIRED);
+        expect((await probe(t, token)).status).toBe(401);
+      });
+
+      it('asks the database again after maxAge (60 s by default)', async () => {
+        const token = await login(t, 'alice');
+        await warm(t, token);
+        t.clock.advance(60 * SECOND - 1);
+        expect(await probe(t, token)).toEqual({ status: 200, queries: 0 });
+        t.clock.advance(1);
+        expect(await probe(t, token)).toEqual({ status: 200, queries: 1 });
+        expect(await probe(t, token)).toEqual({ status: 200, queries: 0 });
+      });
+
+      it('invalidateUser drops the user’s tokens from the cache, and only theirs', async () => {
+        const alice = await login(t, 'alice');
+        const alice2 = await login(t, 'alice');
+        const bob = await login(t, 'bob');
+        for (const token of [alice, alice2, bob]) {
+          await warm(t, token);
+        }
+        const [{ id }] = (await t.dataSource.query(
+          `SELECT id FROM knox_test_user WHERE username = 'alice'`,
+        )) as { id: number }[];
+        t.app.get(KnoxTokenService).invalidateUser(id);
+        expect(await probe(t, alice)).toEqual({ status: 200, queries: 1 });
+        expect(await probe(t, alice2)).toEqual({ status: 200, queries: 1 });
+        expect(await probe(t, bob)).toEqual({ status: 200, queries: 0 });
+      });
+
+      it('a read racing a revocation never caches the revoked row (many trials)', async () => {
+        for (let trial = 0; trial < 30; trial++) {
+          const token = await login(t, 'alice');
+          await Promise.all([
+            t.http.get('/me').set(bearer(token)),
+            t.dataSource.query(
+              `DELETE FROM knox_authtoken WHERE token_key = $1`,
+              [token.slice(0, 15)],
+            ),
+          ]);
+          expect(await refusedWithin(t, token)).toBeLessThan(100);
+        }
+      });
+    });
+
+    describe('legacy-digest upgrade', () => {
+      const legacyDigest = (token: string) =>
+        createHash('sha512').update(Buffer.from(token, 'hex')).digest('hex');
+      const t = useTestApp(
+        { platform, knox: { cache: true, legacyTokenDigests: [legacyDigest] } },
+        (app) => app.createUser('alice'),
+      );
+
+      it('moves the row to the current digest first, then caches it under that digest', async () => {
+        const token = randomBytes(32).toString('hex');
+        await t.dataSource.query(
+          `INSERT INTO knox_authtoken (digest, token_key, user_id, created, expiry)
+         VALUES ($1, $2, $3, $4, $5)`,
+          [
+            legacyDigest(token),
+            token.slice(0, 15),
+            t.seeded.id,
+            at(-HOUR),
+            at(9 * HOUR),
+          ],
+        );
+        const upgrade = await probe(t, token);
+        expect(upgrade.status).toBe(200);
+        expect(t.recorder.writes).toHaveLength(1);
+        expect(cacheOf(t).lookup(legacyDigest(token))).toBeUndefined();
+        expect(await probe(t, token)).toEqual({ status: 200, queries: 1 });
+        expect(await probe(t, token)).toEqual({ status: 200, queries: 0 });
+        const rows = await t.tokenRows();
+        expect(rows.map((r) => r.digest)).toEqual([digestOf(token)]);
+      });
+    });
+
+    describe('max bounds the memory', () => {
+      const t = useTestApp({ platform, knox: { cache: { max: 3 } } }, (app) =>
+        app.createUser('alice').then(() => undefined),
+      );
+
+      it('keeps at most max entries, the least recently used going first', async () => {
+        const tokens: string[] = [];
+        for (let i = 0; i < 6; i++) {
+          tokens.push(await login(t, 'alice'));
+        }
+        for (const token of tokens) {
+          expect((await probe(t, token)).status).toBe(200);
+          expect(cacheOf(t).store!.size).toBeLessThanOrEqual(3);
+        }
+        expect(cacheOf(t).store!.size).toBe(3);
+        expect(await probe(t, tokens[5])).toEqual({ status: 200, queries: 0 });
+        expect(await probe(t, tokens[0])).toEqual({ status: 200, queries: 1 });
+      });
+    });
+
+    describe('lastUsedAt and auto refresh', () => {
+      const t = useTestApp(
+        {
+          platform,
+          knox: {
+            cache: { maxAge: 10 * HOUR },
+            tokenTtl: HOUR,
+            autoRefresh: true,
+            minRefreshInterval: 20 * MINUTE,
+            lastUsedUpdateInterval: 20 * MINUTE,
+          },
+        },
+        (app) => app.createUser('alice').then(() => undefined),
+      );
+
+      it('writes at most once per interval, and the cached entry carries the new expiry', async () => {
+        const token = await login(t, 'alice');
+        await warm(t, token);
+        t.clock.set(at(30 * MINUTE));
+        expect(await probe(t, token)).toEqual({ status: 200, queries: 1 });
+        expect(t.recorder.writes).toHaveLength(1);
+        const entry = cacheOf(t).lookup(digestOf(token))!;
+        expect(entry.token.expiry).toEqual(at(90 * MINUTE));
+        expect(entry.token.lastUsedAt).toEqual(at(30 * MINUTE));
+        for (let i = 0; i < 10; i++) {
+          expect(await probe(t, token)).toEqual({ status: 200, queries: 0 });
+        }
+        // Past the expiry it was cached with, within the one it was refreshed to: still served.
+        t.clock.set(at(61 * MINUTE));
+        expect(await probe(t, token)).toEqual({ status: 200, queries: 1 });
+        expect(cacheOf(t).lookup(digestOf(token))!.token.expiry).toEqual(
+          at(121 * MINUTE),
+        );
+        const [row] = await t.tokenRows();
+        expect(row.expiry).toEqual(at(121 * MINUTE));
+        expect(row.last_used_at).toEqual(at(61 * MINUTE));
+      });
+
+      it('concurrent requests when the write falls due: one UPDATE (many trials)', async () => {
+        const token = await login(t, 'alice');
+        await warm(t, token);
+        for (let trial = 1; trial <= 10; trial++) {
+          t.clock.set(at(trial * 25 * MINUTE));
+          t.recorder.reset();
+          const answers = await Promise.all(
+            Array.from({ length: 20 }, () =>
+              t.http.get('/me').set(bearer(token)),
+            ),
+          );
+          expect(answers.map((r) => r.status)).toEqual(Array(20).fill(200));
+          expect(t.recorder.writes).toHaveLength(1);
+          expect(t.recorder.queries).toHaveLength(1);
+        }
+      });
+
+      it('POST /auth/refresh updates the cached expiry on this instance', async () => {
+        const token = await login(t, 'alice');
+        await warm(t, token);
+        t.clock.set(at(5 * MINUTE));
+        await t.http.post('/auth/refresh').set(bearer(token)).expect(200);
+        const entry = cacheOf(t).lookup(digestOf(token));
+        if (entry) {
+          expect(entry.token.expiry).toEqual(at(65 * MINUTE));
+        }
+        t.clock.set(at(64 * MINUTE));
+        expect((await probe(t, token)).status).toBe(200);
+      });
+    });
+  },
+);
+
+suite('cache option checked at boot', () => {
+  const bad: [unknown, RegExp][] = [
+    ['yes', /`cache` must be false, true or \{ max, maxAge, bus \}/],
+    [{ max: 0 }, /`cache.max` must be a whole number of entries >= 1/],
+    [{ maxAge: -1 }, /`cache.maxAge` must be a duration/],
+    [{ size: 10 }, /unknown option\(s\) size/],
+    [{ bus: 'redis' }, /`cache.bus` must be 'postgres' or \{ redis \}/],
+    [
+      { channel: 'Knox-Cache' },
+      /`cache.channel` must be a lower-case SQL identifier/,
+    ],
+  ];
+  it.each(bad)('refuses cache: %p', async (cache, message) => {
+    await expect(boot({ knox: { cache: cache as never } })).rejects.toThrow(
+      message,
+    );
+  });
+
+  it('refuses to boot without the triggers when installTriggers is false', async () => {
+    await expect(
+      createTestApp({
+        knox: { cache: { installTriggers: false } },
+        extras: { tableName: 'knox_cache_untriggered' },
+      }),
+    ).rejects.toThrow(
+      /the cache's invalidation triggers are missing on knox_cache_untriggered: add knoxCacheMigrations\(\{ tableName, channel \}\) to your migrations/,
+    );
+  });
+
+  it('cache off (the default) opens no listening connection and caches nothing', async () => {
+    let t: TestApp | undefined;
+    try {
+      t = await createTestApp();
+      await t.createUser('alice');
+      const token = await login(t, 'alice');
+      expect(cacheOf(t).store).toBeNull();
+      expect(await probe(t, token)).toEqual({ status: 200, queries: 1 });
+      expect(await probe(t, token)).toEqual({ status: 200, queries: 1 });
+    } finally {
+      await t?.close();
+    }
+  });
+});

@@ -1,0 +1,68 @@
+import { expect } from '@jest/globals';
+import { KnoxCache } from '../../lib/auth/cache/knox-cache.js';
+import type { TestApp } from '../support/test-app.js';
+
+/** The cache provider of a test app. */
+export const cacheOf = (t: TestApp): KnoxCache => t.app.get(KnoxCache);
+
+export const bearer = (token: string) => ({ Authorization: `Token ${token}` });
+
+/** GET /me with `token`: the status and how many statements the app sent for it. */
+export async function probe(
+  t: TestApp,
+  token: string,
+): Promise<{ status: number; queries: number }> {
+  t.recorder.reset();
+  const res = await t.http.get('/me').set(bearer(token));
+  return { status: res.status, queries: t.recorder.queries.length };
+}
+
+/** Authenticates `token` on `t` until it is served from the cache (asserted: 0 queries). */
+export async function warm(t: TestApp, token: string): Promise<void> {
+  expect((await probe(t, token)).status).toBe(200);
+  expect(await probe(t, token)).toEqual({ status: 200, queries: 0 });
+}
+
+/**
+ * Polls GET /me on `t` with `token` until it is refused (401). Returns how long after the call
+ * the last accepted request was sent (0 when none was): a request sent later than that was
+ * refused. Fails when a request sent more than `limitMs` after the call is still accepted (a
+ * slow answer to a request sent in time does not count against the limit).
+ */
+export async function refusedWithin(
+  t: TestApp,
+  token: string,
+  limitMs = 100,
+): Promise<number> {
+  const started = performance.now();
+  let lastAccepted = 0;
+  for (;;) {
+    const sent = performance.now() - started;
+    const res = await t.http.get('/me').set(bearer(token));
+    if (res.status === 401) {
+      return lastAccepted;
+    }
+    expect(res.status).toBe(200);
+    lastAccepted = sent;
+    if (sent > limitMs) {
+      throw new Error(
+        `still accepted by a request sent ${sent.toFixed(0)} ms after the revocation`,
+      );
+    }
+  }
+}
+
+/** Waits (polling) until `condition` holds; fails after `limitMs`. */
+export async function until(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  limitMs = 10_000,
+): Promise<void> {
+  const started = performance.now();
+  while (!(await condition())) {
+    if (performance.now() - started > limitMs) {
+      throw new Error(`timed out waiting for ${what}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
