@@ -128,8 +128,10 @@ export class KnoxAuthenticator {
     if (!plan.write && upgrade === undefined) {
       return;
     }
+    const lastUsedIp = client.ip?.slice(0, 45) ?? null;
     const row = await this.store.touch(record.digest, {
       lastUsedAt: now,
+      lastUsedIp,
       expiry: plan.expiry,
       digest: upgrade,
     });
@@ -137,7 +139,10 @@ export class KnoxAuthenticator {
       // Revoked since it was read.
       throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
     }
-    Object.assign(record, row, { lastUsedAt: now });
+    Object.assign(record, row, {
+      lastUsedAt: now,
+      lastUsedIp: lastUsedIp ?? record.lastUsedIp,
+    });
     if (upgrade !== undefined) {
       record.digest = upgrade;
     }

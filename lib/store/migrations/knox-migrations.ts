@@ -12,6 +12,7 @@ import {
   tokenTablePath,
   userTableRef,
 } from './knox-migration-sql.js';
+import { tokenAbilitiesSql } from './knox-token-abilities.migration.js';
 
 /**
  * The names TypeORM records for the shipped migrations (its `migrations` table). Fixed forever:
@@ -27,6 +28,11 @@ export const KNOX_MIGRATION_NAMES = {
    * and indexes, touching nothing of Django's. Creates Django's table first when there is none.
    */
   djangoTakeover: 'KnoxDjangoTakeover9000000000002',
+  /**
+   * Adds the `abilities` (`text[]`, `NULL` = every ability) and `last_used_ip` columns, in both
+   * layouts. Existing rows, and rows django-rest-knox inserts later, keep full access.
+   */
+  tokenAbilities: 'KnoxTokenAbilities9000000000004',
 } as const;
 
 /** Options of {@link knoxMigrations}: the same `tableName` / `schema` as given to `KnoxModule`. */
@@ -83,6 +89,8 @@ async function run(queryRunner: QueryRunner, statements: string[]) {
  *
  * - `schema: 'knox'` (default): `KnoxCreateTokenTable9000000000001` creates the table.
  * - `schema: 'django'`: `KnoxDjangoTakeover9000000000002` completes django-rest-knox's table.
+ * - then, in both: `KnoxTokenAbilities9000000000004` adds the `abilities` and `last_used_ip`
+ *   columns.
  *
  * @example
  * // data-source.ts
@@ -109,8 +117,9 @@ export function knoxMigrations(
       `knoxMigrations: \`schema\` must be 'knox' or 'django'; got ${String(schema)}.`,
     );
   }
+  const abilities = tokenAbilitiesMigration(tableName);
   if (schema === 'django') {
-    return [knoxDjangoTakeoverMigration(userEntity, tableName)];
+    return [knoxDjangoTakeoverMigration(userEntity, tableName), abilities];
   }
   const name = KNOX_MIGRATION_NAMES.createTokenTable;
   return [
@@ -133,7 +142,21 @@ export function knoxMigrations(
           ).down,
         ),
     ),
+    abilities,
   ];
+}
+
+function tokenAbilitiesMigration(tableName: string): KnoxMigrationClass {
+  return migration(
+    KNOX_MIGRATION_NAMES.tokenAbilities,
+    (queryRunner) =>
+      run(queryRunner, tokenAbilitiesSql(tokenTablePath(queryRunner, tableName)).up),
+    (queryRunner) =>
+      run(
+        queryRunner,
+        tokenAbilitiesSql(tokenTablePath(queryRunner, tableName)).down,
+      ),
+  );
 }
 
 function knoxDjangoTakeoverMigration(
