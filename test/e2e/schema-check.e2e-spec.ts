@@ -249,7 +249,7 @@ describe('boot-time check of the token table', () => {
   describe('a django-rest-knox table not taken over yet', () => {
     let db: DjangoDatabase;
     const djangoMissing =
-      'lacks columns id, ttl_ms, name, user_agent, ip, last_used_at, retired_at';
+      'lacks columns id, ttl_ms, name, user_agent, ip, last_used_at, retired_at, abilities, last_used_ip';
 
     it("with schema: 'django': names the takeover migration", async () => {
       db = await loadDjangoFixture();

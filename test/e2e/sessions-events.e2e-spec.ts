@@ -179,6 +179,7 @@ describe('session events', () => {
         userAgent: UA,
         newTokenId: c2Id,
         oldTokenValidUntil: null,
+        abilities: null,
       },
     ]);
     expect(eventsNamed(t, KnoxEvents.LOGOUT).map((p) => p.tokenId)).toEqual([
