@@ -94,6 +94,7 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
       const ran = await ds.runMigrations();
       expect(ran.map((m) => m.name)).toEqual([
         KNOX_MIGRATION_NAMES.createTokenTable,
+        KNOX_MIGRATION_NAMES.tokenAbilities,
       ]);
       expect(await pendingSchemaChanges(ds, table)).toEqual([]);
       // The whole diff, user table included, is empty: nothing of the app's is touched either.
@@ -114,7 +115,12 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
         'ip',
         'last_used_at',
         'retired_at',
+        'abilities',
+        'last_used_ip',
       ]);
+      expect(
+        shape.columns.find((c) => c.column_name === 'abilities'),
+      ).toMatchObject({ data_type: 'ARRAY', is_nullable: 'YES' });
       expect(
         shape.columns.find((c) => c.column_name === 'user_id')!.data_type,
       ).toBe(userEntity === UuidUser ? 'uuid' : 'integer');
@@ -125,6 +131,7 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
         }),
       );
 
+      await ds.undoLastMigration();
       await ds.undoLastMigration();
       const after = await schemaShape(ds, schema!.name);
       delete (after as Record<string, unknown>).migrations;
@@ -195,6 +202,57 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
       await runner.release();
     }
     expect(await schemaShape(ds, schema!.name)).toEqual(before);
+  });
+
+  it('KnoxTokenAbilities9000000000004 on a table of the first migration: rows kept with abilities null, diff empty, reverts exactly', async () => {
+    const ds = await dataSourceFor(TestUser, undefined);
+    const [create] = knoxMigrations(TestUser);
+    // A deployment that ran only the first migration, with a token in it.
+    const first = await openDataSource({
+      schema: schema!.name,
+      entities: [TestUser],
+      migrations: [create],
+    });
+    open.push(first);
+    await first.runMigrations();
+    await first.query(
+      `INSERT INTO "${schema!.name}".knox_test_user (username, password) VALUES ('alice', 'pw')`,
+    );
+    await first.query(
+      `INSERT INTO "${schema!.name}".knox_authtoken (digest, token_key, user_id, created, last_used_at)
+       VALUES ($1, 'abcdefabcdefabc', 1, now(), now())`,
+      ['a'.repeat(128)],
+    );
+    const before = await tableShape(ds, schema!.name, 'knox_authtoken');
+    const rowsBefore = await ds.query(
+      `SELECT * FROM "${schema!.name}".knox_authtoken`,
+    );
+    expect(await pendingSchemaChanges(ds)).toEqual([
+      expect.stringContaining('ADD "abilities" text array'),
+      expect.stringContaining('ADD "last_used_ip" character varying(45)'),
+    ]);
+
+    const ran = await ds.runMigrations();
+    expect(ran.map((m) => m.name)).toEqual([
+      KNOX_MIGRATION_NAMES.tokenAbilities,
+    ]);
+    expect(await pendingSchemaChanges(ds)).toEqual([]);
+    const [row] = await ds.query(
+      `SELECT * FROM "${schema!.name}".knox_authtoken`,
+    );
+    expect(row).toEqual({
+      ...rowsBefore[0],
+      abilities: null,
+      last_used_ip: null,
+    });
+
+    await ds.undoLastMigration();
+    expect(await tableShape(ds, schema!.name, 'knox_authtoken')).toEqual(
+      before,
+    );
+    expect(
+      await ds.query(`SELECT * FROM "${schema!.name}".knox_authtoken`),
+    ).toEqual(rowsBefore);
   });
 
   it('knoxMigrations refuses a bad call with a message', () => {
