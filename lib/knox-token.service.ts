@@ -201,7 +201,9 @@ export class KnoxTokenService implements OnModuleInit {
     token: Pick<KnoxToken, 'abilities'> | null | undefined,
     ability: string,
   ): boolean {
-    return token !== null && token !== undefined && grants(token.abilities, ability);
+    return (
+      token !== null && token !== undefined && grants(token.abilities, ability)
+    );
   }
 
   /**

@@ -29,11 +29,11 @@ function requirement(
   return (target: object, _key?: string | symbol, descriptor?: unknown) => {
     // Stacked decorators add up (a controller's and a route's both apply), so the list is
     // appended to rather than replaced as SetMetadata would.
-    const where = (descriptor as PropertyDescriptor | undefined)?.value ?? target;
+    const where =
+      (descriptor as PropertyDescriptor | undefined)?.value ?? target;
     const list =
       (Reflect.getMetadata(KNOX_ABILITIES_KEY, where) as
-        | KnoxAbilityRequirement[]
-        | undefined) ?? [];
+        KnoxAbilityRequirement[] | undefined) ?? [];
     Reflect.defineMetadata(KNOX_ABILITIES_KEY, [...list, added], where);
     return descriptor as never;
   };
@@ -79,7 +79,6 @@ export function abilityRequirementsOf(
 ): KnoxAbilityRequirement[] {
   const read = (where: object) =>
     (Reflect.getMetadata(KNOX_ABILITIES_KEY, where) as
-      | KnoxAbilityRequirement[]
-      | undefined) ?? [];
+      KnoxAbilityRequirement[] | undefined) ?? [];
   return [...read(controller), ...read(handler)];
 }

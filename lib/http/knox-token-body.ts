@@ -80,10 +80,7 @@ export function readPersonalTokenBody(
 }
 
 /** The `name` of `PATCH {path}/tokens/:id`: required, `null` clears it. */
-export function readRename(
-  raw: unknown,
-  nameMaxLength: number,
-): string | null {
+export function readRename(raw: unknown, nameMaxLength: number): string | null {
   const body = readLoginBody(raw);
   if (!('name' in body)) {
     throw new BadRequestException(

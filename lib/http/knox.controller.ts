@@ -49,10 +49,7 @@ import {
   readPersonalTokenBody,
   readRename,
 } from './knox-token-body.js';
-import {
-  missingAbilities,
-  namesExactly,
-} from '../abilities/knox-abilities.js';
+import { missingAbilities, namesExactly } from '../abilities/knox-abilities.js';
 
 /** The routes that answer POST only. */
 const POST_ROUTES = [

@@ -59,7 +59,9 @@ export interface KnoxLoginContext<User = any> {
 }
 
 /** What {@link KnoxModuleOptions.getTokenAbilities} is given. */
-export interface KnoxAbilitiesContext<User = any> extends KnoxLoginContext<User> {
+export interface KnoxAbilitiesContext<
+  User = any,
+> extends KnoxLoginContext<User> {
   /**
    * The abilities the login body asked for (checked against `loginAbilities`), or `undefined`
    * when it asked for none.

@@ -262,7 +262,10 @@ export function checkAbilities(
   if (value === null) {
     return null;
   }
-  const parsed = parseAbilities(value, where === 'boot' ? `\`${name}\`` : 'abilities');
+  const parsed = parseAbilities(
+    value,
+    where === 'boot' ? `\`${name}\`` : 'abilities',
+  );
   if ('error' in parsed) {
     fail(where, parsed.error, `${parsed.error} Use null for every ability.`);
   }

@@ -150,7 +150,10 @@ function tokenAbilitiesMigration(tableName: string): KnoxMigrationClass {
   return migration(
     KNOX_MIGRATION_NAMES.tokenAbilities,
     (queryRunner) =>
-      run(queryRunner, tokenAbilitiesSql(tokenTablePath(queryRunner, tableName)).up),
+      run(
+        queryRunner,
+        tokenAbilitiesSql(tokenTablePath(queryRunner, tableName)).up,
+      ),
     (queryRunner) =>
       run(
         queryRunner,
