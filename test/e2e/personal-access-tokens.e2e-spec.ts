@@ -6,7 +6,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { Controller, Get, UseGuards } from '@nestjs/common';
 import { KnoxAbilities, KnoxEvents, KnoxGuard } from '../../lib/index.js';
-import { useTestApp, type TestApp } from '../support/test-app.js';
+import { EMBEDDED_DB, useTestApp, type TestApp } from '../support/test-app.js';
 import { DAY } from '../support/http.js';
 import {
   HOUR,
@@ -474,5 +474,35 @@ describe('personal access tokens: createAbility, throttling, turned off', () => 
       expect(res.headers.allow).toBe('GET');
       expect(await t.tokenRows()).toHaveLength(1);
     });
+  });
+});
+
+const onServer = EMBEDDED_DB ? describe.skip : describe;
+const TRIALS = 20;
+
+onServer('POST /auth/tokens racing logoutall (real concurrency)', () => {
+  const t = useTestApp({}, async (app) => ({
+    alice: await app.createUser('alice'),
+  }));
+
+  it(`never leaves a live token behind, in ${TRIALS} of ${TRIALS} trials`, async () => {
+    for (let trial = 0; trial < TRIALS; trial += 1) {
+      await t.reset();
+      await t.createUser('alice');
+      const owner = (await loginAs(t)).token;
+      const stolen = (await loginAs(t)).token;
+      const [logoutAll, created] = await Promise.all([
+        t.http.post('/auth/logoutall').set('Authorization', bearer(owner)),
+        createToken(t, stolen, {
+          name: 'persistence',
+          abilities: [],
+          password: PASSWORD,
+        }),
+      ]);
+      expect(logoutAll.status).toBe(204);
+      // Either created before logoutall took the lock (then revoked by it), or refused after.
+      expect([201, 401]).toContain(created.status);
+      expect(await t.tokenRows()).toEqual([]);
+    }
   });
 });
