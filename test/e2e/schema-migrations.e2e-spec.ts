@@ -13,6 +13,7 @@ import {
   createTokenTableSql,
   djangoTakeoverSql,
 } from '../../lib/store/migrations/knox-migration-sql.js';
+import { tokenAbilitiesSql } from '../../lib/store/migrations/knox-token-abilities.migration.js';
 import { TestUser } from '../support/fixtures.js';
 import {
   createTestSchema,
@@ -296,5 +297,12 @@ describe('the SQL in the README', () => {
     // The down statements, reflowed in the README: compare without layout.
     const flat = (sql: string) => sql.replace(/\s+/g, ' ').trim();
     expect(flat(down)).toBe(flat(`${takeover.down.join(';\n')};`));
+    const abilities = tokenAbilitiesSql({
+      schema: undefined,
+      table: 'knox_authtoken',
+    });
+    expect(blocks[2]).toBe(
+      `${abilities.up.join(';\n')};\n-- down:\n${abilities.down.join(';\n')};\n`,
+    );
   });
 });
