@@ -72,6 +72,8 @@ describe.each(['express', 'fastify'] as const)(
       expect(row.expiry).toEqual(new Date(T0.getTime() + 10 * HOUR));
       expect(row.last_used_at).toEqual(T0);
       expect(row.retired_at).toBeNull();
+      expect(row.abilities).toBeNull();
+      expect(row.last_used_ip).toBe(row.ip);
 
       const [loginEvent] = eventsNamed(t, KnoxEvents.LOGIN);
       expect(loginEvent).toEqual({
@@ -82,6 +84,7 @@ describe.each(['express', 'fastify'] as const)(
         userAgent: UA,
         expiry: row.expiry,
         name: "Alice's iPhone 📱",
+        abilities: null,
       });
       expect(eventsJson(t)).not.toContain(token);
     });

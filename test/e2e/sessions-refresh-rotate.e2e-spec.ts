@@ -129,6 +129,7 @@ describe.each(['express', 'fastify'] as const)(
         expect(res.body).toEqual({
           expiry: at(12 * HOUR).toISOString(),
           token: expect.any(String),
+          id: (await rowOf(t, res.body.token)).id,
         });
         const fresh: string = res.body.token;
         expect(fresh).toMatch(/^[0-9a-f]{64}$/);
@@ -171,6 +172,7 @@ describe.each(['express', 'fastify'] as const)(
               userAgent: LATER_UA,
               newTokenId: row.id,
               oldTokenValidUntil: null,
+              abilities: null,
             },
           },
           {
@@ -267,6 +269,7 @@ describe.each(['express', 'fastify'] as const)(
             userAgent: null,
             newTokenId: (await rowOf(t, fresh)).id,
             oldTokenValidUntil: graceEnd,
+            abilities: null,
           },
         ]);
 
@@ -469,6 +472,7 @@ describe('POST /auth/rotate with options', () => {
       expect(res.body).toEqual({
         expiry: null,
         token: expect.stringMatching(/^TEST_[0-9a-f]{64}$/),
+        id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       });
       const rows = await t.tokenRows();
       expect(rows).toHaveLength(1);
