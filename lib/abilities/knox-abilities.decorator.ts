@@ -27,14 +27,16 @@ function requirement(
     abilities: Object.freeze([...abilities]),
   };
   return (target: object, _key?: string | symbol, descriptor?: unknown) => {
-    // Stacked decorators add up (a controller's and a route's both apply), so the list is
-    // appended to rather than replaced as SetMetadata would.
+    // Stacked decorators add up (a controller's and a route's both apply), so the list grows
+    // rather than being replaced as SetMetadata would. Decorators run bottom-up: prepending
+    // keeps the list in reading order, which decides the requirement a 403 names.
     const where =
       (descriptor as PropertyDescriptor | undefined)?.value ?? target;
-    const list =
-      (Reflect.getMetadata(KNOX_ABILITIES_KEY, where) as
-        KnoxAbilityRequirement[] | undefined) ?? [];
-    Reflect.defineMetadata(KNOX_ABILITIES_KEY, [...list, added], where);
+    Reflect.defineMetadata(
+      KNOX_ABILITIES_KEY,
+      [added, ...ownRequirements(where)],
+      where,
+    );
     return descriptor as never;
   };
 }
@@ -72,13 +74,28 @@ export const KnoxAnyAbility = (
 ): MethodDecorator & ClassDecorator =>
   requirement('KnoxAnyAbility', 'any', abilities);
 
-/** The requirements of a route: its controller's, then its own. */
+function ownRequirements(where: object): KnoxAbilityRequirement[] {
+  return (
+    (Reflect.getOwnMetadata(KNOX_ABILITIES_KEY, where) as
+      KnoxAbilityRequirement[] | undefined) ?? []
+  );
+}
+
+/**
+ * The requirements of a route, in reading order: its controller's (a parent class's first),
+ * then its own.
+ */
 export function abilityRequirementsOf(
   handler: object,
   controller: object,
 ): KnoxAbilityRequirement[] {
-  const read = (where: object) =>
-    (Reflect.getMetadata(KNOX_ABILITIES_KEY, where) as
-      KnoxAbilityRequirement[] | undefined) ?? [];
-  return [...read(controller), ...read(handler)];
+  const classes: object[] = [];
+  for (
+    let c: object | null = controller;
+    c && c !== Function.prototype;
+    c = Object.getPrototypeOf(c) as object | null
+  ) {
+    classes.unshift(c);
+  }
+  return [...classes.flatMap(ownRequirements), ...ownRequirements(handler)];
 }

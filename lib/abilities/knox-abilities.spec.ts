@@ -110,8 +110,8 @@ describe('@KnoxAbilities / @KnoxAnyAbility', () => {
   it("collects the controller's and the route's, stacked decorators adding up", () => {
     expect(abilityRequirementsOf(Base.prototype.route, Base)).toEqual([
       { mode: 'all', abilities: ['admin'] },
-      { mode: 'any', abilities: ['posts:admin', 'posts:moderate'] },
       { mode: 'all', abilities: ['posts:read'] },
+      { mode: 'any', abilities: ['posts:admin', 'posts:moderate'] },
     ]);
     expect(abilityRequirementsOf(Base.prototype.plain, Base)).toEqual([
       { mode: 'all', abilities: ['admin'] },
@@ -121,6 +121,9 @@ describe('@KnoxAbilities / @KnoxAnyAbility', () => {
       { mode: 'all', abilities: ['admin'] },
       { mode: 'all', abilities: ['extra'] },
     ]);
+    expect(abilityRequirementsOf(Sub.prototype.route, Sub)).toHaveLength(4);
+    // The parent is unchanged by its subclass's decorator.
+    expect(abilityRequirementsOf(Base.prototype.plain, Base)).toHaveLength(1);
   });
 
   it('unmetRequirement: all-of needs each, any-of needs one', () => {
@@ -132,7 +135,7 @@ describe('@KnoxAbilities / @KnoxAnyAbility', () => {
       unmetRequirement(['admin', 'posts:*'], requirements),
     ).toBeUndefined();
     expect(unmetRequirement(['admin', 'posts:read'], requirements)).toEqual(
-      requirements[1],
+      requirements[2],
     );
     expect(unmetRequirement(['posts:*'], requirements)).toEqual(
       requirements[0],
