@@ -226,6 +226,11 @@ describe('the abilities options', () => {
     expect(failure({ validateUser, personalAccessTokens: { maxTtl: 0 } })).toBe(
       'KnoxModule: `personalAccessTokens.maxTtl` must be at least 1 ms, or null for no cap; got 0.',
     );
+    expect(
+      failure({ validateUser, personalAccessTokens: { maxTtl: 1e20 } }),
+    ).toBe(
+      'KnoxModule: `personalAccessTokens.maxTtl` of 100000000000000000000 ms puts the expiry past the largest date JavaScript can hold; use null for no cap.',
+    );
     expect(failure({ validateUser, personalAccessTokens: true })).toBe(
       'KnoxModule: `personalAccessTokens` must be an object ({ maxTtl, createAbility }) or false.',
     );

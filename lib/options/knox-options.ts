@@ -211,7 +211,12 @@ export const PERSONAL_ACCESS_TOKEN_OPTIONS: KnoxOptionTable = {
           `\`${name}\` must be at least 1 ms, or null for no cap; got ${ttl}.`,
         );
       }
-      return checkTokenTtl(ttl, 'boot');
+      if (Number.isNaN(new Date(Date.now() + ttl).getTime())) {
+        throw new KnoxOptionsError(
+          `\`${name}\` of ${ttl} ms puts the expiry past the largest date JavaScript can hold; use null for no cap.`,
+        );
+      }
+      return ttl;
     },
   },
   createAbility: {
