@@ -14,8 +14,15 @@ export {
 } from './knox-token.service.js';
 export {
   KnoxController,
+  type KnoxPersonalTokenResponse,
   type KnoxSessionView,
 } from './http/knox.controller.js';
+export {
+  KnoxAbilities,
+  KnoxAnyAbility,
+  KNOX_ABILITIES_KEY,
+} from './abilities/knox-abilities.decorator.js';
+export type { KnoxAbilityRequirement } from './abilities/knox-abilities.js';
 export {
   KnoxToken,
   knoxTokenEntity,

@@ -15,6 +15,7 @@ import {
 import type { KnoxToken } from './store/knox-token.entity.js';
 import { KnoxTokenStore } from './store/knox-token.store.js';
 import { KnoxCache } from './auth/cache/knox-cache.js';
+import { grants } from './abilities/knox-abilities.js';
 
 export type { KnoxAuthResult } from './auth/knox-authenticator.js';
 export type {
@@ -196,6 +197,41 @@ export class KnoxTokenService<User = any> implements OnModuleInit {
    */
   invalidateUser(userId: unknown): void {
     this.cache.forgetUser(userId);
+  }
+
+  /**
+   * Whether `token` holds `ability` (see README "Abilities"): `'*'` and abilities `null` (a
+   * token issued without abilities, or a row django-rest-knox wrote) hold every ability, `ns:*`
+   * every ability that starts with `ns:`. `false` when there is no token. The same check as
+   * `token.can(ability)`, for tokens that are plain objects (e.g. from a cache or a
+   * serialized session).
+   *
+   * @example
+   * if (!this.knox.can(request.auth, 'posts:delete')) throw new ForbiddenException();
+   */
+  can(
+    token: Pick<KnoxToken, 'abilities'> | null | undefined,
+    ability: string,
+  ): boolean {
+    return (
+      token !== null && token !== undefined && grants(token.abilities, ability)
+    );
+  }
+
+  /**
+   * Renames one of the user's tokens (`null` clears the name), under the user's lock.
+   *
+   * @returns the renamed token (its user not loaded)
+   * @throws NotFoundException when the user has no such live token
+   * @throws UnauthorizedException when `actor` is given and has been retired, revoked or expired
+   */
+  rename(
+    userId: unknown,
+    tokenId: string,
+    name: string | null,
+    options: Pick<KnoxRevokeOptions, 'actor'> = {},
+  ): Promise<KnoxToken> {
+    return this.sessions.rename(userId, tokenId, name, options);
   }
 
   /** The primary key of a user entity instance. */

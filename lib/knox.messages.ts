@@ -13,4 +13,28 @@ export const KnoxMessages = {
   UNAVAILABLE:
     'The authentication service is temporarily unavailable. Please retry shortly.',
   TOKEN_NOT_FOUND: 'Token not found.',
+  /** 403 from `KnoxGuard`: the token lacks an ability the route requires (`@KnoxAbilities`). */
+  MISSING_ABILITIES: (abilities: readonly string[]): string =>
+    `This token lacks the ${abilities.length === 1 ? 'ability' : 'abilities'} ${quoted(abilities)} required here.`,
+  /** 403 from `KnoxGuard`: the token holds none of the abilities of `@KnoxAnyAbility`. */
+  MISSING_ANY_ABILITY: (abilities: readonly string[]): string =>
+    `This token needs one of the abilities ${quoted(abilities)} here.`,
+  /** 403 from `POST tokens`: the new token would get abilities the calling token lacks. */
+  ABILITIES_BEYOND_CALLER: (abilities: readonly string[]): string =>
+    `A token can only be given abilities the token creating it holds; this one lacks ${quoted(abilities)}.`,
+  /** 400 from `POST login`: `abilities` asked for more than `loginAbilities` allows. */
+  LOGIN_ABILITIES_NOT_ALLOWED: (abilities: readonly string[]): string =>
+    `\`abilities\` asks for ${quoted(abilities)}, which a login may not ask for.`,
+  /** 400 from `POST login`: the app does not let a login choose abilities. */
+  LOGIN_ABILITIES_OFF:
+    '`abilities` is not accepted at login here (the `loginAbilities` option is not set).',
+  /** 400 from `POST tokens`: neither the password nor a token that may create tokens. */
+  PASSWORD_REQUIRED:
+    '`password` is required: creating a token needs the account password again.',
+  /** 403 from `POST tokens`: the password given for re-authentication is wrong. */
+  WRONG_PASSWORD: 'The password is incorrect.',
 } as const;
+
+function quoted(abilities: readonly string[]): string {
+  return abilities.map((a) => `"${a}"`).join(', ');
+}

@@ -169,8 +169,10 @@ export class KnoxAuthenticator {
     if (!plan.write && upgrade === undefined) {
       return;
     }
+    const lastUsedIp = client.ip?.slice(0, 45) ?? null;
     const row = await this.store.touch(record.digest, {
       lastUsedAt: now,
+      lastUsedIp,
       expiry: plan.expiry,
       digest: upgrade,
     });
@@ -179,7 +181,10 @@ export class KnoxAuthenticator {
       this.cache.forgetTokens([record.digest]);
       throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
     }
-    Object.assign(record, row, { lastUsedAt: now });
+    Object.assign(record, row, {
+      lastUsedAt: now,
+      lastUsedIp: lastUsedIp ?? record.lastUsedIp,
+    });
     if (upgrade !== undefined) {
       record.digest = upgrade;
     }

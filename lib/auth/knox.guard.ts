@@ -1,4 +1,5 @@
 import {
+  ForbiddenException,
   Inject,
   Injectable,
   UnauthorizedException,
@@ -15,6 +16,12 @@ import {
 import type { KnoxRequest } from '../options/knox-module-options.interface.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
 import { clientInfoOf, setResponseHeader } from '../http/knox-request.util.js';
+import type { KnoxToken } from '../store/knox-token.entity.js';
+import {
+  missingAbilities,
+  unmetRequirement,
+} from '../abilities/knox-abilities.js';
+import { abilityRequirementsOf } from '../abilities/knox-abilities.decorator.js';
 
 const PRINTABLE_HEADER = /^[\x20-\x7e\t]*$/;
 const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;
@@ -77,6 +84,8 @@ export class KnoxGuard implements CanActivate {
       if (http) {
         authenticated.set(request, { tokens: this.tokens, token, result });
       }
+      // The abilities came with the row: checking them costs no query.
+      this.checkAbilities(context, result.token);
       return true;
     } catch (error) {
       if (error instanceof UnauthorizedException) {
@@ -84,6 +93,36 @@ export class KnoxGuard implements CanActivate {
       }
       throw error;
     }
+  }
+
+  /**
+   * Enforces `@KnoxAbilities` / `@KnoxAnyAbility` of the route and its controller on the token
+   * that authenticated the request: 403 with `WWW-Authenticate: <scheme>
+   * error="insufficient_scope", scope="<the abilities required>"` (RFC 6750 §3.1) when one is
+   * not met.
+   */
+  protected checkAbilities(context: ExecutionContext, token: KnoxToken): void {
+    const unmet = unmetRequirement(
+      token.abilities,
+      abilityRequirementsOf(context.getHandler(), context.getClass()),
+    );
+    if (!unmet) {
+      return;
+    }
+    if (context.getType() === 'http') {
+      setResponseHeader(
+        context.switchToHttp().getResponse(),
+        'WWW-Authenticate',
+        `${this.options.authSchemes[0]} error="insufficient_scope", scope="${unmet.abilities.join(' ')}"`,
+      );
+    }
+    throw new ForbiddenException(
+      unmet.mode === 'all'
+        ? KnoxMessages.MISSING_ABILITIES(
+            missingAbilities(token.abilities, unmet.abilities),
+          )
+        : KnoxMessages.MISSING_ANY_ABILITY(unmet.abilities),
+    );
   }
 
   /** Whether the route is marked {@link KnoxPublic}. */

@@ -7,7 +7,10 @@
  * onLogin(event: KnoxLoginEvent) { this.logger.log(`user ${event.userId} logged in`); }
  */
 export const KnoxEvents = {
-  /** A token was issued at login. Payload: {@link KnoxLoginEvent}. */
+  /**
+   * A token was issued: at login, by `POST {path}/tokens` (a personal access token) or by
+   * `KnoxTokenService.create`. Payload: {@link KnoxLoginEvent}.
+   */
   LOGIN: 'knox.login',
   /** A token was revoked by `POST {path}/logout`. Payload: {@link KnoxTokenEvent}. */
   LOGOUT: 'knox.logout',
@@ -67,6 +70,8 @@ export interface KnoxLoginEvent extends KnoxTokenEvent {
   expiry: Date | null;
   /** The name the client gave the token. */
   name: string | null;
+  /** What the new token may do; `null` for every ability. */
+  abilities: string[] | null;
 }
 
 /** Payload of {@link KnoxEvents.LOGOUT_ALL}. */
@@ -89,6 +94,8 @@ export interface KnoxTokenRotatedEvent extends KnoxTokenEvent {
   newTokenId: string;
   /** Until when the old token keeps working (`null`: it was revoked at once). */
   oldTokenValidUntil: Date | null;
+  /** What the new token may do (the old one's abilities); `null` for every ability. */
+  abilities: string[] | null;
 }
 
 /** Payload of {@link KnoxEvents.TOKEN_REVOKED}. */

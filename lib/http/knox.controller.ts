@@ -1,11 +1,14 @@
 import {
+  BadRequestException,
   Controller,
   Delete,
+  ForbiddenException,
   Get,
   Header,
   HttpCode,
   HttpException,
   Injectable,
+  InternalServerErrorException,
   Inject,
   Logger,
   MethodNotAllowedException,
@@ -41,6 +44,12 @@ import {
   readTokenName,
   type KnoxCredentials,
 } from './knox-login-body.js';
+import {
+  readLoginAbilities,
+  readPersonalTokenBody,
+  readRename,
+} from './knox-token-body.js';
+import { missingAbilities, namesExactly } from '../abilities/knox-abilities.js';
 
 /** The routes that answer POST only. */
 const POST_ROUTES = [
@@ -68,10 +77,28 @@ export interface KnoxSessionView {
   created: Date;
   /** When the token was last used (written at most once per `lastUsedUpdateInterval`). */
   lastUsedAt: Date | null;
+  /** The client IP of that last use (written with `lastUsedAt`). */
+  lastUsedIp: string | null;
   /** When the token stops working; `null` never. */
   expiry: Date | null;
+  /** What the token may do; `null` for every ability. */
+  abilities: string[] | null;
   /** Whether this is the token making the request. */
   current: boolean;
+}
+
+/** The answer of `POST {path}/tokens`: the new personal access token, shown this once. */
+export interface KnoxPersonalTokenResponse {
+  /** The token's public id. */
+  id: string;
+  /** The token in plaintext. This is the only time it is ever shown. */
+  token: string;
+  /** The expiry, formatted by `formatExpiry`, or `null` for a token that never expires. */
+  expiry: string | number | null;
+  /** What the token may do. */
+  abilities: string[];
+  /** The name it was given. */
+  name: string;
 }
 
 type AuthenticatedRequest = KnoxRequest & { auth: KnoxToken; user: unknown };
@@ -119,6 +146,10 @@ export class KnoxController {
       readCredentials(request.headers.authorization, body),
     );
     const name = readTokenName(body, this.options.tokenNameMaxLength);
+    const requestedAbilities = readLoginAbilities(
+      body,
+      this.options.loginAbilities,
+    );
     const client = clientInfoOf(request);
     await this.throttler.hit(credentials.username, client.ip, response);
     const user = await this.challenge(response, () =>
@@ -127,7 +158,7 @@ export class KnoxController {
     const context: KnoxLoginContext = { user, request, body };
     const issued = await this.challenge(response, async () =>
       this.tokens.create(user, {
-        ...(await this.perLoginOptions(context)),
+        ...(await this.perLoginOptions(context, requestedAbilities)),
         name,
         ...client,
       }),
@@ -192,16 +223,84 @@ export class KnoxController {
     @Req() request: AuthenticatedRequest,
   ): Promise<KnoxSessionView[]> {
     const tokens = await this.tokens.list(this.tokens.userIdOf(request.user));
-    return tokens.map((token) => ({
-      id: token.id,
-      name: token.name,
-      userAgent: token.userAgent,
-      ip: token.ip,
-      created: token.created,
-      lastUsedAt: token.lastUsedAt,
-      expiry: token.expiry,
-      current: token.id === request.auth.id,
-    }));
+    return tokens.map((token) => sessionView(token, request.auth));
+  }
+
+  /**
+   * `POST tokens`: a personal access token `{ name, abilities, password, ttl? }` for the calling
+   * user, answered once. Needs the account password again (checked by `validateUser`, throttled
+   * as logins are), or a calling token that names `personalAccessTokens.createAbility`; the new
+   * token's abilities must be held by the calling token.
+   */
+  @Post('tokens')
+  @UseGuards(KnoxGuard)
+  @HttpCode(201)
+  @Header('Cache-Control', 'no-store')
+  @Header('Pragma', 'no-cache')
+  async createToken(
+    @Req() request: AuthenticatedRequest,
+    @Res({ passthrough: true }) response: unknown,
+  ): Promise<KnoxPersonalTokenResponse> {
+    const settings = this.options.personalAccessTokens;
+    if (!settings) {
+      return this.methodNotAllowed(request, response);
+    }
+    return this.asSessionHolder(request, response, async () => {
+      const asked = readPersonalTokenBody(
+        request.body,
+        this.options.tokenNameMaxLength,
+        settings.maxTtl,
+      );
+      const beyond = missingAbilities(request.auth.abilities, asked.abilities);
+      if (beyond.length > 0) {
+        throw new ForbiddenException(
+          KnoxMessages.ABILITIES_BEYOND_CALLER(beyond),
+        );
+      }
+      const client = clientInfoOf(request);
+      if (asked.password !== undefined) {
+        await this.reauthenticate(request, response, asked.password);
+      } else if (
+        settings.createAbility === null ||
+        !namesExactly(request.auth.abilities, settings.createAbility)
+      ) {
+        throw new BadRequestException(KnoxMessages.PASSWORD_REQUIRED);
+      }
+      const issued = await this.tokens.create(request.user, {
+        name: asked.name,
+        abilities: asked.abilities,
+        ttl: asked.ttl,
+        actor: request.auth,
+        ...client,
+      });
+      return {
+        id: issued.record.id,
+        token: issued.token,
+        expiry: this.formatExpiry(issued.record.expiry),
+        abilities: asked.abilities,
+        name: asked.name,
+      };
+    });
+  }
+
+  /** `PATCH tokens/:id` `{ name }`: renames one of the user's tokens (`null` clears the name). */
+  @Patch('tokens/:id')
+  @UseGuards(KnoxGuard)
+  async renameToken(
+    @Req() request: AuthenticatedRequest,
+    @Param('id') id: string,
+    @Res({ passthrough: true }) response: unknown,
+  ): Promise<KnoxSessionView> {
+    return this.asSessionHolder(request, response, async () => {
+      const name = readRename(request.body, this.options.tokenNameMaxLength);
+      const token = await this.tokens.rename(
+        this.tokens.userIdOf(request.user),
+        id,
+        name,
+        { actor: request.auth },
+      );
+      return sessionView(token, request.auth);
+    });
   }
 
   /** `DELETE tokens/:id`: revokes one of the user's tokens. */
@@ -252,6 +351,7 @@ export class KnoxController {
     return {
       expiry: this.formatExpiry(issued.record.expiry),
       token: issued.token,
+      id: issued.record.id,
     };
   }
 
@@ -276,7 +376,7 @@ export class KnoxController {
   }
 
   /** 405 with `Allow`, after authentication. */
-  @Patch([...POST_ROUTES, 'tokens', 'tokens/:id'])
+  @Patch([...POST_ROUTES, 'tokens'])
   @UseGuards(KnoxGuard)
   methodNotAllowedPatch(
     @Req() request: KnoxRequest,
@@ -296,7 +396,7 @@ export class KnoxController {
   }
 
   /** 405 with `Allow`, after authentication. */
-  @Post(['tokens', 'tokens/:id'])
+  @Post('tokens/:id')
   @UseGuards(KnoxGuard)
   methodNotAllowedPost(
     @Req() request: KnoxRequest,
@@ -310,9 +410,11 @@ export class KnoxController {
     const method = String(adapter.getRequestMethod(request) ?? '');
     const url = String(adapter.getRequestUrl(request) ?? '').split('?')[0];
     const allow = /\/tokens\/?$/.test(url)
-      ? 'GET'
+      ? this.options.personalAccessTokens
+        ? 'GET, POST'
+        : 'GET'
       : /\/tokens\/[^/]+\/?$/.test(url)
-        ? 'DELETE'
+        ? 'PATCH, DELETE'
         : 'POST';
     this.setHeader(response, 'Allow', allow);
     throw new MethodNotAllowedException(`Method "${method}" not allowed.`);
@@ -350,13 +452,57 @@ export class KnoxController {
   }
 
   /** What the app's per-login hooks decide (`undefined`: the module's options). */
-  private async perLoginOptions(context: KnoxLoginContext) {
+  private async perLoginOptions(
+    context: KnoxLoginContext,
+    requestedAbilities: string[] | undefined,
+  ) {
     const raw = this.options.raw;
+    const abilities = await raw.getTokenAbilities?.({
+      ...context,
+      requestedAbilities,
+    });
     return {
       ttl: await raw.getTokenTtl?.(context),
       prefix: await raw.getTokenPrefix?.(context),
       limit: await raw.getTokenLimitPerUser?.(context),
+      abilities:
+        abilities !== undefined ? abilities : (requestedAbilities ?? null),
     };
+  }
+
+  /**
+   * Checks the calling user's password again (`validateUser` with `getUsername(user)`),
+   * throttled as logins are: 403 when it is wrong or names another user.
+   */
+  private async reauthenticate(
+    request: AuthenticatedRequest,
+    response: unknown,
+    password: string,
+  ): Promise<void> {
+    const username = this.options.getUsername(request.user);
+    if (typeof username !== 'string' || username.length === 0) {
+      this.logger.error(
+        'POST tokens: the user has no `username` or `email`; set the `getUsername(user)` option to give validateUser the username.',
+      );
+      throw new InternalServerErrorException();
+    }
+    await this.throttler.hit(username, clientInfoOf(request).ip, response);
+    let user: unknown;
+    try {
+      user = await this.validate({ username, password }, request);
+    } catch (error) {
+      // A wrong password is not a bad token: 403, so that clients keep their token.
+      if (error instanceof UnauthorizedException) {
+        throw new ForbiddenException(KnoxMessages.WRONG_PASSWORD);
+      }
+      throw error;
+    }
+    if (
+      String(this.tokens.userIdOf(user)) !==
+      String(this.tokens.userIdOf(request.user))
+    ) {
+      throw new ForbiddenException(KnoxMessages.WRONG_PASSWORD);
+    }
   }
 
   /** The login answer, through `serializeUser` and `getLoginResponse` when the app set them. */
@@ -369,6 +515,7 @@ export class KnoxController {
     const data: KnoxLoginResponse = {
       expiry: this.formatExpiry(record.expiry),
       token,
+      id: record.id,
     };
     if (raw.serializeUser) {
       data.user = raw.serializeUser(context.user);
@@ -424,6 +571,22 @@ export class KnoxController {
   private setHeader(response: unknown, name: string, value: string): void {
     this.adapterHost.httpAdapter.setHeader(response, name, value);
   }
+}
+
+/** A token as `GET tokens` lists it. */
+function sessionView(token: KnoxToken, current: KnoxToken): KnoxSessionView {
+  return {
+    id: token.id,
+    name: token.name,
+    userAgent: token.userAgent,
+    ip: token.ip,
+    created: token.created,
+    lastUsedAt: token.lastUsedAt,
+    lastUsedIp: token.lastUsedIp,
+    expiry: token.expiry,
+    abilities: token.abilities,
+    current: token.id === current.id,
+  };
 }
 
 /** The controller class mounted at `path`. */

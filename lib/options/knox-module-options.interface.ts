@@ -59,12 +59,25 @@ export interface KnoxLoginContext<User = any> {
   body: Record<string, unknown>;
 }
 
+/** What {@link KnoxModuleOptions.getTokenAbilities} is given. */
+export interface KnoxAbilitiesContext<
+  User = any,
+> extends KnoxLoginContext<User> {
+  /**
+   * The abilities the login body asked for (checked against `loginAbilities`), or `undefined`
+   * when it asked for none.
+   */
+  requestedAbilities: string[] | undefined;
+}
+
 /** The login response body before {@link KnoxModuleOptions.getLoginResponse} reshapes it. */
 export interface KnoxLoginResponse {
   /** The expiry, formatted by `formatExpiry`, or `null` for a token that never expires. */
   expiry: string | number | null;
   /** The token in plaintext. This is the only time it is ever shown. */
   token: string;
+  /** The new token's public id (as `GET {path}/tokens` lists it), so a client knows its session. */
+  id: string;
   /** The user, when `serializeUser` is set. */
   user?: unknown;
 }
@@ -110,6 +123,29 @@ export interface KnoxLoginThrottleOptions {
    * @default 100000
    */
   maxKeys?: number;
+}
+
+/**
+ * `POST {path}/tokens`: personal access tokens (named tokens with chosen abilities, for CLIs,
+ * CI and integrations). Creating one needs the account password again in the body, or, when
+ * `createAbility` is set, a calling token that names that ability explicitly.
+ */
+export interface KnoxPersonalAccessTokenOptions {
+  /**
+   * The longest lifetime a personal access token may be given, in ms (a request asking for more
+   * is answered 400); also the lifetime of one created without `ttl`. `null`: no cap, and a token
+   * created without `ttl` (or with `ttl: null`) never expires.
+   * @default 31536000000 (365 days)
+   */
+  maxTtl?: number | null;
+  /**
+   * An ability (e.g. `'tokens:create'`) that lets a token create tokens without the password.
+   * Only a token that lists this ability by name qualifies: `'*'`, `ns:*` and tokens with every
+   * ability (`null`) do not, so login tokens never mint tokens unless the app gave them the
+   * ability. `null` keeps creation behind the password.
+   * @default null
+   */
+  createAbility?: string | null;
 }
 
 /**
@@ -281,8 +317,41 @@ export interface KnoxModuleOptions<User = any> {
   ): number | null | undefined | Promise<number | null | undefined>;
 
   /**
+   * Per-login abilities of the new token (see README "Abilities"): a list, or `null` for every
+   * ability. `undefined` falls back to what the login body asked for in `abilities` (allowed by
+   * `loginAbilities`), else every ability. Checked as abilities are: a bad value fails that
+   * login (500), not the boot.
+   * @default undefined (the body's `abilities`, else every ability)
+   */
+  getTokenAbilities?(
+    context: KnoxAbilitiesContext<User>,
+  ): string[] | null | undefined | Promise<string[] | null | undefined>;
+
+  /**
+   * What a login body may ask for in `abilities` (e.g. `['posts:read', 'posts:write']`, or
+   * `['posts:*']` for any `posts:` ability). A body asking for an ability not granted by this
+   * list is answered 400. `null`: a login body may not carry `abilities` at all (400).
+   * @default null
+   */
+  loginAbilities?: string[] | null;
+
+  /**
+   * Personal access tokens over `POST {path}/tokens` (see {@link KnoxPersonalAccessTokenOptions});
+   * `false` turns the route off (405).
+   * @default { maxTtl: 31536000000, createAbility: null }
+   */
+  personalAccessTokens?: KnoxPersonalAccessTokenOptions | false;
+
+  /**
+   * The username to give `validateUser` when a logged-in user re-authenticates with their
+   * password (`POST {path}/tokens`).
+   * @default `user.username ?? user.email`
+   */
+  getUsername?(user: User): string;
+
+  /**
    * Reshapes the login response body.
-   * @default undefined (`{ expiry, token, user? }` as django-rest-knox answers)
+   * @default undefined (`{ expiry, token, id, user? }`: django-rest-knox's answer and the token's id)
    */
   getLoginResponse?(
     response: KnoxLoginResponse,

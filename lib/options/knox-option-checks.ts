@@ -1,4 +1,5 @@
 import { MAXIMUM_TOKEN_PREFIX_LENGTH } from '../knox.constants.js';
+import { parseAbilities } from '../abilities/knox-abilities.js';
 import type {
   KnoxTokenFormat,
   KnoxTokenLimitPolicy,
@@ -246,6 +247,29 @@ export function checkTokenName(value: unknown): string | null {
     );
   }
   return value;
+}
+
+/**
+ * A token's abilities: an array of ability names (see README "Abilities"), duplicates dropped,
+ * or `null` for every ability. `loginAbilities` at boot (`name` is the option);
+ * `create({ abilities })` / `getTokenAbilities` on the service.
+ */
+export function checkAbilities(
+  value: unknown,
+  where: KnoxCheckSite,
+  name = 'abilities',
+): string[] | null {
+  if (value === null) {
+    return null;
+  }
+  const parsed = parseAbilities(
+    value,
+    where === 'boot' ? `\`${name}\`` : 'abilities',
+  );
+  if ('error' in parsed) {
+    fail(where, parsed.error, `${parsed.error} Use null for every ability.`);
+  }
+  return parsed.abilities;
 }
 
 /** `pruneExpired({ batchSize })`: a whole number >= 1. */

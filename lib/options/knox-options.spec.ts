@@ -184,3 +184,61 @@ describe('resolveKnoxOptions: legacyTokenDigests', () => {
     );
   });
 });
+
+describe('the abilities options', () => {
+  it('defaults: no login abilities, personal access tokens on with a 365-day cap and no createAbility', () => {
+    const resolved = resolve({});
+    expect(resolved.loginAbilities).toBeNull();
+    expect(resolved.personalAccessTokens).toEqual({
+      maxTtl: 365 * 24 * 60 * 60 * 1000,
+      createAbility: null,
+    });
+    expect(resolved.getUsername({ username: 'alice' })).toBe('alice');
+    expect(resolved.getUsername({ email: 'a@example.com' })).toBe(
+      'a@example.com',
+    );
+    expect(resolve({ personalAccessTokens: false }).personalAccessTokens).toBe(
+      null,
+    );
+    expect(
+      resolve({
+        loginAbilities: ['posts:*', 'posts:*'],
+        personalAccessTokens: { maxTtl: null, createAbility: 'tokens:create' },
+      }),
+    ).toMatchObject({
+      loginAbilities: ['posts:*'],
+      personalAccessTokens: { maxTtl: null, createAbility: 'tokens:create' },
+    });
+  });
+
+  it('refuses bad values with a message that says what to fix', () => {
+    expect(failure({ validateUser, loginAbilities: 'posts:read' })).toBe(
+      'KnoxModule: `loginAbilities` must be an array of ability names.',
+    );
+    expect(failure({ validateUser, loginAbilities: ['ok', 'not ok'] })).toMatch(
+      /^KnoxModule: `loginAbilities`\[1\] is not an ability name \(/,
+    );
+    expect(
+      failure({ validateUser, personalAccessTokens: { createAbility: '*' } }),
+    ).toMatch(
+      /^KnoxModule: `personalAccessTokens.createAbility` must be one ability without wildcard \(e.g. 'tokens:create'\), or null; got "\*"\./,
+    );
+    expect(failure({ validateUser, personalAccessTokens: { maxTtl: 0 } })).toBe(
+      'KnoxModule: `personalAccessTokens.maxTtl` must be at least 1 ms, or null for no cap; got 0.',
+    );
+    expect(
+      failure({ validateUser, personalAccessTokens: { maxTtl: 1e20 } }),
+    ).toBe(
+      'KnoxModule: `personalAccessTokens.maxTtl` of 100000000000000000000 ms puts the expiry past the largest date JavaScript can hold; use null for no cap.',
+    );
+    expect(failure({ validateUser, personalAccessTokens: true })).toBe(
+      'KnoxModule: `personalAccessTokens` must be an object ({ maxTtl, createAbility }) or false.',
+    );
+    expect(failure({ validateUser, personalAccessTokens: { maxTTL: 5 } })).toBe(
+      "KnoxModule: unknown option 'personalAccessTokens.maxTTL' — did you mean 'personalAccessTokens.maxTtl'?",
+    );
+    expect(failure({ validateUser, getTokenAbilities: ['a'] })).toBe(
+      'KnoxModule: `getTokenAbilities` must be a function.',
+    );
+  });
+});

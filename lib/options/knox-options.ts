@@ -1,4 +1,5 @@
-import { HOUR, MINUTE } from '../knox.constants.js';
+import { DAY, HOUR, MINUTE } from '../knox.constants.js';
+import { ABILITY_RULE, isAbility } from '../abilities/knox-abilities.js';
 import type { ThrottlerStorage } from '@nestjs/throttler';
 import type {
   KnoxLegacyTokenDigest,
@@ -10,6 +11,7 @@ import {
   KnoxOptionsError,
   TOKEN_FORMATS,
   TOKEN_NAME_COLUMN_LENGTH,
+  checkAbilities,
   checkBoolean,
   checkCount,
   checkDuration,
@@ -48,6 +50,7 @@ export interface ResolvedKnoxOptions
       | 'getTokenPrefix'
       | 'getTokenLimitPerUser'
       | 'getLoginResponse'
+      | 'getTokenAbilities'
       | 'clock'
     > {
   raw: KnoxModuleOptions;
@@ -66,6 +69,15 @@ export interface ResolvedKnoxOptions
   rotationGracePeriod: number;
   /** Digests of earlier hashing schemes, tried after the current one; empty for none. */
   legacyTokenDigests: readonly KnoxLegacyTokenDigest[];
+  /** What a login body may ask for in `abilities`; `null`: a login may not carry `abilities`. */
+  loginAbilities: string[] | null;
+  /** `POST {path}/tokens`; `null` when turned off. */
+  personalAccessTokens: {
+    maxTtl: number | null;
+    createAbility: string | null;
+  } | null;
+  /** The username `validateUser` is given when a user re-authenticates. */
+  getUsername: (user: unknown) => unknown;
   loginThrottle: {
     ttl: number;
     limitPerUsername: number;
@@ -190,6 +202,67 @@ export const LOGIN_THROTTLE_OPTIONS: KnoxOptionTable = {
   },
 };
 
+/** The rows of `personalAccessTokens: { … }`. */
+export const PERSONAL_ACCESS_TOKEN_OPTIONS: KnoxOptionTable = {
+  maxTtl: {
+    kind: 'duration',
+    fallback: fixed(365 * DAY),
+    check: (value, _r, name) => {
+      if (value === null) {
+        return null;
+      }
+      const ttl = checkDuration(name, value, true) as number;
+      if (ttl < 1) {
+        throw new KnoxOptionsError(
+          `\`${name}\` must be at least 1 ms, or null for no cap; got ${ttl}.`,
+        );
+      }
+      if (Number.isNaN(new Date(Date.now() + ttl).getTime())) {
+        throw new KnoxOptionsError(
+          `\`${name}\` of ${ttl} ms puts the expiry past the largest date JavaScript can hold; use null for no cap.`,
+        );
+      }
+      return ttl;
+    },
+  },
+  createAbility: {
+    kind: 'string',
+    fallback: fixed(null),
+    check: (value, _r, name) => {
+      if (value === null) {
+        return null;
+      }
+      if (!isAbility(value) || value.includes('*')) {
+        throw new KnoxOptionsError(
+          `\`${name}\` must be one ability without wildcard (e.g. 'tokens:create'), or null; got ${JSON.stringify(value)}. An ability is ${ABILITY_RULE}.`,
+        );
+      }
+      return value;
+    },
+  },
+};
+
+function checkPersonalAccessTokens(value: unknown): unknown {
+  if (value === false) {
+    return null;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new KnoxOptionsError(
+      '`personalAccessTokens` must be an object ({ maxTtl, createAbility }) or false.',
+    );
+  }
+  return resolveTable(
+    PERSONAL_ACCESS_TOKEN_OPTIONS,
+    value as Record<string, unknown>,
+    'personalAccessTokens.',
+  );
+}
+
+function defaultGetUsername(user: unknown): unknown {
+  const record = (user ?? {}) as Record<string, unknown>;
+  return record.username ?? record.email;
+}
+
 function checkLoginThrottle(value: unknown): unknown {
   if (value === false) {
     return null;
@@ -301,6 +374,16 @@ export const KNOX_OPTIONS: KnoxOptionTable = {
     fallback: () => null,
     check: (value) => resolveKnoxCacheOptions(value),
   },
+  loginAbilities: {
+    kind: 'list',
+    fallback: fixed(null),
+    check: (value, _r, name) => checkAbilities(value, 'boot', name),
+  },
+  personalAccessTokens: {
+    kind: 'object',
+    fallback: () => checkPersonalAccessTokens({}),
+    check: checkPersonalAccessTokens,
+  },
   // The hooks come last: a key that is not an option is matched to the values first.
   isUserActive: hook(defaultIsUserActive),
   formatExpiry: hook((d: Date) => d.toISOString()),
@@ -308,6 +391,8 @@ export const KNOX_OPTIONS: KnoxOptionTable = {
   getTokenTtl: hook(),
   getTokenPrefix: hook(),
   getTokenLimitPerUser: hook(),
+  getTokenAbilities: hook(),
+  getUsername: hook(defaultGetUsername),
   getLoginResponse: hook(),
   clock: {
     kind: 'object',

@@ -3,6 +3,7 @@ import { MAXIMUM_TOKEN_PREFIX_LENGTH } from '../knox.constants.js';
 import type { KnoxClientInfo } from '../events/knox.events.js';
 import type { KnoxTokenLimitPolicy } from '../options/knox-module-options.interface.js';
 import {
+  checkAbilities,
   checkTokenLimit,
   checkTokenLimitPolicy,
   checkTokenName,
@@ -30,6 +31,17 @@ export interface KnoxCreateTokenOptions extends Partial<KnoxClientInfo> {
   limit?: number | null;
   /** What to do when the limit is reached. */
   policy?: KnoxTokenLimitPolicy;
+  /**
+   * What the token may do (see README "Abilities"): a list of abilities, or `null` (the
+   * default) for every ability.
+   */
+  abilities?: string[] | null;
+  /**
+   * The token the request was authenticated with, when a user creates a token for themselves:
+   * the call is refused (401) when that token has been retired by a rotation, revoked or has
+   * expired by the time the user's lock is taken.
+   */
+  actor?: KnoxToken;
 }
 
 /** A newly issued token: the plaintext (shown once) and its stored record. */
@@ -77,6 +89,7 @@ export function newToken(
     'service',
   );
   const name = checkTokenName(options.name ?? null);
+  const abilities = checkAbilities(options.abilities ?? null, 'service');
   const token = generateToken(
     resolved.tokenFormat,
     prefix,
@@ -96,7 +109,9 @@ export function newToken(
     // Login is a use; it also puts last use and expiry in the same phase, so the two writes
     // a request may cause (last use, auto refresh) fall due together.
     lastUsedAt: now,
+    lastUsedIp: options.ip?.slice(0, 45) ?? null,
     retiredAt: null,
+    abilities,
   });
   return { token, record };
 }

@@ -17,6 +17,7 @@ import {
 } from '../events/knox.events.js';
 import {
   checkPruneBatchSize,
+  checkTokenName,
   type ResolvedKnoxOptions,
 } from '../options/knox-options.js';
 import type { KnoxToken } from '../store/knox-token.entity.js';
@@ -85,6 +86,7 @@ export class KnoxSessions {
       this.options,
     );
     const evicted = await this.store.forUser(userId, async (tokens) => {
+      await this.checkActor(tokens, options.actor);
       let victims: KnoxToken[] = [];
       if (limit !== null) {
         const chosen = chooseEvictions(
@@ -107,8 +109,37 @@ export class KnoxSessions {
       ...this.events.tokenEvent(issued.record, userId, options),
       expiry: issued.record.expiry,
       name: issued.record.name,
+      abilities: issued.record.abilities,
     });
     return issued;
+  }
+
+  /**
+   * Renames one of the user's tokens (`null` clears the name); 404 when the user has no such
+   * token. See `KnoxTokenService.rename`.
+   */
+  async rename(
+    userId: unknown,
+    tokenId: string,
+    name: string | null,
+    options: Pick<KnoxRevokeOptions, 'actor'> = {},
+  ): Promise<KnoxToken> {
+    const checked = checkTokenName(name);
+    if (typeof tokenId !== 'string' || !UUID.test(tokenId)) {
+      throw new NotFoundException(KnoxMessages.TOKEN_NOT_FOUND);
+    }
+    const renamed = await this.store.forUser(userId, async (tokens) => {
+      await this.checkActor(tokens, options.actor);
+      const target = await tokens.findById(tokenId.toLowerCase());
+      if (!target || isExpired(target, this.clock.now())) {
+        return undefined;
+      }
+      return tokens.rename(target.id, checked);
+    });
+    if (!renamed) {
+      throw new NotFoundException(KnoxMessages.TOKEN_NOT_FOUND);
+    }
+    return renamed;
   }
 
   /** The user's live tokens, newest first, each with its user loaded. */
@@ -267,12 +298,15 @@ export class KnoxSessions {
             name: row.name,
             ip: row.ip,
             userAgent: row.userAgent,
+            abilities: row.abilities,
           },
           this.options,
         );
         Object.assign(successor.record, {
           created: row.created,
           expiry: rotatedExpiry(row, now, this.options),
+          // This rotation is the successor's first use.
+          lastUsedIp: client.ip?.slice(0, 45) ?? row.lastUsedIp,
         });
         let until = graceEnd(row, now, this.options.rotationGracePeriod);
         if (
@@ -303,6 +337,7 @@ export class KnoxSessions {
       ...this.events.tokenEvent(token, userId, client),
       newTokenId: issued.record.id,
       oldTokenValidUntil: graceUntil,
+      abilities: issued.record.abilities,
     });
     if (!graceUntil) {
       this.events.revoked([token], userId, 'rotated', client);

@@ -30,6 +30,8 @@ interface DbColumn {
   data_type: string;
   character_maximum_length: number | null;
   is_nullable: 'YES' | 'NO';
+  /** The element type of an array column with a leading `_` (`_text` for `text[]`). */
+  udt_name: string;
 }
 
 /**
@@ -54,7 +56,7 @@ export class KnoxSchemaCheck implements OnModuleInit {
     let rows: DbColumn[];
     try {
       rows = await dataSource.query(
-        `SELECT column_name, data_type, character_maximum_length, is_nullable
+        `SELECT column_name, data_type, character_maximum_length, is_nullable, udt_name
            FROM information_schema.columns
           WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2`,
         [metadata.schema ?? null, metadata.tableName],
@@ -145,9 +147,14 @@ export class KnoxSchemaCheck implements OnModuleInit {
     const driver = this.tokens.manager.connection.driver;
     const type = driver.normalizeType(column);
     const length = column.length ? Number(column.length) : undefined;
-    const expected = `${type}${length ? `(${length})` : ''} ${column.isNullable ? 'NULL' : 'NOT NULL'}`;
-    const got = `${actual.data_type}${actual.character_maximum_length ? `(${actual.character_maximum_length})` : ''} ${actual.is_nullable === 'YES' ? 'NULL' : 'NOT NULL'}`;
-    const typeOk = actual.data_type === type;
+    // information_schema calls every array column `ARRAY`; its element type is in udt_name.
+    const array = (data: string, udt: string) =>
+      data === 'ARRAY' ? `${udt.replace(/^_/, '')}[]` : data;
+    const expectedType = column.isArray ? `${type}[]` : type;
+    const actualType = array(actual.data_type, actual.udt_name);
+    const expected = `${expectedType}${length ? `(${length})` : ''} ${column.isNullable ? 'NULL' : 'NOT NULL'}`;
+    const got = `${actualType}${actual.character_maximum_length ? `(${actual.character_maximum_length})` : ''} ${actual.is_nullable === 'YES' ? 'NULL' : 'NOT NULL'}`;
+    const typeOk = actualType === expectedType;
     const lengthOk =
       !length ||
       actual.character_maximum_length === null ||

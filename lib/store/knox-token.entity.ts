@@ -14,6 +14,7 @@ import {
   knoxTableNames,
   type KnoxTableSchema,
 } from './knox-token-table.js';
+import { grants } from '../abilities/knox-abilities.js';
 
 /**
  * A token as stored: never the plaintext, only its SHA-512 digest. The layout matches
@@ -51,11 +52,33 @@ export class KnoxToken<User = any> {
    * rotation grace period) and is never refreshed. `null` for a token in use.
    */
   retiredAt: Date | null;
+  /**
+   * What the token may do (see README "Abilities"): a list of abilities, `'*'` for all and
+   * `ns:*` for a namespace, or `null` for every ability (tokens issued without abilities, and
+   * rows django-rest-knox wrote). Checked by `@KnoxAbilities` and {@link can}.
+   */
+  abilities: string[] | null;
+  /**
+   * The client IP of the last use, written together with `lastUsedAt` (same write, same
+   * interval); `null` until then for rows written before this column existed.
+   */
+  lastUsedIp: string | null;
+
+  /**
+   * Whether the token holds `ability`: `'*'` and `null` hold every ability, `ns:*` every
+   * ability that starts with `ns:`.
+   *
+   * @example
+   * if (!request.auth.can('posts:delete')) throw new ForbiddenException();
+   */
+  can(ability: string): boolean {
+    return grants(this.abilities, ability);
+  }
 
   /** Never serializes the digest. */
-  toJSON(): Omit<KnoxToken<User>, 'digest' | 'toJSON' | 'user'> {
+  toJSON(): Omit<KnoxToken<User>, 'digest' | 'toJSON' | 'user' | 'can'> {
     const { digest: _digest, user: _user, ...rest } = this;
-    return rest as Omit<KnoxToken<User>, 'digest' | 'toJSON' | 'user'>;
+    return rest as Omit<KnoxToken<User>, 'digest' | 'toJSON' | 'user' | 'can'>;
   }
 }
 
@@ -192,6 +215,18 @@ export function knoxTokenEntity(
 
     @Column({ name: 'retired_at', type: 'timestamptz', nullable: true })
     declare retiredAt: Date | null;
+
+    // Added by KnoxTokenAbilities9000000000004.
+    @Column({ type: 'text', array: true, nullable: true })
+    declare abilities: string[] | null;
+
+    @Column({
+      name: 'last_used_ip',
+      type: 'varchar',
+      length: 45,
+      nullable: true,
+    })
+    declare lastUsedIp: string | null;
   }
   for (const index of names.indexes) {
     Index(index.name, [properties[index.column]])(KnoxTokenEntity);

@@ -22,11 +22,13 @@ const FOREIGN_KEY_VIOLATION = '23503';
 
 /** The columns of the token table, as the statements below name them. */
 const COLUMNS =
-  'digest, token_key, id, user_id, created, expiry, ttl_ms, name, user_agent, ip, last_used_at, retired_at';
+  'digest, token_key, id, user_id, created, expiry, ttl_ms, name, user_agent, ip, last_used_at, retired_at, abilities, last_used_ip';
 
 /** What the request path writes to a token it authenticated. */
 export interface KnoxTouch {
   lastUsedAt: Date;
+  /** The client IP of this use, written with `lastUsedAt`; `null` keeps the one stored. */
+  lastUsedIp?: string | null;
   /** A new expiry, written only if the row is not retired and it extends the expiry. */
   expiry?: Date;
   /** Moves the row from a legacy digest to this (current) one. */
@@ -54,6 +56,8 @@ export interface KnoxUserTokens {
   retire(digest: string, expiry: Date, at: Date): Promise<boolean>;
   /** Writes a new expiry to a token that is not retired; whether it did. */
   extend(digest: string, expiry: Date): Promise<boolean>;
+  /** Renames the token with public id `id`; the renamed token, if the user has it. */
+  rename(id: string, name: string | null): Promise<KnoxToken | undefined>;
 }
 
 /**
@@ -115,6 +119,10 @@ export class KnoxTokenStore {
     const digests = change.digest ? [digest, change.digest] : [digest];
     const params: unknown[] = [digests, change.lastUsedAt];
     const sets = ['"last_used_at" = $2'];
+    if (change.lastUsedIp) {
+      params.push(change.lastUsedIp.slice(0, 45));
+      sets.push(`"last_used_ip" = $${params.length}`);
+    }
     if (change.expiry) {
       params.push(change.expiry);
       sets.push(
@@ -323,6 +331,13 @@ export class KnoxTokenStore {
         );
         return count > 0;
       },
+      rename: async (id, name) => {
+        const [rows] = await query<[Record<string, unknown>[], number]>(
+          `UPDATE ${table} SET name = $1 WHERE id = $2 AND user_id = $3 RETURNING ${COLUMNS}`,
+          [name, id, userId],
+        );
+        return rows[0] && toToken(rows[0]);
+      },
       extend: async (digest, expiry) => {
         const [, count] = await query<[unknown, number]>(
           `UPDATE ${table} SET expiry = $1 WHERE digest = $2 AND retired_at IS NULL`,
@@ -371,5 +386,7 @@ function toToken(row: Record<string, unknown>): KnoxToken {
     ip: (row.ip as string | null) ?? null,
     lastUsedAt: toDate(row.last_used_at),
     retiredAt: toDate(row.retired_at),
+    abilities: (row.abilities as string[] | null | undefined) ?? null,
+    lastUsedIp: (row.last_used_ip as string | null | undefined) ?? null,
   });
 }

@@ -12,6 +12,7 @@ import {
   tokenTablePath,
   userTableRef,
 } from './knox-migration-sql.js';
+import { tokenAbilitiesSql } from './knox-token-abilities.migration.js';
 
 /**
  * The names TypeORM records for the shipped migrations (its `migrations` table). Fixed forever:
@@ -32,6 +33,11 @@ export const KNOX_MIGRATION_NAMES = {
    * `'postgres'` bus).
    */
   cacheTriggers: 'KnoxCacheTriggers9000000000003',
+  /**
+   * Adds the `abilities` (`text[]`, `NULL` = every ability) and `last_used_ip` columns, in both
+   * layouts. Existing rows, and rows django-rest-knox inserts later, keep full access.
+   */
+  tokenAbilities: 'KnoxTokenAbilities9000000000004',
 } as const;
 
 /** Options of {@link knoxMigrations}: the same `tableName` / `schema` as given to `KnoxModule`. */
@@ -88,6 +94,8 @@ async function run(queryRunner: QueryRunner, statements: string[]) {
  *
  * - `schema: 'knox'` (default): `KnoxCreateTokenTable9000000000001` creates the table.
  * - `schema: 'django'`: `KnoxDjangoTakeover9000000000002` completes django-rest-knox's table.
+ * - then, in both: `KnoxTokenAbilities9000000000004` adds the `abilities` and `last_used_ip`
+ *   columns.
  *
  * @example
  * // data-source.ts
@@ -114,8 +122,9 @@ export function knoxMigrations(
       `knoxMigrations: \`schema\` must be 'knox' or 'django'; got ${String(schema)}.`,
     );
   }
+  const abilities = tokenAbilitiesMigration(tableName);
   if (schema === 'django') {
-    return [knoxDjangoTakeoverMigration(userEntity, tableName)];
+    return [knoxDjangoTakeoverMigration(userEntity, tableName), abilities];
   }
   const name = KNOX_MIGRATION_NAMES.createTokenTable;
   const sql = (queryRunner: QueryRunner) =>
@@ -129,7 +138,24 @@ export function knoxMigrations(
       (queryRunner) => run(queryRunner, sql(queryRunner).up),
       (queryRunner) => run(queryRunner, sql(queryRunner).down),
     ),
+    abilities,
   ];
+}
+
+function tokenAbilitiesMigration(tableName: string): KnoxMigrationClass {
+  return migration(
+    KNOX_MIGRATION_NAMES.tokenAbilities,
+    (queryRunner) =>
+      run(
+        queryRunner,
+        tokenAbilitiesSql(tokenTablePath(queryRunner, tableName)).up,
+      ),
+    (queryRunner) =>
+      run(
+        queryRunner,
+        tokenAbilitiesSql(tokenTablePath(queryRunner, tableName)).down,
+      ),
+  );
 }
 
 function knoxDjangoTakeoverMigration(

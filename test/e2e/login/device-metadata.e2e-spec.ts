@@ -60,6 +60,8 @@ describe.each(PLATFORMS)('login records the session (%s)', (platform) => {
     expect(row.expiry).toEqual(new Date(T0.getTime() + 10 * HOUR));
     expect(row.last_used_at).toEqual(T0);
     expect(row.retired_at).toBeNull();
+    expect(row.abilities).toBeNull();
+    expect(row.last_used_ip).toBe(row.ip);
 
     const [loginEvent] = eventsNamed(t, KnoxEvents.LOGIN);
     expect(loginEvent).toEqual({
@@ -70,6 +72,7 @@ describe.each(PLATFORMS)('login records the session (%s)', (platform) => {
       userAgent: UA,
       expiry: row.expiry,
       name: "Alice's iPhone 📱",
+      abilities: null,
     });
     expect(eventsJson(t)).not.toContain(token);
   });

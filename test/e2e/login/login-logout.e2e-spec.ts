@@ -41,12 +41,14 @@ describe.each(PLATFORMS)(
       );
     });
 
-    it('answers { expiry, token } and no `user` key without serializeUser', async () => {
+    it('answers { expiry, token, id } and no `user` key without serializeUser', async () => {
       const res = await t.http
         .post('/auth/login')
         .send({ username: 'alice', password: 'secret-password' });
       expect(res.status).toBe(200);
-      expect(Object.keys(res.body).sort()).toEqual(['expiry', 'token']);
+      expect(Object.keys(res.body).sort()).toEqual(['expiry', 'id', 'token']);
+      // The public id of the new session, as GET /auth/tokens lists it.
+      expect(res.body.id).toBe((await t.tokenRows())[0].id);
       expect(res.headers['cache-control']).toBe('no-store');
     });
 
@@ -241,15 +243,20 @@ describe.each(PLATFORMS)(
         expect(put.headers.allow).toBe('POST');
       }
       const list = await t.http
-        .post('/auth/tokens')
+        .put('/auth/tokens')
         .set('Authorization', `Token ${token}`);
       expect(list.status).toBe(405);
-      expect(list.headers.allow).toBe('GET');
+      expect(list.headers.allow).toBe('GET, POST');
       const one = await t.http
         .get('/auth/tokens/00000000-0000-4000-8000-000000000000')
         .set('Authorization', `Token ${token}`);
       expect(one.status).toBe(405);
-      expect(one.headers.allow).toBe('DELETE');
+      expect(one.headers.allow).toBe('PATCH, DELETE');
+      const post = await t.http
+        .post('/auth/tokens/00000000-0000-4000-8000-000000000000')
+        .set('Authorization', `Token ${token}`);
+      expect(post.status).toBe(405);
+      expect(post.headers.allow).toBe('PATCH, DELETE');
       expect(await t.tokenRows()).toHaveLength(1);
     });
 
@@ -406,6 +413,7 @@ describe.each(PLATFORMS)('per-login hooks (%s)', (platform) => {
     expect(res.body).toEqual({
       expiry: new Date(T0.getTime() + 10 * HOUR).toISOString(),
       token: expect.stringMatching(/^[0-9a-f]{64}$/),
+      id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       greeting: 'hello alice',
     });
   });

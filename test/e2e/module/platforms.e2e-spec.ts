@@ -31,6 +31,7 @@ describe.each(PLATFORMS)('core auth on %s', (platform) => {
     expect(byBasic.body).toEqual({
       expiry: new Date(t.clock.now().getTime() + 10 * HOUR).toISOString(),
       token: expect.stringMatching(/^[0-9a-f]{64}$/),
+      id: expect.stringMatching(/^[0-9a-f-]{36}$/),
     });
     const byBody = await t.http.post('/auth/login').send(credentials);
     expect(byBody.status).toBe(200);

@@ -124,6 +124,7 @@ describe.each(PLATFORMS)('POST /auth/rotate (%s)', (platform) => {
       expect(res.body).toEqual({
         expiry: at(12 * HOUR).toISOString(),
         token: expect.any(String),
+        id: (await rowOf(t, res.body.token)).id,
       });
       const fresh: string = res.body.token;
       expect(fresh).toMatch(/^[0-9a-f]{64}$/);
@@ -164,6 +165,7 @@ describe.each(PLATFORMS)('POST /auth/rotate (%s)', (platform) => {
             userAgent: LATER_UA,
             newTokenId: row.id,
             oldTokenValidUntil: null,
+            abilities: null,
           },
         },
         {
@@ -260,6 +262,7 @@ describe.each(PLATFORMS)('POST /auth/rotate (%s)', (platform) => {
           userAgent: null,
           newTokenId: (await rowOf(t, fresh)).id,
           oldTokenValidUntil: graceEnd,
+          abilities: null,
         },
       ]);
 
@@ -457,6 +460,7 @@ describe.each(PLATFORMS)('POST /auth/rotate with options (%s)', (platform) => {
       expect(res.body).toEqual({
         expiry: null,
         token: expect.stringMatching(/^TEST_[0-9a-f]{64}$/),
+        id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       });
       const rows = await t.tokenRows();
       expect(rows).toHaveLength(1);

@@ -246,10 +246,46 @@ describe('boot-time check of the token table', () => {
     );
   });
 
+  it('a table without the abilities migration: names its columns and says to run the pending migrations', async () => {
+    const schema = await freshSchema();
+    const [create] = knoxMigrations(TestUser);
+    const ds = await openDataSource({
+      schema: schema.name,
+      entities: [TestUser],
+      migrations: [create],
+    });
+    await ds.runMigrations();
+    await ds.destroy();
+    const error = await bootError({ schema: schema.name });
+    expect(error.message).toBe(
+      `KnoxModule: table ${schema.name}.knox_authtoken lacks columns abilities, last_used_ip: run the pending migrations of knoxMigrations(TestUser) (README "Your own PostgreSQL").`,
+    );
+  });
+
+  it('an abilities column of another type is a mismatch (text[] expected)', async () => {
+    const schema = await freshSchema();
+    const ds = await openDataSource({
+      schema: schema.name,
+      entities: [TestUser],
+      migrations: knoxMigrations(TestUser),
+    });
+    await ds.runMigrations();
+    await ds.query(
+      `ALTER TABLE "${schema.name}".knox_authtoken
+         ALTER COLUMN abilities TYPE varchar(50)[],
+         ALTER COLUMN last_used_ip TYPE jsonb USING to_jsonb(last_used_ip)`,
+    );
+    await ds.destroy();
+    const error = await bootError({ schema: schema.name });
+    expect(error.message).toBe(
+      `KnoxModule: table ${schema.name}.knox_authtoken has mismatched columns abilities (expected text[] NULL, found varchar[] NULL), last_used_ip (expected character varying(45) NULL, found jsonb NULL): alter those columns to the types expected (README "Your own PostgreSQL").`,
+    );
+  });
+
   describe('a django-rest-knox table not taken over yet', () => {
     let db: DjangoDatabase;
     const djangoMissing =
-      'lacks columns id, ttl_ms, name, user_agent, ip, last_used_at, retired_at';
+      'lacks columns id, ttl_ms, name, user_agent, ip, last_used_at, retired_at, abilities, last_used_ip';
 
     it("with schema: 'django': names the takeover migration", async () => {
       db = await loadDjangoFixture();

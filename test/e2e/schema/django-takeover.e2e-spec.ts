@@ -86,6 +86,7 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
     const ran = await ds.runMigrations();
     expect(ran.map((m) => m.name)).toEqual([
       KNOX_MIGRATION_NAMES.djangoTakeover,
+      KNOX_MIGRATION_NAMES.tokenAbilities,
     ]);
 
     // TypeORM sees nothing to change: not Django's FK, not its four indexes, not auth_user.
@@ -102,8 +103,16 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
       'ip',
       'last_used_at',
       'retired_at',
+      'abilities',
+      'last_used_ip',
     ]);
     expect(after.columns.slice(0, 5)).toEqual(before.columns);
+    // Django's rows keep every ability.
+    expect(
+      await ds.query(
+        `SELECT count(*)::int AS n FROM "${db.schema}".knox_authtoken WHERE abilities IS NOT NULL OR last_used_ip IS NOT NULL`,
+      ),
+    ).toEqual([{ n: 0 }]);
     // Django's constraints and indexes are all still there, unchanged; two were added.
     expect(after.constraints).toEqual(
       expect.arrayContaining(before.constraints),
@@ -160,6 +169,12 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
     );
 
     await ds.undoLastMigration();
+    // Reverting the abilities migration alone leaves the takeover's table as it was.
+    const takeoverOnly = await tableShape(ds, db.schema, 'knox_authtoken');
+    expect(takeoverOnly.columns).toEqual(after.columns.slice(0, -2));
+    expect(takeoverOnly.constraints).toEqual(after.constraints);
+    expect(takeoverOnly.indexes).toEqual(after.indexes);
+    await ds.undoLastMigration();
     expect(await tableShape(ds, db.schema, 'knox_authtoken')).toEqual(before);
     expect(await tokenRows(ds)).toEqual(rowsBefore);
     expect(await tableShape(ds, db.schema, 'auth_user')).toEqual(usersBefore);
@@ -173,11 +188,13 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
     await ds.runMigrations();
     const djangoFirst = await tableShape(ds, db.schema, 'knox_authtoken');
     await ds.undoLastMigration();
+    await ds.undoLastMigration();
     await ds.query(`DROP TABLE "${db.schema}".knox_authtoken`);
 
     const ran = await ds.runMigrations();
     expect(ran.map((m) => m.name)).toEqual([
       KNOX_MIGRATION_NAMES.djangoTakeover,
+      KNOX_MIGRATION_NAMES.tokenAbilities,
     ]);
     // Exactly the table Django's migrations 0001–0009 plus the takeover make.
     expect(await tableShape(ds, db.schema, 'knox_authtoken')).toEqual(
@@ -185,6 +202,7 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
     );
     expect(await pendingSchemaChanges(ds)).toEqual([]);
     // Reverting leaves Django's table (then owned by `manage.py migrate knox --fake`).
+    await ds.undoLastMigration();
     await ds.undoLastMigration();
     expect(await tableShape(ds, db.schema, 'knox_authtoken')).toEqual(django);
   });

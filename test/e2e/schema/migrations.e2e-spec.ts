@@ -14,6 +14,7 @@ import {
   djangoTakeoverSql,
 } from '../../../lib/store/migrations/knox-migration-sql.js';
 import { TestUser } from '../../support/fixtures.js';
+import { tokenAbilitiesSql } from '../../../lib/store/migrations/knox-token-abilities.migration.js';
 import {
   createTestSchema,
   openDataSource,
@@ -94,6 +95,7 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
       const ran = await ds.runMigrations();
       expect(ran.map((m) => m.name)).toEqual([
         KNOX_MIGRATION_NAMES.createTokenTable,
+        KNOX_MIGRATION_NAMES.tokenAbilities,
       ]);
       expect(await pendingSchemaChanges(ds, table)).toEqual([]);
       // The whole diff, user table included, is empty: nothing of the app's is touched either.
@@ -114,7 +116,12 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
         'ip',
         'last_used_at',
         'retired_at',
+        'abilities',
+        'last_used_ip',
       ]);
+      expect(
+        shape.columns.find((c) => c.column_name === 'abilities'),
+      ).toMatchObject({ data_type: 'ARRAY', is_nullable: 'YES' });
       expect(
         shape.columns.find((c) => c.column_name === 'user_id')!.data_type,
       ).toBe(userEntity === UuidUser ? 'uuid' : 'integer');
@@ -125,6 +132,7 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
         }),
       );
 
+      await ds.undoLastMigration();
       await ds.undoLastMigration();
       const after = await schemaShape(ds, schema!.name);
       delete (after as Record<string, unknown>).migrations;
@@ -197,6 +205,57 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
     expect(await schemaShape(ds, schema!.name)).toEqual(before);
   });
 
+  it('KnoxTokenAbilities9000000000004 on a table of the first migration: rows kept with abilities null, diff empty, reverts exactly', async () => {
+    const ds = await dataSourceFor(TestUser, undefined);
+    const [create] = knoxMigrations(TestUser);
+    // A deployment that ran only the first migration, with a token in it.
+    const first = await openDataSource({
+      schema: schema!.name,
+      entities: [TestUser],
+      migrations: [create],
+    });
+    open.push(first);
+    await first.runMigrations();
+    await first.query(
+      `INSERT INTO "${schema!.name}".knox_test_user (username, password) VALUES ('alice', 'pw')`,
+    );
+    await first.query(
+      `INSERT INTO "${schema!.name}".knox_authtoken (digest, token_key, user_id, created, last_used_at)
+       VALUES ($1, 'abcdefabcdefabc', 1, now(), now())`,
+      ['a'.repeat(128)],
+    );
+    const before = await tableShape(ds, schema!.name, 'knox_authtoken');
+    const rowsBefore = await ds.query(
+      `SELECT * FROM "${schema!.name}".knox_authtoken`,
+    );
+    expect(await pendingSchemaChanges(ds)).toEqual([
+      expect.stringContaining('ADD "abilities" text array'),
+      expect.stringContaining('ADD "last_used_ip" character varying(45)'),
+    ]);
+
+    const ran = await ds.runMigrations();
+    expect(ran.map((m) => m.name)).toEqual([
+      KNOX_MIGRATION_NAMES.tokenAbilities,
+    ]);
+    expect(await pendingSchemaChanges(ds)).toEqual([]);
+    const [row] = await ds.query(
+      `SELECT * FROM "${schema!.name}".knox_authtoken`,
+    );
+    expect(row).toEqual({
+      ...rowsBefore[0],
+      abilities: null,
+      last_used_ip: null,
+    });
+
+    await ds.undoLastMigration();
+    expect(await tableShape(ds, schema!.name, 'knox_authtoken')).toEqual(
+      before,
+    );
+    expect(
+      await ds.query(`SELECT * FROM "${schema!.name}".knox_authtoken`),
+    ).toEqual(rowsBefore);
+  });
+
   it('knoxMigrations refuses a bad call with a message', () => {
     expect(() => knoxMigrations(undefined as never)).toThrow(
       'knoxMigrations: pass your TypeORM user entity class, e.g. knoxMigrations(User).',
@@ -244,5 +303,12 @@ describe('the SQL in the README', () => {
     // The down statements, reflowed in the README: compare without layout.
     const flat = (sql: string) => sql.replace(/\s+/g, ' ').trim();
     expect(flat(down)).toBe(flat(`${takeover.down.join(';\n')};`));
+    const abilities = tokenAbilitiesSql({
+      schema: undefined,
+      table: 'knox_authtoken',
+    });
+    expect(blocks[2]).toBe(
+      `${abilities.up.join(';\n')};\n-- down:\n${abilities.down.join(';\n')};\n`,
+    );
   });
 });

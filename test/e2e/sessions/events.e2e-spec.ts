@@ -189,6 +189,7 @@ describe.each(PLATFORMS)('session events (%s)', (platform) => {
         userAgent: UA,
         newTokenId: c2Id,
         oldTokenValidUntil: null,
+        abilities: null,
       },
     ]);
     expect(eventsNamed(t, KnoxEvents.LOGOUT).map((p) => p.tokenId)).toEqual([

@@ -48,7 +48,9 @@ describe.each(PLATFORMS)('session routes (%s)', (platform) => {
           ip: laptop.row.ip,
           created: new Date(T0.getTime() + MINUTE).toISOString(),
           lastUsedAt: new Date(T0.getTime() + MINUTE).toISOString(),
+          lastUsedIp: laptop.row.ip,
           expiry: new Date(T0.getTime() + MINUTE + 10 * HOUR).toISOString(),
+          abilities: null,
           current: false,
         },
         {
@@ -59,7 +61,9 @@ describe.each(PLATFORMS)('session routes (%s)', (platform) => {
           created: T0.toISOString(),
           // This request is the first use in more than a minute: it is recorded.
           lastUsedAt: new Date(T0.getTime() + 3 * MINUTE).toISOString(),
+          lastUsedIp: phone.row.ip,
           expiry: new Date(T0.getTime() + 10 * HOUR).toISOString(),
+          abilities: null,
           current: true,
         },
       ]);

@@ -258,6 +258,7 @@ describe('KnoxTokenService, server side', () => {
           userAgent: 'admin',
           newTokenId: issued.record.id,
           oldTokenValidUntil: null,
+          abilities: null,
         },
       ]);
       expect(
