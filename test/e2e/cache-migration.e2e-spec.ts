@@ -172,6 +172,7 @@ suite('cache triggers migration', () => {
       expect(ran.map((m) => m.name)).toEqual([
         'KnoxCreateTokenTable9000000000001',
         'KnoxCacheTriggers9000000000003',
+        'KnoxTokenAbilities9000000000004',
       ]);
       const runner = migrated.createQueryRunner();
       expect(await hasKnoxCacheTriggers(runner, 'knox_authtoken')).toBe(true);
