@@ -93,14 +93,48 @@ describe('KnoxTokenCache', () => {
     expect(cache.size).toBe(3);
   });
 
-  it('refuses to remember after an invalidation since the ticket', () => {
+  it('refuses to remember after an invalidation of that token, its user, or a flush since the ticket', () => {
+    const { cache, clock } = setup();
+    const remember = (ticket: number, digest: string, user: number) =>
+      cache.remember(ticket, { user: {}, token: token(digest, clock) }, user);
+
+    let ticket = cache.ticket();
+    cache.deleteTokens(['d']);
+    expect(remember(ticket, 'd', 1)).toBe(false);
+    expect(cache.get('d')).toBeUndefined();
+
+    ticket = cache.ticket();
+    cache.deleteUser(1);
+    expect(remember(ticket, 'd', 1)).toBe(false);
+
+    ticket = cache.ticket();
+    cache.clear();
+    expect(remember(ticket, 'd', 1)).toBe(false);
+
+    // Another token's or user's invalidation (e.g. the notification of a legacy digest's
+    // upgrade, which names the old digest) does not refuse it.
+    ticket = cache.ticket();
+    cache.deleteTokens(['unrelated']);
+    cache.deleteUser(2);
+    expect(remember(ticket, 'd', 1)).toBe(true);
+    expect(cache.get('d')).toBeDefined();
+  });
+
+  it('stays safe when it forgets old invalidations: refuses every earlier ticket', () => {
     const { cache, clock } = setup();
     const ticket = cache.ticket();
-    cache.deleteTokens(['unrelated']);
+    cache.deleteTokens(['d']);
+    // Push the record of 'd' out of the bounded memory of invalidations.
+    for (let i = 0; i < 10_001; i += 1) {
+      cache.deleteTokens([`x${i}`]);
+    }
     expect(
       cache.remember(ticket, { user: {}, token: token('d', clock) }, 1),
     ).toBe(false);
-    expect(cache.get('d')).toBeUndefined();
+    const later = cache.ticket();
+    expect(
+      cache.remember(later, { user: {}, token: token('d', clock) }, 1),
+    ).toBe(true);
   });
 
   it('drops by digest, by user, or everything; and tells the bus of local ones only', () => {

@@ -26,14 +26,25 @@ interface Entry {
  * same methods for other writers. While the bus is down the cache is `suspend`ed: every lookup
  * misses, nothing is remembered, and `resume` starts from an empty cache.
  *
- * A lookup that misses takes a `ticket`; `remember` with that ticket is refused when any
- * invalidation happened in between, so a read that raced a revocation never caches the row the
- * revocation removed.
+ * A lookup that misses takes a `ticket`; `remember` with that ticket is refused when an
+ * invalidation of that token or of its user (or a flush) happened in between, so a read that
+ * raced a revocation never caches the row the revocation removed. Invalidations of other tokens
+ * do not refuse it (a legacy-digest upgrade's own notification names the old digest only).
+ * The per-token record is bounded; what it forgets raises a floor that refuses conservatively.
  */
 export class KnoxTokenCache {
   private readonly entries: LRUCache<string, Entry>;
   private readonly byUser = new Map<string, Set<string>>();
   private epoch = 0;
+  /** The epoch of the last invalidation of each digest / user key (bounded). */
+  private readonly invalidated = new LRUCache<string, number>({
+    max: 10_000,
+    dispose: (epoch) => {
+      this.floor = Math.max(this.floor, epoch);
+    },
+  });
+  /** Tickets at or below this epoch are refused: a flush, or a forgotten invalidation. */
+  private floor = 0;
   private live = false;
   /** Called after each local invalidation (the Redis bus publishes it). */
   onLocalInvalidation?: (message: KnoxCacheMessage) => void;
@@ -86,6 +97,15 @@ export class KnoxTokenCache {
     return { user: entry.user, token };
   }
 
+  /** Whether the token or its user was invalidated (or the cache flushed) after `ticket`. */
+  private staleSince(ticket: number, digest: string, userKey: string): boolean {
+    return (
+      this.floor > ticket ||
+      (this.invalidated.get(`t:${digest}`) ?? 0) > ticket ||
+      (this.invalidated.get(`u:${userKey}`) ?? 0) > ticket
+    );
+  }
+
   /** A ticket for a lookup about to go to the database (see {@link remember}). */
   ticket(): number {
     return this.epoch;
@@ -103,11 +123,11 @@ export class KnoxTokenCache {
     userId: unknown,
     storedAt: number = this.clock.now().getTime(),
   ): boolean {
-    if (!this.live || ticket !== this.epoch) {
-      return false;
-    }
     const digest = auth.token.digest;
     const userKey = String(userId);
+    if (!this.live || this.staleSince(ticket, digest, userKey)) {
+      return false;
+    }
     const token = Object.assign(
       Object.create(Object.getPrototypeOf(auth.token) as object) as KnoxToken,
       auth.token,
@@ -144,6 +164,7 @@ export class KnoxTokenCache {
     this.epoch++;
     for (const digest of digests) {
       this.entries.delete(digest);
+      this.invalidated.set(`t:${digest}`, this.epoch);
     }
     if (local && digests.length > 0) {
       this.onLocalInvalidation?.({ kind: 'tokens', digests: [...digests] });
@@ -154,6 +175,7 @@ export class KnoxTokenCache {
   deleteUser(userId: unknown, local = true): void {
     this.epoch++;
     const userKey = String(userId);
+    this.invalidated.set(`u:${userKey}`, this.epoch);
     const digests = this.byUser.get(userKey);
     if (digests) {
       for (const digest of [...digests]) {
@@ -168,6 +190,8 @@ export class KnoxTokenCache {
   /** Drops everything. */
   clear(): void {
     this.epoch++;
+    this.floor = this.epoch;
+    this.invalidated.clear();
     this.entries.clear();
     this.byUser.clear();
   }
