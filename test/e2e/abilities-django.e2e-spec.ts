@@ -15,14 +15,9 @@ import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import supertest from 'supertest';
+import { DataSource, type DataSourceOptions } from 'typeorm';
 import {
-  Column,
-  DataSource,
-  Entity,
-  PrimaryGeneratedColumn,
-  type DataSourceOptions,
-} from 'typeorm';
-import {
+  DjangoUser,
   KNOX_MIGRATION_NAMES,
   KnoxAbilities,
   KnoxAnyAbility,
@@ -36,22 +31,6 @@ import {
   readDjangoFixture,
   type DjangoDatabase,
 } from '../support/schema.js';
-
-/** Django's `auth_user`, mapped read-only. */
-@Entity({ name: 'auth_user', synchronize: false })
-class DjangoUser {
-  @PrimaryGeneratedColumn()
-  id: number;
-
-  @Column({ type: 'varchar', length: 150 })
-  username: string;
-
-  @Column({ type: 'varchar', length: 128 })
-  password: string;
-
-  @Column({ name: 'is_active', type: 'boolean' })
-  isActive: boolean;
-}
 
 @Controller('posts')
 @UseGuards(KnoxGuard)

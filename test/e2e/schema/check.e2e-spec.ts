@@ -4,14 +4,9 @@ import type { INestApplication, Type } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import supertest from 'supertest';
+import { DataSource, type DataSourceOptions } from 'typeorm';
 import {
-  Column,
-  DataSource,
-  Entity,
-  PrimaryGeneratedColumn,
-  type DataSourceOptions,
-} from 'typeorm';
-import {
+  DjangoUser,
   KnoxModule,
   KnoxSchemaError,
   knoxMigrations,
@@ -28,22 +23,6 @@ import {
   type DjangoDatabase,
   type TestSchema,
 } from '../../support/schema.js';
-
-/** Django's `auth_user`, mapped read-only. */
-@Entity({ name: 'auth_user', synchronize: false })
-class DjangoUser {
-  @PrimaryGeneratedColumn()
-  id: number;
-
-  @Column({ type: 'varchar', length: 150 })
-  username: string;
-
-  @Column({ type: 'varchar', length: 128 })
-  password: string;
-
-  @Column({ name: 'is_active', type: 'boolean' })
-  isActive: boolean;
-}
 
 describe('boot-time check of the token table', () => {
   const cleanups: (() => Promise<unknown>)[] = [];

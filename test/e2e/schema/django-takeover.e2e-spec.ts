@@ -1,12 +1,8 @@
 import 'reflect-metadata';
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { type DataSource } from 'typeorm';
 import {
-  Column,
-  Entity,
-  PrimaryGeneratedColumn,
-  type DataSource,
-} from 'typeorm';
-import {
+  DjangoUser,
   KNOX_MIGRATION_NAMES,
   knoxMigrations,
   knoxTokenEntity,
@@ -20,22 +16,6 @@ import {
   tableShape,
   type DjangoDatabase,
 } from '../../support/schema.js';
-
-/** Django's `auth_user`, mapped read-only: TypeORM must never alter Django's table. */
-@Entity({ name: 'auth_user', synchronize: false })
-class DjangoUser {
-  @PrimaryGeneratedColumn()
-  id: number;
-
-  @Column({ type: 'varchar', length: 150 })
-  username: string;
-
-  @Column({ type: 'varchar', length: 128 })
-  password: string;
-
-  @Column({ name: 'is_active', type: 'boolean' })
-  isActive: boolean;
-}
 
 const DJANGO_COLUMNS = ['digest', 'created', 'user_id', 'expiry', 'token_key'];
 
