@@ -13,4 +13,8 @@ export const KnoxMessages = {
   UNAVAILABLE:
     'The authentication service is temporarily unavailable. Please retry shortly.',
   TOKEN_NOT_FOUND: 'Token not found.',
+  CSRF_NO_ORIGIN:
+    'CSRF check failed: a request authenticated by the token cookie must carry an Origin (or Referer) header.',
+  CSRF_UNTRUSTED_ORIGIN:
+    'CSRF check failed: the request comes from an origin that is not trusted.',
 } as const;

@@ -36,6 +36,11 @@ import type {
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
 import { clientInfoOf } from './knox-request.util.js';
 import {
+  checkKnoxCsrf,
+  knoxClearedCookie,
+  knoxTokenCookie,
+} from '../transports/cookie/knox-cookie.js';
+import {
   readCredentials,
   readLoginBody,
   readTokenName,
@@ -114,6 +119,10 @@ export class KnoxController {
     @Req() request: KnoxRequest,
     @Res({ passthrough: true }) response: unknown,
   ): Promise<unknown> {
+    if (this.options.cookie) {
+      // Login CSRF: another site must not log the browser into an account of its choosing.
+      checkKnoxCsrf(request, this.options.cookie);
+    }
     const body = readLoginBody(request.body);
     const credentials = await this.challenge(response, () =>
       readCredentials(request.headers.authorization, body),
@@ -133,7 +142,13 @@ export class KnoxController {
       }),
     );
     try {
-      return await this.loginResponse(issued.token, issued.record, context);
+      const answer = await this.loginResponse(
+        issued.token,
+        issued.record,
+        context,
+      );
+      this.setTokenCookie(response, issued.token, issued.record);
+      return answer;
     } catch (error) {
       // The client never receives this token: revoke it rather than leave a live token that
       // nobody holds (and that counts toward the user's limit).
@@ -146,8 +161,18 @@ export class KnoxController {
   @Post('logout')
   @UseGuards(KnoxGuard)
   @HttpCode(204)
-  async logout(@Req() request: AuthenticatedRequest): Promise<void> {
+  async logout(
+    @Req() request: AuthenticatedRequest,
+    @Res({ passthrough: true }) response: unknown,
+  ): Promise<void> {
     await this.tokens.revoke(request.auth, 'logout', clientInfoOf(request));
+    if (this.options.cookie) {
+      this.setHeader(
+        response,
+        'Set-Cookie',
+        knoxClearedCookie(this.options.cookie),
+      );
+    }
   }
 
   /** `POST logoutall`: revokes all the user's tokens. */
@@ -366,14 +391,31 @@ export class KnoxController {
     context: KnoxLoginContext,
   ): Promise<unknown> {
     const raw = this.options.raw;
+    // With the cookie transport the token goes in Set-Cookie only, out of the page's reach.
     const data: KnoxLoginResponse = {
       expiry: this.formatExpiry(record.expiry),
-      token,
+      ...(this.options.cookie ? {} : { token }),
     };
     if (raw.serializeUser) {
       data.user = raw.serializeUser(context.user);
     }
     return raw.getLoginResponse ? raw.getLoginResponse(data, context) : data;
+  }
+
+  /** With the cookie transport on, sets the token cookie (it expires with the token). */
+  private setTokenCookie(
+    response: unknown,
+    token: string,
+    record: KnoxToken,
+  ): void {
+    if (this.options.cookie) {
+      const expires = this.options.autoRefresh ? null : record.expiry;
+      this.setHeader(
+        response,
+        'Set-Cookie',
+        knoxTokenCookie(this.options.cookie, token, expires),
+      );
+    }
   }
 
   /** The user the credentials name: 401 when they do not check out or the user is inactive. */
