@@ -33,6 +33,10 @@ export const KnoxMessages = {
     '`password` is required: creating a token needs the account password again.',
   /** 403 from `POST tokens`: the password given for re-authentication is wrong. */
   WRONG_PASSWORD: 'The password is incorrect.',
+  CSRF_NO_ORIGIN:
+    'CSRF check failed: a request authenticated by the token cookie must carry an Origin (or Referer) header.',
+  CSRF_UNTRUSTED_ORIGIN:
+    'CSRF check failed: the request comes from an origin that is not trusted.',
 } as const;
 
 function quoted(abilities: readonly string[]): string {

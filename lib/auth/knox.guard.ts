@@ -22,6 +22,11 @@ import {
   unmetRequirement,
 } from '../abilities/knox-abilities.js';
 import { abilityRequirementsOf } from '../abilities/knox-abilities.decorator.js';
+import {
+  checkKnoxCsrf,
+  isCookieToken,
+  readKnoxCookie,
+} from '../transports/cookie/knox-cookie.js';
 
 const PRINTABLE_HEADER = /^[\x20-\x7e\t]*$/;
 const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;
@@ -142,11 +147,33 @@ export class KnoxGuard implements CanActivate {
 
   /**
    * Reads the token from the request: `null` when there is none for this guard (no
-   * `Authorization` header, or another scheme), which is answered 401; throws 401 for a
-   * malformed header. Called on every check, also when another KnoxGuard already authenticated
+   * `Authorization` header, or another scheme, and no token cookie), which is answered 401;
+   * throws 401 for a malformed header, 403 for a cookie-authenticated unsafe request from an
+   * untrusted origin. Called on every check, also when another KnoxGuard already authenticated
    * the request: only a token equal to the one that did skips the database.
    */
   protected extractToken(request: KnoxRequest): string | null {
+    return this.headerToken(request) ?? this.cookieToken(request);
+  }
+
+  /**
+   * With the cookie transport on, the token cookie (when there is no `Authorization` token);
+   * a request with an unsafe method must then pass the Origin check (403 otherwise).
+   */
+  private cookieToken(request: KnoxRequest): string | null {
+    const cookie = this.options.cookie;
+    const token = cookie ? readKnoxCookie(request, cookie) : null;
+    if (!cookie || token === null) {
+      return null;
+    }
+    if (!isCookieToken(token)) {
+      throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
+    }
+    checkKnoxCsrf(request, cookie);
+    return token;
+  }
+
+  private headerToken(request: KnoxRequest): string | null {
     const header = request.headers?.authorization;
     if (typeof header !== 'string') {
       return null;

@@ -39,6 +39,13 @@ import type {
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
 import { clientInfoOf } from './knox-request.util.js';
 import {
+  checkKnoxCsrf,
+  knoxClearedCookie,
+  knoxTokenCookie,
+  readKnoxCookie,
+} from '../transports/cookie/knox-cookie.js';
+import { digestToken, digestsEqual } from '../tokens/knox-token-format.js';
+import {
   readCredentials,
   readLoginBody,
   readTokenName,
@@ -141,6 +148,10 @@ export class KnoxController {
     @Req() request: KnoxRequest,
     @Res({ passthrough: true }) response: unknown,
   ): Promise<unknown> {
+    if (this.options.cookie) {
+      // Login CSRF: another site must not log the browser into an account of its choosing.
+      checkKnoxCsrf(request, this.options.cookie);
+    }
     const body = readLoginBody(request.body);
     const credentials = await this.challenge(response, () =>
       readCredentials(request.headers.authorization, body),
@@ -164,7 +175,13 @@ export class KnoxController {
       }),
     );
     try {
-      return await this.loginResponse(issued.token, issued.record, context);
+      const answer = await this.loginResponse(
+        issued.token,
+        issued.record,
+        context,
+      );
+      this.setTokenCookie(response, issued.token, issued.record);
+      return answer;
     } catch (error) {
       // The client never receives this token: revoke it rather than leave a live token that
       // nobody holds (and that counts toward the user's limit).
@@ -177,8 +194,12 @@ export class KnoxController {
   @Post('logout')
   @UseGuards(KnoxGuard)
   @HttpCode(204)
-  async logout(@Req() request: AuthenticatedRequest): Promise<void> {
+  async logout(
+    @Req() request: AuthenticatedRequest,
+    @Res({ passthrough: true }) response: unknown,
+  ): Promise<void> {
     await this.tokens.revoke(request.auth, 'logout', clientInfoOf(request));
+    this.clearTokenCookie(response);
   }
 
   /** `POST logoutall`: revokes all the user's tokens. */
@@ -196,6 +217,7 @@ export class KnoxController {
         ...clientInfoOf(request),
       }),
     );
+    this.clearTokenCookie(response);
   }
 
   /** `POST logoutothers`: revokes all the user's tokens except this one. */
@@ -332,6 +354,7 @@ export class KnoxController {
     const expiry = await this.asSessionHolder(request, response, () =>
       this.tokens.refresh(request.auth, clientInfoOf(request)),
     );
+    this.renewTokenCookie(request, response, expiry);
     return { expiry: this.formatExpiry(expiry) };
   }
 
@@ -348,9 +371,14 @@ export class KnoxController {
     const issued = await this.asSessionHolder(request, response, () =>
       this.tokens.rotate(request.auth, clientInfoOf(request)),
     );
+    // A session held in the cookie gets its new token in the cookie, out of the page's reach.
+    const inCookie = this.cookieCredential(request) !== null;
+    if (inCookie) {
+      this.setTokenCookie(response, issued.token, issued.record);
+    }
     return {
       expiry: this.formatExpiry(issued.record.expiry),
-      token: issued.token,
+      ...(inCookie ? {} : { token: issued.token }),
       id: issued.record.id,
     };
   }
@@ -512,15 +540,76 @@ export class KnoxController {
     context: KnoxLoginContext,
   ): Promise<unknown> {
     const raw = this.options.raw;
+    // With the cookie transport the token goes in Set-Cookie only, out of the page's reach.
     const data: KnoxLoginResponse = {
       expiry: this.formatExpiry(record.expiry),
-      token,
+      ...(this.options.cookie ? {} : { token }),
       id: record.id,
     };
     if (raw.serializeUser) {
       data.user = raw.serializeUser(context.user);
     }
     return raw.getLoginResponse ? raw.getLoginResponse(data, context) : data;
+  }
+
+  /** With the cookie transport on, sets the token cookie (it expires with the token). */
+  private setTokenCookie(
+    response: unknown,
+    token: string,
+    record: KnoxToken,
+  ): void {
+    if (this.options.cookie) {
+      const expires = this.options.autoRefresh ? null : record.expiry;
+      this.setHeader(
+        response,
+        'Set-Cookie',
+        knoxTokenCookie(this.options.cookie, token, expires),
+      );
+    }
+  }
+
+  /** With the cookie transport on, clears the token cookie (its token is revoked). */
+  private clearTokenCookie(response: unknown): void {
+    if (this.options.cookie) {
+      this.setHeader(
+        response,
+        'Set-Cookie',
+        knoxClearedCookie(this.options.cookie),
+      );
+    }
+  }
+
+  /**
+   * After a refresh of a token that came in the cookie, sets the cookie again with the new expiry
+   * (with `autoRefresh` the cookie has no `Expires`, so there is nothing to move).
+   */
+  private renewTokenCookie(
+    request: AuthenticatedRequest,
+    response: unknown,
+    expiry: Date | null,
+  ): void {
+    const token = this.cookieCredential(request);
+    if (token !== null && !this.options.autoRefresh) {
+      this.setHeader(
+        response,
+        'Set-Cookie',
+        knoxTokenCookie(this.options.cookie!, token, expiry),
+      );
+    }
+  }
+
+  /**
+   * The token cookie when it is what authenticated this request (not an `Authorization` header):
+   * a session held in the cookie is renewed and rotated in the cookie, one held by a header
+   * client in the answer's body.
+   */
+  private cookieCredential(request: AuthenticatedRequest): string | null {
+    const cookie = this.options.cookie;
+    const token = cookie ? readKnoxCookie(request, cookie) : null;
+    return token !== null &&
+      digestsEqual(digestToken(token), request.auth.digest)
+      ? token
+      : null;
   }
 
   /** The user the credentials name: 401 when they do not check out or the user is inactive. */

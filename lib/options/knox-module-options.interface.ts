@@ -74,12 +74,59 @@ export interface KnoxAbilitiesContext<
 export interface KnoxLoginResponse {
   /** The expiry, formatted by `formatExpiry`, or `null` for a token that never expires. */
   expiry: string | number | null;
-  /** The token in plaintext. This is the only time it is ever shown. */
-  token: string;
+  /**
+   * The token in plaintext. This is the only time it is ever shown. Absent when the cookie
+   * transport is on (`cookie`): the token is then in the `Set-Cookie` header only.
+   */
+  token?: string;
   /** The new token's public id (as `GET {path}/tokens` lists it), so a client knows its session. */
   id: string;
   /** The user, when `serializeUser` is set. */
   user?: unknown;
+}
+
+/** The cookie transport's settings (`cookie` in {@link KnoxModuleOptions}). */
+export interface KnoxCookieOptions {
+  /**
+   * The cookie's name. A `__Host-` name (e.g. `__Host-knox`) pins it to the exact host; it
+   * needs `secure`, path `/` and no `domain`.
+   * @default 'knox_token'
+   */
+  name?: string;
+
+  /**
+   * Sends the cookie over HTTPS only. Turn it off only for local development over plain HTTP.
+   * @default true
+   */
+  secure?: boolean;
+
+  /**
+   * The `SameSite` attribute. `'strict'` keeps every cross-site request from carrying the
+   * cookie; `'lax'` lets top-level cross-site navigations (GET links) carry it.
+   * @default 'strict'
+   */
+  sameSite?: 'strict' | 'lax';
+
+  /**
+   * The cookie's `Path`.
+   * @default '/'
+   */
+  path?: string;
+
+  /**
+   * The cookie's `Domain`; unset, the cookie is host-only (the safer choice).
+   * @default undefined
+   */
+  domain?: string;
+
+  /**
+   * Origins (`https://app.example.com`) allowed to send unsafe requests (POST, PUT, PATCH,
+   * DELETE…) authenticated by the cookie, besides the API's own host (the `Host` header). Add
+   * the front end's origin when it is served from another origin, or when a proxy rewrites
+   * `Host`.
+   * @default []
+   */
+  trustedOrigins?: string[];
 }
 
 /**
@@ -378,6 +425,16 @@ export interface KnoxModuleOptions<User = any> {
    * @default { ttl: 60000, limitPerUsername: 10, limitPerIp: 30, maxKeys: 100000 }
    */
   loginThrottle?: KnoxLoginThrottleOptions | false;
+
+  /**
+   * The cookie transport, for browser front ends that must not hold tokens in JavaScript: login
+   * sets the token in an `HttpOnly; Secure; SameSite=Strict` cookie instead of the response body,
+   * the guards read it when there is no `Authorization` header, requests with unsafe methods that
+   * rely on it must pass an Origin check (CSRF), and logout clears it. See
+   * {@link KnoxCookieOptions}. `true` takes every default.
+   * @default false
+   */
+  cookie?: KnoxCookieOptions | boolean;
 
   /**
    * The clock, for tests and for apps with their own time source.

@@ -104,6 +104,8 @@ export interface TestAppOptions {
   databaseUrl?: string;
   /** TypeORM `extra`: pg pool settings such as `connectionTimeoutMillis`. */
   dataSourceExtra?: Record<string, unknown>;
+  /** Called on the app before `init()` (e.g. to set a WebSocket adapter or a middleware). */
+  configureApp?: (app: INestApplication) => void;
 }
 
 export interface TestApp {
@@ -235,6 +237,7 @@ export async function createTestApp(
       ).set('trust proxy', options.trustProxy);
     }
     app.useLogger(false);
+    options.configureApp?.(app);
     await app.init();
     if (options.platform === 'fastify') {
       await (

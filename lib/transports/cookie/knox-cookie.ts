@@ -1,0 +1,123 @@
+import { ForbiddenException } from '@nestjs/common';
+import { KnoxMessages } from '../../knox.messages.js';
+import type { KnoxRequest } from '../../options/knox-module-options.interface.js';
+
+/** The cookie transport's settings, resolved (see `KnoxModuleOptions.cookie`). */
+export interface ResolvedKnoxCookie {
+  name: string;
+  secure: boolean;
+  sameSite: 'strict' | 'lax';
+  path: string;
+  domain: string | null;
+  /** Lower-cased `scheme://host[:port]` origins trusted beside the request's own host. */
+  trustedOrigins: string[];
+}
+
+/** The methods a CSRF defence must guard (everything but the safe ones, RFC 9110 §9.2.1). */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;
+
+/** The attributes shared by the cookie that sets the token and the one that clears it. */
+function attributes(cookie: ResolvedKnoxCookie): string {
+  return [
+    `Path=${cookie.path}`,
+    ...(cookie.domain ? [`Domain=${cookie.domain}`] : []),
+    'HttpOnly',
+    ...(cookie.secure ? ['Secure'] : []),
+    `SameSite=${cookie.sameSite === 'strict' ? 'Strict' : 'Lax'}`,
+  ].join('; ');
+}
+
+/**
+ * The `Set-Cookie` value that carries a new token. It expires with the token; with
+ * `autoRefresh` (the server moves the expiry) or a token that never expires, it is a
+ * browser-session cookie.
+ */
+export function knoxTokenCookie(
+  cookie: ResolvedKnoxCookie,
+  token: string,
+  expires: Date | null,
+): string {
+  return [
+    `${cookie.name}=${token}`,
+    ...(expires ? [`Expires=${expires.toUTCString()}`] : []),
+    attributes(cookie),
+  ].join('; ');
+}
+
+/** The `Set-Cookie` value that removes the token cookie. */
+export function knoxClearedCookie(cookie: ResolvedKnoxCookie): string {
+  return `${cookie.name}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; ${attributes(cookie)}`;
+}
+
+/** The token cookie of the request (from the `Cookie` header; no cookie parser needed). */
+export function readKnoxCookie(
+  request: KnoxRequest,
+  cookie: ResolvedKnoxCookie,
+): string | null {
+  const header = request.headers?.cookie;
+  if (typeof header !== 'string') {
+    return null;
+  }
+  for (const pair of header.split(';')) {
+    const at = pair.indexOf('=');
+    if (at > 0 && pair.slice(0, at).trim() === cookie.name) {
+      let value = pair.slice(at + 1).trim();
+      if (value.startsWith('"') && value.endsWith('"') && value.length > 1) {
+        value = value.slice(1, -1);
+      }
+      return value.length > 0 ? value : null;
+    }
+  }
+  return null;
+}
+
+/** `scheme://host[:port]` of a URL, lower-cased, or `null` when it is not one. */
+function originOf(value: string): string | null {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:'
+      ? url.origin.toLowerCase()
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The CSRF defence of a request authenticated by the cookie: safe methods pass; an unsafe one
+ * must come from the request's own host or a trusted origin, as its `Origin` header (or, when a
+ * browser left it out, its `Referer`) says. Answers 403 otherwise. (The cookie is also
+ * `SameSite`, which keeps other sites' requests from carrying it in current browsers; the
+ * Origin check covers sibling subdomains, which count as same-site, and older browsers.)
+ */
+export function checkKnoxCsrf(
+  request: KnoxRequest,
+  cookie: ResolvedKnoxCookie,
+): void {
+  const method = String(request.method ?? 'GET').toUpperCase();
+  if (SAFE_METHODS.has(method)) {
+    return;
+  }
+  const { origin, referer, host } = request.headers ?? {};
+  const source =
+    typeof origin === 'string'
+      ? originOf(origin)
+      : typeof referer === 'string'
+        ? originOf(referer)
+        : null;
+  if (source === null) {
+    throw new ForbiddenException(KnoxMessages.CSRF_NO_ORIGIN);
+  }
+  const sameHost =
+    typeof host === 'string' && new URL(source).host === host.toLowerCase();
+  if (!sameHost && !cookie.trustedOrigins.includes(source)) {
+    throw new ForbiddenException(KnoxMessages.CSRF_UNTRUSTED_ORIGIN);
+  }
+}
+
+/** Whether a cookie value has the shape of a token (printable, no spaces). */
+export function isCookieToken(value: string): boolean {
+  return TOKEN_CHARACTERS.test(value);
+}

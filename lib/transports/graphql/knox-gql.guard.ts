@@ -1,0 +1,73 @@
+import { Injectable, type ExecutionContext } from '@nestjs/common';
+import { GraphQLError } from 'graphql';
+import { KnoxGuard } from '../../auth/knox.guard.js';
+import type { KnoxRequest } from '../../options/knox-module-options.interface.js';
+import { knoxErrorPayload } from '../knox-transport-errors.js';
+import { knoxGqlRequestOf } from './knox-gql-request.js';
+
+/** The `extensions.code` of each status a Knox failure can have. */
+const CODES: Record<number, string> = {
+  401: 'UNAUTHENTICATED',
+  403: 'FORBIDDEN',
+  503: 'SERVICE_UNAVAILABLE',
+};
+
+/**
+ * {@link KnoxGuard} for GraphQL resolvers (`@nestjs/graphql` with Apollo or Mercurius): reads
+ * the token from the HTTP request in the GraphQL context (`Authorization: Token …`, or the
+ * cookie when the cookie transport is on), puts `user` / `auth` on that request (so
+ * `@KnoxUser()` / `@KnoxAuth()` work in resolvers), and answers failures as a `GraphQLError`
+ * with the HTTP message and `extensions: { code: 'UNAUTHENTICATED', status: 401 }`
+ * (`SERVICE_UNAVAILABLE` / 503 for a database outage). In an HTTP context it behaves exactly as
+ * `KnoxGuard`, so one `APP_GUARD` can serve REST controllers and resolvers.
+ *
+ * @example
+ * @Resolver()
+ * @UseGuards(KnoxGqlGuard)
+ * export class MeResolver {
+ *   @Query(() => String)
+ *   me(@KnoxUser() user: User) { return user.username; }
+ * }
+ */
+@Injectable()
+export class KnoxGqlGuard extends KnoxGuard {
+  /** Authenticates the operation's request, or throws a `GraphQLError`. */
+  override async canActivate(context: ExecutionContext): Promise<boolean> {
+    try {
+      return await super.canActivate(context);
+    } catch (error) {
+      throw context.getType<string>() === 'graphql'
+        ? this.toGraphQLError(error)
+        : error;
+    }
+  }
+
+  /** The HTTP request of the GraphQL context (`req`, or Mercurius' `reply.request`). */
+  protected override getRequest(context: ExecutionContext): KnoxRequest {
+    if (context.getType<string>() !== 'graphql') {
+      return super.getRequest(context);
+    }
+    const request = knoxGqlRequestOf(context.getArgByIndex(2));
+    if (!request) {
+      throw new Error(
+        'KnoxGqlGuard: the GraphQL context has no HTTP request. Keep `req` in it: with your own ' +
+          '`context` factory, return `({ req }) => ({ req, ... })` (Mercurius: `reply`).',
+      );
+    }
+    return request;
+  }
+
+  /** The `GraphQLError` a failure is answered with (override to reshape it). */
+  protected toGraphQLError(error: unknown): unknown {
+    const payload = knoxErrorPayload(error);
+    if (!payload) {
+      return error;
+    }
+    return new GraphQLError(payload.message, {
+      extensions: {
+        code: CODES[payload.status] ?? 'INTERNAL_SERVER_ERROR',
+        status: payload.status,
+      },
+    });
+  }
+}

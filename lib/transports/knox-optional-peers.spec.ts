@@ -1,0 +1,68 @@
+import { describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const LIB = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Packages an app may not install: only their own entry points may load them. */
+const OPTIONAL_PEERS = [
+  '@nestjs/websockets',
+  '@nestjs/platform-socket.io',
+  '@nestjs/platform-ws',
+  'socket.io',
+  'ws',
+  '@nestjs/graphql',
+  '@nestjs/apollo',
+  '@nestjs/mercurius',
+  'graphql',
+  '@nestjs/passport',
+  'passport',
+];
+
+/** The packages a module loads at run time, following its relative value imports. */
+function runtimePackages(entry: string): Map<string, string> {
+  const found = new Map<string, string>();
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const source = readFileSync(file, 'utf8');
+    // `import type` / `export type` vanish at compile time; everything else is a require.
+    const statements = source.matchAll(
+      /^(?:import|export)\s+(?!type\s)(?:[^'";]*?\sfrom\s+)?['"]([^'"]+)['"]/gms,
+    );
+    for (const [, specifier] of statements) {
+      if (specifier.startsWith('.')) {
+        visit(resolve(dirname(file), specifier.replace(/\.js$/, '.ts')));
+      } else {
+        const name = specifier.startsWith('@')
+          ? specifier.split('/').slice(0, 2).join('/')
+          : specifier.split('/')[0];
+        found.set(name, file);
+      }
+    }
+  };
+  visit(entry);
+  return found;
+}
+
+describe('optional peers', () => {
+  it('lib/index.ts loads none of the transports’ optional packages', () => {
+    const loaded = runtimePackages(join(LIB, 'index.ts'));
+    expect(loaded.has('@nestjs/common')).toBe(true);
+    const optional = OPTIONAL_PEERS.filter((name) => loaded.has(name)).map(
+      (name) => `${name} (from ${loaded.get(name)})`,
+    );
+    expect(optional).toEqual([]);
+  });
+
+  it.each([
+    ['websocket', '@nestjs/websockets'],
+    ['graphql', 'graphql'],
+    ['passport', '@nestjs/passport'],
+  ])('the %s entry point is the one that loads %s', (entry, peer) => {
+    const loaded = runtimePackages(join(LIB, 'transports', entry, 'index.ts'));
+    expect(loaded.has(peer)).toBe(true);
+  });
+});

@@ -1,0 +1,112 @@
+import { Inject, Injectable, UnauthorizedException } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { PassportStrategy } from '@nestjs/passport';
+import passport from 'passport';
+import { KnoxGuard } from '../../auth/knox.guard.js';
+import { KNOX_RESOLVED_OPTIONS } from '../../knox.constants.js';
+import { KnoxMessages } from '../../knox.messages.js';
+import { KnoxTokenService } from '../../knox-token.service.js';
+import type { KnoxRequest } from '../../options/knox-module-options.interface.js';
+import type { ResolvedKnoxOptions } from '../../options/knox-options.js';
+import { clientInfoOf } from '../../http/knox-request.util.js';
+
+type Verify = (
+  request: KnoxRequest,
+  done: (error: unknown, user?: unknown, info?: unknown) => void,
+) => void;
+
+/** What passport adds to a strategy while it authenticates a request. */
+interface PassportActions {
+  success(user: unknown, info?: unknown): void;
+  fail(challenge?: unknown, status?: number): void;
+  error(error: unknown): void;
+}
+
+/**
+ * The passport strategy under {@link KnoxStrategy}: hands the request to the verify callback
+ * (`KnoxStrategy.validate`, through `PassportStrategy`). A request knox does not accept *fails*
+ * (so `AuthGuard(['jwt', 'knox'])` goes on to the next strategy); a database outage is an
+ * *error* (503), which stops the chain.
+ */
+class KnoxPassportBase extends passport.Strategy {
+  constructor(private readonly verify: Verify) {
+    super();
+    this.name = 'knox';
+  }
+
+  override authenticate(request: object): void {
+    const actions = this as unknown as PassportActions;
+    this.verify(request as KnoxRequest, (error, user, info) => {
+      if (error) {
+        actions.error(error);
+      } else if (!user) {
+        actions.fail(info, 401);
+      } else {
+        actions.success(user, info);
+      }
+    });
+  }
+}
+
+/** Reads the token exactly as KnoxGuard does (header scheme, cookie and its CSRF check). */
+class KnoxTokenReader extends KnoxGuard {
+  read(request: KnoxRequest): string | null {
+    return this.extractToken(request);
+  }
+}
+
+/**
+ * A passport strategy named `knox` (through `@nestjs/passport`'s `PassportStrategy`) that
+ * authenticates with the same service, tokens and checks as {@link KnoxGuard}, so knox can stand
+ * beside other strategies: `AuthGuard(['jwt', 'knox'])`. Add it to a module's `providers`. It
+ * sets `request.user` (passport) and `request.auth` (the token record, for `@KnoxAuth()`).
+ *
+ * A missing, malformed, unknown, expired or revoked token *fails* with the knox message as the
+ * passport challenge (`info` in `AuthGuard.handleRequest`), so the next strategy is tried; when
+ * all fail, `AuthGuard` answers its plain 401. A database outage is a 503.
+ *
+ * @example
+ * @Module({ providers: [KnoxStrategy, JwtStrategy] })
+ * export class AuthModule {}
+ *
+ * @UseGuards(AuthGuard(['jwt', 'knox']))
+ * @Get('me')
+ * me(@Req() request: { user: unknown }) { return request.user; }
+ */
+@Injectable()
+export class KnoxStrategy extends PassportStrategy(KnoxPassportBase, 'knox') {
+  private readonly reader: KnoxTokenReader;
+
+  constructor(
+    protected readonly tokens: KnoxTokenService,
+    reflector: Reflector,
+    @Inject(KNOX_RESOLVED_OPTIONS) options: ResolvedKnoxOptions,
+  ) {
+    super();
+    this.reader = new KnoxTokenReader(tokens, reflector, options);
+  }
+
+  /**
+   * The user of the request's token, or `[false, message]` (a passport failure with the knox
+   * message) when there is no acceptable token.
+   */
+  async validate(request: KnoxRequest): Promise<unknown> {
+    try {
+      const token = this.reader.read(request);
+      if (token === null) {
+        return [false, KnoxMessages.NOT_PROVIDED];
+      }
+      const result = await this.tokens.authenticate(
+        token,
+        clientInfoOf(request),
+      );
+      request.auth = result.token;
+      return result.user;
+    } catch (error) {
+      if (error instanceof UnauthorizedException) {
+        return [false, error.message];
+      }
+      throw error;
+    }
+  }
+}

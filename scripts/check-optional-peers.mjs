@@ -1,0 +1,57 @@
+// Loads the built package (dist/) the way an app without the optional peers would: any import of
+// @nestjs/websockets, graphql, passport… fails to resolve. `nestjs-knox` must load anyway, and
+// each entry point must fail for its own peer. `npm run check:peers` builds, then runs it.
+import { register } from 'node:module';
+
+const OPTIONAL = [
+  '@nestjs/websockets',
+  '@nestjs/platform-socket.io',
+  '@nestjs/platform-ws',
+  'socket.io',
+  'ws',
+  '@nestjs/graphql',
+  '@nestjs/apollo',
+  '@nestjs/mercurius',
+  'graphql',
+  '@nestjs/passport',
+  'passport',
+];
+
+const hooks = `
+const OPTIONAL = ${JSON.stringify(OPTIONAL)};
+export async function resolve(specifier, context, next) {
+  const name = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0];
+  if (OPTIONAL.includes(name)) {
+    const error = new Error("Cannot find package '" + name + "' (hidden by check-optional-peers)");
+    error.code = 'ERR_MODULE_NOT_FOUND';
+    throw error;
+  }
+  return next(specifier, context);
+}`;
+register(`data:text/javascript,${encodeURIComponent(hooks)}`);
+
+const knox = await import('../dist/index.js');
+for (const name of [
+  'KnoxModule',
+  'KnoxGuard',
+  'KnoxTokenService',
+  'KnoxUser',
+]) {
+  if (!knox[name]) throw new Error(`nestjs-knox does not export ${name}`);
+}
+console.log('nestjs-knox loads without the optional peers');
+
+for (const [entry, peer] of [
+  ['websocket', '@nestjs/websockets'],
+  ['graphql', 'graphql'],
+  ['passport', '@nestjs/passport'],
+]) {
+  try {
+    await import(`../dist/transports/${entry}/index.js`);
+    throw new Error(`nestjs-knox/${entry} loaded without ${peer}`);
+  } catch (error) {
+    if (!String(error.message).includes('hidden by check-optional-peers'))
+      throw error;
+    console.log(`nestjs-knox/${entry} needs its peer: ${error.message}`);
+  }
+}
