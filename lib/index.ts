@@ -73,3 +73,10 @@ export {
   type DjangoValidateUserOptions,
   type DjangoUserSource,
 } from './django/django-validate-user.js';
+export {
+  addKnoxSecurity,
+  KNOX_SECURITY_SCHEMES,
+  type KnoxDocumentBuilder,
+  type KnoxSecuritySchemeObject,
+  type KnoxOpenApiSecurityOptions,
+} from './http/knox-openapi.js';

@@ -3,6 +3,7 @@ import { TypeOrmModule, getRepositoryToken } from '@nestjs/typeorm';
 import { KNOX_MODULE_EXTRAS, KNOX_TOKEN_REPOSITORY } from './knox.constants.js';
 import { knoxTokenEntity } from './store/knox-token.entity.js';
 import { createKnoxController } from './http/knox.controller.js';
+import { knoxOpenApiProvider } from './http/knox-openapi.js';
 import { KNOX_OPTIONS, KnoxOptionsError } from './options/knox-options.js';
 import { nearestKey } from './options/knox-option-table.js';
 import type {
@@ -31,6 +32,8 @@ const built = new ConfigurableModuleBuilder<KnoxModuleOptions>({
     const extras = checkExtras({ ...EXTRAS_DEFAULTS, ...given });
     const { path, tableName, schema } = extras;
     const entity = knoxTokenEntity(extras.userEntity, { tableName, schema });
+    const controller =
+      extras.controller === false ? undefined : createKnoxController(path);
     return {
       ...definition,
       global: extras.isGlobal ?? true,
@@ -40,11 +43,12 @@ const built = new ConfigurableModuleBuilder<KnoxModuleOptions>({
       ],
       controllers: [
         ...(definition.controllers ?? []),
-        ...(extras.controller === false ? [] : [createKnoxController(path)]),
+        ...(controller ? [controller] : []),
       ],
       providers: [
         ...(definition.providers ?? []),
         { provide: KNOX_MODULE_EXTRAS, useValue: extras },
+        knoxOpenApiProvider(controller),
         {
           provide: KNOX_TOKEN_REPOSITORY,
           useExisting: getRepositoryToken(entity, extras.dataSource),

@@ -1,0 +1,83 @@
+/**
+ * Issue 12: the README's audit-everything recipe. `@OnEvent('knox.*')` fires for every knox event
+ * when EventEmitterModule is set up with `wildcard: true`, and never without it (the trap the
+ * README warns about); a listener per name of `KnoxEvents` needs no wildcard.
+ */
+import { describe, expect, it } from '@jest/globals';
+import { Injectable, Module, type OnModuleInit } from '@nestjs/common';
+import {
+  EventEmitter2,
+  EventEmitterModule,
+  OnEvent,
+} from '@nestjs/event-emitter';
+import { KnoxEvents, type KnoxTokenEvent } from '../../lib/index.js';
+import { login, useTestApp } from '../support/test-app.js';
+
+function recipeModule(wildcard: boolean) {
+  @Injectable()
+  class AuthAuditListener implements OnModuleInit {
+    readonly wildcardSeen: Partial<KnoxTokenEvent>[] = [];
+    readonly namedSeen: string[] = [];
+
+    constructor(private readonly events: EventEmitter2) {}
+
+    @OnEvent('knox.*')
+    onKnoxEvent(payload: Partial<KnoxTokenEvent>) {
+      this.wildcardSeen.push(payload);
+    }
+
+    onModuleInit() {
+      for (const name of Object.values(KnoxEvents)) {
+        this.events.on(name, () => this.namedSeen.push(name));
+      }
+    }
+  }
+
+  @Module({
+    imports: [EventEmitterModule.forRoot({ wildcard })],
+    providers: [AuthAuditListener],
+    exports: [AuthAuditListener],
+  })
+  class RecipeModule {}
+  return { RecipeModule, AuthAuditListener };
+}
+
+describe.each([true, false])(
+  "README events recipe: @OnEvent('knox.*') with wildcard: %s",
+  (wildcard) => {
+    const { RecipeModule, AuthAuditListener } = recipeModule(wildcard);
+    const t = useTestApp({ events: false, imports: [RecipeModule] });
+
+    it(
+      wildcard
+        ? 'hears every knox event, each once'
+        : 'never fires; the per-name listeners still hear everything',
+      async () => {
+        const alice = await t.createUser('alice');
+        const token = await login(t, 'alice');
+        const out = await t.http
+          .post('/auth/logout')
+          .set('Authorization', `Token ${token}`);
+        expect(out.status).toBe(204);
+
+        const listener = t.app.get(AuthAuditListener);
+        expect(listener.namedSeen).toEqual(
+          expect.arrayContaining([
+            KnoxEvents.LOGIN,
+            KnoxEvents.LOGOUT,
+            KnoxEvents.TOKEN_REVOKED,
+          ]),
+        );
+        if (wildcard) {
+          expect(listener.wildcardSeen).toHaveLength(listener.namedSeen.length);
+          for (const payload of listener.wildcardSeen) {
+            expect(payload.userId).toBe(alice.id);
+            expect(JSON.stringify(payload)).not.toContain(token);
+          }
+        } else {
+          expect(listener.wildcardSeen).toEqual([]);
+        }
+      },
+    );
+  },
+);
