@@ -68,7 +68,8 @@ export class KnoxTokenService<User = any> implements OnModuleInit {
 
   /**
    * Issues a token for `user`, enforcing the live-token limit atomically (the user's tokens are
-   * counted under the user's lock). Emits {@link KnoxEvents.LOGIN}.
+   * counted under the user's lock). Emits {@link KnoxEvents.TOKEN_CREATED} with `source: 'app'`
+   * (or the `source` given), and {@link KnoxEvents.LOGIN} only with `source: 'login'`.
    *
    * @throws ForbiddenException when the limit is reached and the policy is `reject`
    * @throws UnauthorizedException "User inactive or deleted." when the user's row does not exist

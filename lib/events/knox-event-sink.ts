@@ -4,7 +4,9 @@ import type { KnoxToken } from '../store/knox-token.entity.js';
 import {
   KnoxEvents,
   type KnoxClientInfo,
+  type KnoxLoginEvent,
   type KnoxRevokeReason,
+  type KnoxTokenSource,
   type KnoxTokenEvent,
 } from './knox.events.js';
 
@@ -46,6 +48,28 @@ export class KnoxEventSink implements OnModuleInit {
       ip: client.ip ?? null,
       userAgent: client.userAgent ?? null,
     };
+  }
+
+  /**
+   * {@link KnoxEvents.TOKEN_CREATED} for a new token, and {@link KnoxEvents.LOGIN} too when a
+   * login made it.
+   */
+  created(
+    token: KnoxToken,
+    userId: unknown,
+    source: KnoxTokenSource,
+    client: Partial<KnoxClientInfo>,
+  ): void {
+    const event: KnoxLoginEvent = {
+      ...this.tokenEvent(token, userId, client),
+      expiry: token.expiry,
+      name: token.name,
+      abilities: token.abilities,
+    };
+    this.emit(KnoxEvents.TOKEN_CREATED, { ...event, source });
+    if (source === 'login') {
+      this.emit(KnoxEvents.LOGIN, event);
+    }
   }
 
   /** {@link KnoxEvents.TOKEN_REVOKED} for each token, with the reason. */

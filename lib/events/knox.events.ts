@@ -8,10 +8,16 @@
  */
 export const KnoxEvents = {
   /**
-   * A token was issued: at login, by `POST {path}/tokens` (a personal access token) or by
-   * `KnoxTokenService.create`. Payload: {@link KnoxLoginEvent}.
+   * A user logged in: `POST {path}/login` issued a token (or the app called
+   * `KnoxTokenService.create` with `source: 'login'` from a login route of its own). Payload:
+   * {@link KnoxLoginEvent}. Tokens issued otherwise emit only {@link KnoxEvents.TOKEN_CREATED}.
    */
   LOGIN: 'knox.login',
+  /**
+   * A new token exists, whatever made it: a login, `POST {path}/tokens`, a rotation, or the app
+   * (`KnoxTokenService.create`). Payload: {@link KnoxTokenCreatedEvent}, whose `source` says which.
+   */
+  TOKEN_CREATED: 'knox.token-created',
   /** A token was revoked by `POST {path}/logout`. Payload: {@link KnoxTokenEvent}. */
   LOGOUT: 'knox.logout',
   /** All of a user's tokens were revoked by `POST {path}/logoutall`. Payload: {@link KnoxLogoutAllEvent}. */
@@ -72,6 +78,19 @@ export interface KnoxLoginEvent extends KnoxTokenEvent {
   name: string | null;
   /** What the new token may do; `null` for every ability. */
   abilities: string[] | null;
+}
+
+/**
+ * What made a new token: a login (`login`), `POST {path}/tokens` (`personal-access-token`), a
+ * rotation (`rotate`), or the app through `KnoxTokenService.create` (`app`, its default).
+ */
+export type KnoxTokenSource =
+  'login' | 'personal-access-token' | 'rotate' | 'app';
+
+/** Payload of {@link KnoxEvents.TOKEN_CREATED}: the new token, and what made it. */
+export interface KnoxTokenCreatedEvent extends KnoxLoginEvent {
+  /** What made the token. */
+  source: KnoxTokenSource;
 }
 
 /** Payload of {@link KnoxEvents.LOGOUT_ALL}. */

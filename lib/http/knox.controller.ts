@@ -171,6 +171,7 @@ export class KnoxController {
       this.tokens.create(user, {
         ...(await this.perLoginOptions(context, requestedAbilities)),
         name,
+        source: 'login',
         ...client,
       }),
     );
@@ -293,6 +294,7 @@ export class KnoxController {
         abilities: asked.abilities,
         ttl: asked.ttl,
         actor: request.auth,
+        source: 'personal-access-token',
         ...client,
       });
       return {

@@ -272,6 +272,30 @@ export function checkAbilities(
   return parsed.abilities;
 }
 
+/** What `create({ source })` may name; `rotate` is the library's own. */
+const CREATE_SOURCES: readonly string[] = [
+  'app',
+  'login',
+  'personal-access-token',
+];
+
+/** `create({ source })`: `'app'` (the default), `'login'` or `'personal-access-token'`. */
+export function checkTokenSource(
+  value: unknown,
+): 'app' | 'login' | 'personal-access-token' {
+  if (value === undefined) {
+    return 'app';
+  }
+  if (!CREATE_SOURCES.includes(value as string)) {
+    fail(
+      'service',
+      '',
+      `a token's source must be one of ${CREATE_SOURCES.map((s) => `'${s}'`).join(', ')}; ${described(value)}.`,
+    );
+  }
+  return value as 'app' | 'login' | 'personal-access-token';
+}
+
 /** `pruneExpired({ batchSize })`: a whole number >= 1. */
 export function checkPruneBatchSize(value: unknown): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {

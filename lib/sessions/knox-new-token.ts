@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { MAXIMUM_TOKEN_PREFIX_LENGTH } from '../knox.constants.js';
-import type { KnoxClientInfo } from '../events/knox.events.js';
+import type { KnoxClientInfo, KnoxTokenSource } from '../events/knox.events.js';
 import type { KnoxTokenLimitPolicy } from '../options/knox-module-options.interface.js';
 import {
   checkAbilities,
@@ -42,6 +42,14 @@ export interface KnoxCreateTokenOptions extends Partial<KnoxClientInfo> {
    * expired by the time the user's lock is taken.
    */
   actor?: KnoxToken;
+  /**
+   * What is issuing the token, for the events: `'app'` (the default) emits only
+   * `KnoxEvents.TOKEN_CREATED`; `'login'` (a login route of the app's own) also emits
+   * `KnoxEvents.LOGIN`. (`'personal-access-token'` is what `POST {path}/tokens` gives.)
+   *
+   * @default 'app'
+   */
+  source?: Exclude<KnoxTokenSource, 'rotate'>;
 }
 
 /** A newly issued token: the plaintext (shown once) and its stored record. */

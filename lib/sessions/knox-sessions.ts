@@ -17,6 +17,7 @@ import {
 } from '../events/knox.events.js';
 import {
   checkPruneBatchSize,
+  checkTokenSource,
   checkTokenName,
   type ResolvedKnoxOptions,
 } from '../options/knox-options.js';
@@ -78,6 +79,7 @@ export class KnoxSessions {
     options: KnoxCreateTokenOptions = {},
   ): Promise<KnoxIssuedToken> {
     const userId = this.store.userIdOf(user);
+    const source = checkTokenSource(options.source);
     const { limit, policy } = limitOf(options, this.options);
     const issued = newToken(
       this.store.userRef(userId),
@@ -105,12 +107,7 @@ export class KnoxSessions {
     this.cache.forgetTokens(evicted.map((t) => t.digest));
     issued.record.user = user;
     this.events.revoked(evicted, userId, 'evicted', options);
-    this.events.emit(KnoxEvents.LOGIN, {
-      ...this.events.tokenEvent(issued.record, userId, options),
-      expiry: issued.record.expiry,
-      name: issued.record.name,
-      abilities: issued.record.abilities,
-    });
+    this.events.created(issued.record, userId, source, options);
     return issued;
   }
 
@@ -342,6 +339,7 @@ export class KnoxSessions {
     if (!graceUntil) {
       this.events.revoked([token], userId, 'rotated', client);
     }
+    this.events.created(issued.record, userId, 'rotate', client);
     return issued;
   }
 

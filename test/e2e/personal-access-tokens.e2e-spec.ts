@@ -119,11 +119,14 @@ describe.each(['express', 'fastify'] as const)(
         .get('/repo/write')
         .set('Authorization', bearer(res.body.token));
       expect(write.status).toBe(403);
-      expect(eventsNamed(t, KnoxEvents.LOGIN).at(-1)).toMatchObject({
+      expect(eventsNamed(t, KnoxEvents.TOKEN_CREATED).at(-1)).toMatchObject({
         tokenId: row.id,
         name: 'CI deploy key',
         abilities: ['repo:read'],
+        source: 'personal-access-token',
       });
+      // Creating a token is not a login: only the session's own login was one.
+      expect(eventsNamed(t, KnoxEvents.LOGIN)).toHaveLength(1);
       expect(JSON.stringify(t.events)).not.toContain(res.body.token);
 
       // A chosen TTL; listed among the user's sessions.

@@ -64,6 +64,7 @@ describe.each([true, false])(
         expect(listener.namedSeen).toEqual(
           expect.arrayContaining([
             KnoxEvents.LOGIN,
+            KnoxEvents.TOKEN_CREATED,
             KnoxEvents.LOGOUT,
             KnoxEvents.TOKEN_REVOKED,
           ]),

@@ -210,6 +210,101 @@ describe.each(PLATFORMS)('session events (%s)', (platform) => {
   });
 });
 
+describe.each(PLATFORMS)(
+  'knox.token-created for every new token, knox.login for logins only (%s)',
+  (platform) => {
+    const t = useTestApp({ platform }, async (app) => ({
+      alice: await app.createUser('alice'),
+    }));
+    const created = () => eventsNamed(t, KnoxEvents.TOKEN_CREATED);
+    const logins = () => eventsNamed(t, KnoxEvents.LOGIN);
+
+    it('a login emits both, with the same token', async () => {
+      const token = await login(t, 'alice');
+      const [row] = await t.tokenRows();
+      expect(created()).toEqual([
+        expect.objectContaining({
+          userId: t.seeded.alice.id,
+          tokenId: row.id,
+          tokenKey: token.slice(0, 15),
+          source: 'login',
+        }),
+      ]);
+      const { source, ...login_ } = created()[0];
+      expect(source).toBe('login');
+      expect(logins()).toEqual([login_]);
+    });
+
+    it("a token made by the app is not a login: source 'app', or 'login' when the app says so", async () => {
+      const knox = t.app.get(KnoxTokenService);
+      const issued = await knox.create(t.seeded.alice, {
+        name: 'CI deploy key',
+      });
+      expect(created()).toEqual([
+        expect.objectContaining({
+          tokenId: issued.record.id,
+          name: 'CI deploy key',
+          source: 'app',
+          ip: null,
+        }),
+      ]);
+      expect(logins()).toEqual([]);
+      const own = await knox.create(t.seeded.alice, {
+        source: 'login',
+        ip: '198.51.100.4',
+      });
+      expect(created().at(-1)).toMatchObject({
+        tokenId: own.record.id,
+        source: 'login',
+      });
+      expect(logins()).toEqual([
+        expect.objectContaining({
+          tokenId: own.record.id,
+          ip: '198.51.100.4',
+        }),
+      ]);
+      await expect(
+        knox.create(t.seeded.alice, { source: 'rotate' as never }),
+      ).rejects.toThrow(
+        "KnoxTokenService: a token's source must be one of 'app', 'login', 'personal-access-token'; got the string 'rotate'.",
+      );
+      expect(await t.tokenRows()).toHaveLength(2);
+    });
+
+    it("a rotation and a personal access token emit token-created ('rotate', 'personal-access-token'), not login", async () => {
+      const token = await login(t, 'alice');
+      t.events.length = 0;
+      const rotated = await t.http
+        .post('/auth/rotate')
+        .set('Authorization', bearer(token));
+      expect(rotated.status).toBe(200);
+      const pat = await t.http
+        .post('/auth/tokens')
+        .set('Authorization', bearer(rotated.body.token))
+        .send({
+          name: 'deploy',
+          abilities: ['repo:read'],
+          password: 'secret-password',
+        });
+      expect(pat.status).toBe(201);
+      expect(created()).toEqual([
+        expect.objectContaining({ tokenId: rotated.body.id, source: 'rotate' }),
+        expect.objectContaining({
+          tokenId: pat.body.id,
+          source: 'personal-access-token',
+          name: 'deploy',
+          abilities: ['repo:read'],
+        }),
+      ]);
+      expect(logins()).toEqual([]);
+      const text = JSON.stringify(t.events);
+      for (const plaintext of [token, rotated.body.token, pat.body.token]) {
+        expect(text).not.toContain(plaintext);
+      }
+    });
+  },
+);
+
 describe('without EventEmitterModule', () => {
   const t = useTestApp(
     {
