@@ -24,6 +24,16 @@ export type {
 } from './sessions/knox-new-token.js';
 export type { KnoxRevokeOptions } from './sessions/knox-sessions.js';
 
+/** `revoke` / `revokeById` options: the object, or the older positional `(reason, client)`. */
+function revokeOptionsOf(
+  options: KnoxRevokeOptions | KnoxRevokeReason | undefined,
+  client: Partial<KnoxClientInfo>,
+): KnoxRevokeOptions {
+  return typeof options === 'string'
+    ? { ...client, reason: options }
+    : { ...client, ...options };
+}
+
 /**
  * Creates, authenticates, refreshes, rotates and revokes tokens: the API for server-side work,
  * e.g. revoking every token of a user whose password changed. A thin facade: the request path
@@ -92,17 +102,22 @@ export class KnoxTokenService<User = any> implements OnModuleInit {
   }
 
   /**
-   * Revokes one token (a token retired by a rotation too). Emits
-   * {@link KnoxEvents.TOKEN_REVOKED} (and {@link KnoxEvents.LOGOUT} when the reason is `logout`).
+   * Revokes one token (a token retired by a rotation too). Takes the options object
+   * (`{ reason, ip, userAgent }`, as `revokeById` and `revokeAll` do); the positional form
+   * `(token, reason, client)` still works. Emits {@link KnoxEvents.TOKEN_REVOKED} (and
+   * {@link KnoxEvents.LOGOUT} when the reason is `logout`).
    *
+   * @example
+   * await this.knox.revoke(token, { reason: 'logout', ip: request.ip });
    * @returns whether the token still existed
    */
   revoke(
     token: KnoxToken<User>,
-    reason: KnoxRevokeReason = 'app',
+    options?: Omit<KnoxRevokeOptions, 'actor'> | KnoxRevokeReason,
     client: Partial<KnoxClientInfo> = {},
   ): Promise<boolean> {
-    return this.sessions.revoke(token, reason, client);
+    const { reason = 'app', ip, userAgent } = revokeOptionsOf(options, client);
+    return this.sessions.revoke(token, reason, { ip, userAgent });
   }
 
   /**
@@ -119,11 +134,11 @@ export class KnoxTokenService<User = any> implements OnModuleInit {
     options?: KnoxRevokeOptions | KnoxRevokeReason,
     client: Partial<KnoxClientInfo> = {},
   ): Promise<void> {
-    const given =
-      typeof options === 'string'
-        ? { ...client, reason: options }
-        : { ...client, ...options };
-    return this.sessions.revokeById(userId, tokenId, given);
+    return this.sessions.revokeById(
+      userId,
+      tokenId,
+      revokeOptionsOf(options, client),
+    );
   }
 
   /**

@@ -186,7 +186,9 @@ export class KnoxController {
     } catch (error) {
       // The client never receives this token: revoke it rather than leave a live token that
       // nobody holds (and that counts toward the user's limit).
-      await this.tokens.revoke(issued.record, 'app', client).catch(() => false);
+      await this.tokens
+        .revoke(issued.record, { reason: 'app', ...client })
+        .catch(() => false);
       throw error;
     }
   }
@@ -199,7 +201,10 @@ export class KnoxController {
     @Req() request: AuthenticatedRequest,
     @Res({ passthrough: true }) response: unknown,
   ): Promise<void> {
-    await this.tokens.revoke(request.auth, 'logout', clientInfoOf(request));
+    await this.tokens.revoke(request.auth, {
+      reason: 'logout',
+      ...clientInfoOf(request),
+    });
     this.clearTokenCookie(response);
   }
 

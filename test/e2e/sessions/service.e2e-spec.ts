@@ -312,5 +312,30 @@ describe('KnoxTokenService, server side', () => {
         },
       ]);
     });
+
+    it('revoke takes an options object, as revokeById and revokeAll do; the positional form still works', async () => {
+      const first = await knox.create(t.seeded.bob, { name: 'a' });
+      const second = await knox.create(t.seeded.bob, { name: 'b' });
+      t.events.length = 0;
+      expect(
+        await knox.revoke(first.record, {
+          reason: 'logout',
+          ip: '198.51.100.9',
+          userAgent: 'Admin/1',
+        }),
+      ).toBe(true);
+      expect(
+        await knox.revoke(second.record, 'evicted', { ip: '198.51.100.10' }),
+      ).toBe(true);
+      expect(await t.tokenRows()).toHaveLength(0);
+      expect(
+        t.events.map((e) => [e.name, e.payload.reason, e.payload.ip]),
+      ).toEqual([
+        [KnoxEvents.TOKEN_REVOKED, 'logout', '198.51.100.9'],
+        [KnoxEvents.LOGOUT, undefined, '198.51.100.9'],
+        [KnoxEvents.TOKEN_REVOKED, 'evicted', '198.51.100.10'],
+      ]);
+      expect(t.events[1].payload.userAgent).toBe('Admin/1');
+    });
   });
 });
