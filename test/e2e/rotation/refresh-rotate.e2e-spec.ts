@@ -179,6 +179,20 @@ describe.each(PLATFORMS)('POST /auth/rotate (%s)', (platform) => {
             reason: 'rotated',
           },
         },
+        {
+          name: KnoxEvents.TOKEN_CREATED,
+          payload: {
+            userId: t.seeded.aliceId,
+            tokenId: row.id,
+            tokenKey: fresh.slice(0, 15),
+            ip: expect.any(String),
+            userAgent: LATER_UA,
+            expiry: at(12 * HOUR),
+            name: 'phone',
+            abilities: null,
+            source: 'rotate',
+          },
+        },
       ]);
       const text = eventsJson(t);
       expect(text).not.toContain(old);
@@ -252,6 +266,7 @@ describe.each(PLATFORMS)('POST /auth/rotate (%s)', (platform) => {
       expect(t.events.map((e) => e.name)).toEqual([
         KnoxEvents.TOKEN_REFRESHED,
         KnoxEvents.TOKEN_ROTATED,
+        KnoxEvents.TOKEN_CREATED,
       ]);
       expect(eventsNamed(t, KnoxEvents.TOKEN_ROTATED)).toEqual([
         {
