@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# The CommonJS app test: packs nestjs-knox as `npm publish` would (after `npm run build`),
-# installs the tarball into a scratch app beside the repo's own node_modules (without the
-# optional peers), compiles src/main.ts with this folder's tsconfig (`module: commonjs`), and runs
-# it with DATABASE_URL.
+# The CommonJS app test: packs nestjs-knox as `npm publish` would, installs the tarball into a
+# scratch app beside the repo's own node_modules (without the optional peers), compiles
+# src/main.ts with this folder's tsconfig (`module: commonjs`), and runs it with DATABASE_URL.
 # Fails if the app fails, if the output is not CommonJS, or if Node prints a warning
 # (require(esm) of the package must be silent on Node >= 20.19).
 set -euo pipefail
@@ -21,29 +20,11 @@ PGOPTIONS='-c client_min_messages=warning' psql "$DATABASE_URL" -qc 'CREATE SCHE
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/knox-cjs-app.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-(cd "$ROOT" && npm run build --silent && npm pack --silent --pack-destination "$WORK" >/dev/null)
-
+# The app's dependencies: the packed tarball and the repo's own, less the optional peers
+# @nestjs/swagger and @nestjs/event-emitter: the package must boot without them.
 APP=$WORK/app
-mkdir -p "$APP/node_modules/nestjs-knox"
-tar -xzf "$WORK"/nestjs-knox-*.tgz -C "$APP/node_modules/nestjs-knox" --strip-components=1
-# The app's other dependencies: the repo's own (symlinks, so one copy of each package), less the
-# optional peers @nestjs/swagger and @nestjs/event-emitter: the package must boot without them.
-for dep in "$ROOT"/node_modules/* "$ROOT"/node_modules/.bin; do
-  name=$(basename "$dep")
-  case "$name" in
-  nestjs-knox) ;;
-  @nestjs)
-    mkdir -p "$APP/node_modules/@nestjs"
-    for sub in "$dep"/*; do
-      case "$(basename "$sub")" in
-      swagger | event-emitter) ;;
-      *) ln -s "$sub" "$APP/node_modules/@nestjs/$(basename "$sub")" ;;
-      esac
-    done
-    ;;
-  *) ln -s "$dep" "$APP/node_modules/$name" ;;
-  esac
-done
+source "$ROOT/test/packed-app/packed-app.sh"
+packed_app "$ROOT" "$APP" swagger event-emitter
 cp -r "$HERE/src" "$HERE/tsconfig.json" "$APP/"
 echo '{ "name": "knox-cjs-app", "private": true }' >"$APP/package.json"
 

@@ -1,0 +1,32 @@
+// Writes the README's Quick start app into a folder: every ```ts block of the "## Quick start"
+// section whose first line names its file (`// users/user.entity.ts`) goes to <dir>/src/<file>.
+// Fails when the section has no such block, or a block names no file: the Quick start must stay
+// an app that compiles as it is printed.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+const [readme, dir] = process.argv.slice(2);
+const text = readFileSync(readme, 'utf8');
+const start = text.indexOf('\n## Quick start');
+const end = text.indexOf('\n### ', start + 1);
+if (start < 0 || end < 0) {
+  throw new Error(
+    `${readme}: no "## Quick start" section followed by a "###" heading`,
+  );
+}
+const blocks = [...text.slice(start, end).matchAll(/```ts\n([\s\S]*?)```/g)];
+if (blocks.length === 0) {
+  throw new Error(`${readme}: the Quick start has no ts blocks`);
+}
+for (const [, code] of blocks) {
+  const file = /^\/\/ ([\w./-]+\.ts)/.exec(code)?.[1];
+  if (!file) {
+    throw new Error(
+      `a Quick start block does not start with "// <file>.ts":\n${code}`,
+    );
+  }
+  const path = join(dir, 'src', file);
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, code);
+  console.log(`src/${file}`);
+}
