@@ -97,7 +97,9 @@ describe('transports during a database outage', () => {
     t = await createTestApp({
       imports: [OutageModule],
       databaseUrl: proxy.url(DATABASE_URL),
-      dataSourceExtra: { connectionTimeoutMillis: 1000 },
+      // A cut refuses connections at once (ECONNREFUSED), so this bound only has to let the
+      // boot through a slow (loaded, embedded) database; 1 s was not always enough.
+      dataSourceExtra: { connectionTimeoutMillis: 5000 },
     });
     await t.app.listen(0, '127.0.0.1');
     url = `http://127.0.0.1:${(t.app.getHttpServer().address() as AddressInfo).port}`;
