@@ -1,6 +1,7 @@
 import {
   createHash,
   pbkdf2 as pbkdf2Callback,
+  randomBytes,
   randomInt,
   scrypt as scryptCallback,
   type ScryptOptions,
@@ -139,6 +140,23 @@ export async function makeDjangoPassword(
   }
   const hash = await pbkdf2(password, salt, iterations, 32, 'sha256');
   return `pbkdf2_sha256$${iterations}$${salt}$${hash.toString('base64')}`;
+}
+
+/**
+ * A check that always fails but takes as long as verifying a `pbkdf2_sha256` hash of
+ * `iterations` (against a random password's hash, made on first use): what an unknown username
+ * or an unusable password is answered after, so that it cannot be told from a wrong password.
+ */
+export function djangoMismatchDelay(
+  iterations: number,
+): (password: string) => Promise<void> {
+  let dummy: Promise<string> | undefined;
+  return async (password) => {
+    dummy ??= makeDjangoPassword(randomBytes(16).toString('hex'), {
+      iterations,
+    });
+    await verifyDjangoPassword(password, await dummy);
+  };
 }
 
 /**

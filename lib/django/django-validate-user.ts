@@ -1,5 +1,4 @@
 import { Logger, type Type } from '@nestjs/common';
-import { randomBytes } from 'node:crypto';
 import type {
   DataSource,
   EntityManager,
@@ -8,6 +7,7 @@ import type {
 } from 'typeorm';
 import {
   DJANGO_PBKDF2_ITERATIONS,
+  djangoMismatchDelay,
   djangoPasswordNeedsRehash,
   isDjangoPasswordUsable,
   makeDjangoPassword,
@@ -97,22 +97,8 @@ export function djangoValidateUser<
   // Checks the option at boot, with the message of makeDjangoPassword.
   djangoPasswordNeedsRehash(null, { iterations });
   const usernameField = options.usernameField ?? 'username';
-  let repository: Repository<User> | undefined;
-  const users = (): Repository<User> =>
-    (repository ??=
-      'findOneBy' in source
-        ? (source as Repository<User>)
-        : source.getRepository(
-            (options.entity ?? DjangoUser) as unknown as Type<User>,
-          ));
-  let dummy: Promise<string> | undefined;
-  const burnTime = async (password: string): Promise<null> => {
-    dummy ??= makeDjangoPassword(randomBytes(16).toString('hex'), {
-      iterations,
-    });
-    await verifyDjangoPassword(password, await dummy);
-    return null;
-  };
+  const users = lazyRepository(source, options.entity);
+  const mismatchDelay = djangoMismatchDelay(iterations);
 
   return async (username, password) => {
     if (typeof username !== 'string' || typeof password !== 'string') {
@@ -122,7 +108,8 @@ export function djangoValidateUser<
       [usernameField]: username,
     } as FindOptionsWhere<User>);
     if (!user || !isDjangoPasswordUsable(user.password)) {
-      return burnTime(password);
+      await mismatchDelay(password);
+      return null;
     }
     if (!(await verifyDjangoPassword(password, user.password))) {
       return null;
@@ -130,6 +117,21 @@ export function djangoValidateUser<
     await afterLogin(users(), user, password, options, iterations);
     return user;
   };
+}
+
+/** The user repository of `source`, resolved on first use (a `Repository` is used as is). */
+function lazyRepository<User extends DjangoAbstractUser>(
+  source: DjangoUserSource<User>,
+  entity: Type<User> | undefined,
+): () => Repository<User> {
+  let repository: Repository<User> | undefined;
+  return () =>
+    (repository ??=
+      'findOneBy' in source
+        ? (source as Repository<User>)
+        : source.getRepository(
+            (entity ?? DjangoUser) as unknown as Type<User>,
+          ));
 }
 
 /** The writes a successful login may cause (opt-in): a rehash, `last_login`. Never fails it. */

@@ -448,13 +448,11 @@ function routeMethods(
   return methods;
 }
 
+/** The decorators that describe one route: operation, body, params, answers, security. */
 function decoratorsFor(
   swagger: SwaggerApi,
   doc: KnoxRouteDoc,
 ): MethodDecorator[] {
-  const responses = doc.guarded
-    ? [...doc.responses, UNAUTHORIZED, UNAVAILABLE]
-    : doc.responses;
   return [
     swagger.ApiOperation({
       summary: doc.summary,
@@ -476,24 +474,43 @@ function decoratorsFor(
         type: String,
       }),
     ),
-    ...responses.map((response) =>
-      swagger.ApiResponse({
-        status: response.status,
-        description: response.description,
-        ...(response.schema ? { schema: response.schema } : {}),
-        ...(response.headers ? { headers: response.headers } : {}),
-      } as Swagger.ApiResponseOptions),
-    ),
-    ...(doc.guarded
-      ? [
-          swagger.ApiSecurity(KNOX_SECURITY_SCHEMES.token),
-          swagger.ApiSecurity(KNOX_SECURITY_SCHEMES.bearer),
-        ]
-      : [
-          swagger.ApiSecurity(KNOX_SECURITY_SCHEMES.basic),
-          swagger.ApiSecurity({}),
-        ]),
+    ...responseDecorators(swagger, doc),
+    ...securityDecorators(swagger, doc.guarded),
   ];
+}
+
+/** The route's answers; a guarded route also answers 401 and 503. */
+function responseDecorators(
+  swagger: SwaggerApi,
+  doc: KnoxRouteDoc,
+): MethodDecorator[] {
+  const responses = doc.guarded
+    ? [...doc.responses, UNAUTHORIZED, UNAVAILABLE]
+    : doc.responses;
+  return responses.map((response) =>
+    swagger.ApiResponse({
+      status: response.status,
+      description: response.description,
+      ...(response.schema ? { schema: response.schema } : {}),
+      ...(response.headers ? { headers: response.headers } : {}),
+    } as Swagger.ApiResponseOptions),
+  );
+}
+
+/** A guarded route takes a token (`Token` or `Bearer`); login takes Basic or a JSON body. */
+function securityDecorators(
+  swagger: SwaggerApi,
+  guarded: boolean,
+): MethodDecorator[] {
+  return guarded
+    ? [
+        swagger.ApiSecurity(KNOX_SECURITY_SCHEMES.token),
+        swagger.ApiSecurity(KNOX_SECURITY_SCHEMES.bearer),
+      ]
+    : [
+        swagger.ApiSecurity(KNOX_SECURITY_SCHEMES.basic),
+        swagger.ApiSecurity({}),
+      ];
 }
 
 /**

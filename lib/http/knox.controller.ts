@@ -28,9 +28,13 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
 import { KnoxPublic } from '../decorators/knox-public.decorator.js';
 import { KnoxGuard } from '../auth/knox.guard.js';
-import { KnoxTokenService } from '../knox-token.service.js';
+import {
+  KnoxTokenService,
+  type KnoxIssuedToken,
+} from '../knox-token.service.js';
 import { KnoxLoginThrottler } from './knox-login-throttler.js';
 import type { KnoxToken } from '../store/knox-token.entity.js';
+import type { KnoxClientInfo } from '../events/knox.events.js';
 import type {
   KnoxLoginContext,
   KnoxLoginResponse,
@@ -55,6 +59,7 @@ import {
   readLoginAbilities,
   readPersonalTokenBody,
   readRename,
+  type KnoxPersonalTokenRequest,
 } from './knox-token-body.js';
 import { missingAbilities, namesExactly } from '../abilities/knox-abilities.js';
 
@@ -175,22 +180,7 @@ export class KnoxController {
         ...client,
       }),
     );
-    try {
-      const answer = await this.loginResponse(
-        issued.token,
-        issued.record,
-        context,
-      );
-      this.setTokenCookie(response, issued.token, issued.record);
-      return answer;
-    } catch (error) {
-      // The client never receives this token: revoke it rather than leave a live token that
-      // nobody holds (and that counts toward the user's limit).
-      await this.tokens
-        .revoke(issued.record, { reason: 'app', ...client })
-        .catch(() => false);
-      throw error;
-    }
+    return this.answerLogin(issued, context, client, response);
   }
 
   /** `POST logout`: revokes the token that authenticated this request. */
@@ -279,28 +269,14 @@ export class KnoxController {
         this.options.tokenNameMaxLength,
         settings.maxTtl,
       );
-      const beyond = missingAbilities(request.auth.abilities, asked.abilities);
-      if (beyond.length > 0) {
-        throw new ForbiddenException(
-          KnoxMessages.ABILITIES_BEYOND_CALLER(beyond),
-        );
-      }
-      const client = clientInfoOf(request);
-      if (asked.password !== undefined) {
-        await this.reauthenticate(request, response, asked.password);
-      } else if (
-        settings.createAbility === null ||
-        !namesExactly(request.auth.abilities, settings.createAbility)
-      ) {
-        throw new BadRequestException(KnoxMessages.PASSWORD_REQUIRED);
-      }
+      await this.checkMayCreate(request, response, asked, settings);
       const issued = await this.tokens.create(request.user, {
         name: asked.name,
         abilities: asked.abilities,
         ttl: asked.ttl,
         actor: request.auth,
         source: 'personal-access-token',
-        ...client,
+        ...clientInfoOf(request),
       });
       return {
         id: issued.record.id,
@@ -479,6 +455,60 @@ export class KnoxController {
         );
       }
       throw error;
+    }
+  }
+
+  /**
+   * The login answer; when it cannot be made (a response hook threw), the new token is revoked
+   * and the error answered.
+   */
+  private async answerLogin(
+    issued: KnoxIssuedToken,
+    context: KnoxLoginContext,
+    client: KnoxClientInfo,
+    response: unknown,
+  ): Promise<unknown> {
+    try {
+      const answer = await this.loginResponse(
+        issued.token,
+        issued.record,
+        context,
+      );
+      this.setTokenCookie(response, issued.token, issued.record);
+      return answer;
+    } catch (error) {
+      // The client never receives this token: revoke it rather than leave a live token that
+      // nobody holds (and that counts toward the user's limit).
+      await this.tokens
+        .revoke(issued.record, { reason: 'app', ...client })
+        .catch(() => false);
+      throw error;
+    }
+  }
+
+  /**
+   * Whether the caller may create this personal access token: 403 for abilities its own token
+   * lacks; then the password again, unless its token names `createAbility` (400 without both).
+   */
+  private async checkMayCreate(
+    request: AuthenticatedRequest,
+    response: unknown,
+    asked: KnoxPersonalTokenRequest,
+    settings: { createAbility: string | null },
+  ): Promise<void> {
+    const beyond = missingAbilities(request.auth.abilities, asked.abilities);
+    if (beyond.length > 0) {
+      throw new ForbiddenException(
+        KnoxMessages.ABILITIES_BEYOND_CALLER(beyond),
+      );
+    }
+    if (asked.password !== undefined) {
+      await this.reauthenticate(request, response, asked.password);
+    } else if (
+      settings.createAbility === null ||
+      !namesExactly(request.auth.abilities, settings.createAbility)
+    ) {
+      throw new BadRequestException(KnoxMessages.PASSWORD_REQUIRED);
     }
   }
 

@@ -246,18 +246,10 @@ export const PERSONAL_ACCESS_TOKEN_OPTIONS: KnoxOptionTable = {
 };
 
 function checkPersonalAccessTokens(value: unknown): unknown {
-  if (value === false) {
-    return null;
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new KnoxOptionsError(
-      '`personalAccessTokens` must be an object ({ maxTtl, createAbility }) or false.',
-    );
-  }
-  return resolveTable(
+  return resolveNested(
+    value,
+    'personalAccessTokens',
     PERSONAL_ACCESS_TOKEN_OPTIONS,
-    value as Record<string, unknown>,
-    'personalAccessTokens.',
   );
 }
 
@@ -267,19 +259,27 @@ function defaultGetUsername(user: unknown): unknown {
 }
 
 function checkLoginThrottle(value: unknown): unknown {
+  return resolveNested(value, 'loginThrottle', LOGIN_THROTTLE_OPTIONS);
+}
+
+/**
+ * An option that is a table of its own (`loginThrottle: { … }`): `false` turns it off (`null`),
+ * an object is checked row by row against `table`, anything else is refused naming its keys.
+ */
+function resolveNested(
+  value: unknown,
+  name: string,
+  table: KnoxOptionTable,
+): unknown {
   if (value === false) {
     return null;
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new KnoxOptionsError(
-      '`loginThrottle` must be an object ({ ttl, limitPerUsername, limitPerIp, storage, maxKeys }) or false.',
+      `\`${name}\` must be an object ({ ${Object.keys(table).join(', ')} }) or false.`,
     );
   }
-  return resolveTable(
-    LOGIN_THROTTLE_OPTIONS,
-    value as Record<string, unknown>,
-    'loginThrottle.',
-  );
+  return resolveTable(table, value as Record<string, unknown>, `${name}.`);
 }
 
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;

@@ -86,6 +86,21 @@ export function newToken(
   options: KnoxCreateTokenOptions,
   resolved: ResolvedKnoxOptions,
 ): KnoxIssuedToken {
+  const settings = checkedTokenSettings(now, options, resolved);
+  const token = generateToken(
+    resolved.tokenFormat,
+    settings.prefix,
+    resolved.tokenCharacterLength,
+  );
+  return { token, record: tokenRecord(token, user, now, settings, options) };
+}
+
+/** What a `create` call asks for, each falling back to the module's option, then checked. */
+function checkedTokenSettings(
+  now: Date,
+  options: KnoxCreateTokenOptions,
+  resolved: ResolvedKnoxOptions,
+) {
   const ttl = checkTokenTtl(
     options.ttl !== undefined ? options.ttl : resolved.tokenTtl,
     'service',
@@ -98,12 +113,18 @@ export function newToken(
   );
   const name = checkTokenName(options.name ?? null);
   const abilities = checkAbilities(options.abilities ?? null, 'service');
-  const token = generateToken(
-    resolved.tokenFormat,
-    prefix,
-    resolved.tokenCharacterLength,
-  );
-  const record = Object.assign(new KnoxToken(), {
+  return { ttl, prefix, name, abilities };
+}
+
+/** The stored record of `token`: its digest, never the token itself. */
+function tokenRecord(
+  token: string,
+  user: Record<string, unknown>,
+  now: Date,
+  { ttl, name, abilities }: ReturnType<typeof checkedTokenSettings>,
+  options: KnoxCreateTokenOptions,
+): KnoxToken {
+  return Object.assign(new KnoxToken(), {
     digest: digestToken(token),
     tokenKey: tokenKeyOf(token),
     id: randomUUID(),
@@ -121,7 +142,6 @@ export function newToken(
     retiredAt: null,
     abilities,
   });
-  return { token, record };
 }
 
 /**

@@ -51,11 +51,34 @@ export class KnoxSchemaCheck implements OnModuleInit {
 
   async onModuleInit(): Promise<void> {
     const metadata = this.tokens.metadata;
-    const dataSource = this.tokens.manager.connection;
     const table = metadata.tablePath;
+    const found = await this.readColumns();
+    const schema = this.extras.schema ?? 'knox';
+    if (found.size === 0) {
+      this.checkMissingTableIsCreated(table, schema);
+      return;
+    }
+    const { missing, mismatched } = this.differences(metadata.columns, found);
+    if (missing.length === 0 && mismatched.length === 0) {
+      return;
+    }
+    const parts = [
+      ...(missing.length ? [`lacks columns ${missing.join(', ')}`] : []),
+      ...(mismatched.length
+        ? [`has mismatched columns ${mismatched.join(', ')}`]
+        : []),
+    ];
+    throw new KnoxSchemaError(
+      `table ${table} ${parts.join(' and ')}: ${this.fixFor(found, missing, schema)} (${README_SECTION}).`,
+    );
+  }
+
+  /** The token table's columns by name (none when it does not exist). */
+  private async readColumns(): Promise<Map<string, DbColumn>> {
+    const metadata = this.tokens.metadata;
     let rows: DbColumn[];
     try {
-      rows = await dataSource.query(
+      rows = await this.tokens.manager.connection.query(
         `SELECT column_name, data_type, character_maximum_length, is_nullable, udt_name
            FROM information_schema.columns
           WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2`,
@@ -63,28 +86,37 @@ export class KnoxSchemaCheck implements OnModuleInit {
       );
     } catch (error) {
       throw new KnoxSchemaError(
-        `could not read the columns of table ${table}: ${error instanceof Error ? error.message : String(error)}`,
+        `could not read the columns of table ${metadata.tablePath}: ${error instanceof Error ? error.message : String(error)}`,
       );
     }
-    const found = new Map(rows.map((row) => [row.column_name, row]));
-    const schema = this.extras.schema ?? 'knox';
+    return new Map(rows.map((row) => [row.column_name, row]));
+  }
 
-    if (found.size === 0) {
-      const options = dataSource.options as {
-        synchronize?: boolean;
-        migrationsRun?: boolean;
-      };
-      if (options.synchronize || options.migrationsRun) {
-        return;
-      }
-      throw new KnoxSchemaError(
-        `table ${table} does not exist: run the migration ${this.migrationHint(schema)}, or set \`synchronize: true\` on the data source (${README_SECTION}).`,
-      );
+  /** No table is fine when TypeORM creates it at boot (`synchronize`, `migrationsRun`). */
+  private checkMissingTableIsCreated(
+    table: string,
+    schema: 'knox' | 'django',
+  ): void {
+    const options = this.tokens.manager.connection.options as {
+      synchronize?: boolean;
+      migrationsRun?: boolean;
+    };
+    if (options.synchronize || options.migrationsRun) {
+      return;
     }
+    throw new KnoxSchemaError(
+      `table ${table} does not exist: run the migration ${this.migrationHint(schema)}, or set \`synchronize: true\` on the data source (${README_SECTION}).`,
+    );
+  }
 
+  /** The entity's columns the table lacks, and those it has with another type. */
+  private differences(
+    columns: ColumnMetadata[],
+    found: Map<string, DbColumn>,
+  ): { missing: string[]; mismatched: string[] } {
     const missing: string[] = [];
     const mismatched: string[] = [];
-    for (const column of metadata.columns) {
+    for (const column of columns) {
       const actual = found.get(column.databaseName);
       if (!actual) {
         missing.push(column.databaseName);
@@ -95,25 +127,26 @@ export class KnoxSchemaCheck implements OnModuleInit {
         mismatched.push(`${column.databaseName} (${problem})`);
       }
     }
-    if (missing.length === 0 && mismatched.length === 0) {
-      return;
-    }
+    return { missing, mismatched };
+  }
+
+  /**
+   * What to run: the takeover for a table django-rest-knox created, the pending migrations for
+   * missing columns, else an ALTER of the mismatched ones.
+   */
+  private fixFor(
+    found: Map<string, DbColumn>,
+    missing: string[],
+    schema: 'knox' | 'django',
+  ): string {
     const djangoTable =
       DJANGO_COLUMNS.every((name) => found.has(name)) && !found.has('id');
-    const parts = [
-      ...(missing.length ? [`lacks columns ${missing.join(', ')}`] : []),
-      ...(mismatched.length
-        ? [`has mismatched columns ${mismatched.join(', ')}`]
-        : []),
-    ];
-    const fix = djangoTable
-      ? `run the migration ${this.migrationHint('django')}${schema === 'django' ? '' : ` and set \`schema: 'django'\` in KnoxModule's options`}`
-      : missing.length
-        ? `run the pending migrations of ${this.migrationsCall(schema)}`
-        : 'alter those columns to the types expected';
-    throw new KnoxSchemaError(
-      `table ${table} ${parts.join(' and ')}: ${fix} (${README_SECTION}).`,
-    );
+    if (djangoTable) {
+      return `run the migration ${this.migrationHint('django')}${schema === 'django' ? '' : ` and set \`schema: 'django'\` in KnoxModule's options`}`;
+    }
+    return missing.length
+      ? `run the pending migrations of ${this.migrationsCall(schema)}`
+      : 'alter those columns to the types expected';
   }
 
   /** `KnoxDjangoTakeover9000000000002 (knoxMigrations(User, { schema: 'django' }))`. */

@@ -93,27 +93,13 @@ export function knoxTableNames(
   },
 ): KnoxTableNames {
   const table = splitTablePath(tableName).table;
-  if (schema === 'django') {
-    return {
-      primaryKey: `${table}_pkey`,
-      idUnique: `${table}_id_key`,
-      foreignKey: djangoIndexName(
-        table,
-        ['user_id'],
-        `_fk_${userRef.table}_${userRef.column}`,
-      ),
-      indexes: [
-        { name: djangoIndexName(table, ['digest'], '_like'), column: 'digest' },
-        { name: djangoIndexName(table, ['token_key']), column: 'token_key' },
-        {
-          name: djangoIndexName(table, ['token_key'], '_like'),
-          column: 'token_key',
-        },
-        { name: djangoIndexName(table, ['user_id']), column: 'user_id' },
-        { name: `${table}_expiry_idx`, column: 'expiry' },
-      ],
-    };
-  }
+  return schema === 'django'
+    ? djangoLayoutNames(table, userRef)
+    : knoxLayoutNames(table);
+}
+
+/** The names nestjs-knox gives (layout `'knox'`): PostgreSQL's own style. */
+function knoxLayoutNames(table: string): KnoxTableNames {
   return {
     primaryKey: `${table}_pkey`,
     idUnique: `${table}_id_key`,
@@ -122,6 +108,35 @@ export function knoxTableNames(
       { name: `${table}_token_key_idx`, column: 'token_key' },
       { name: `${table}_expiry_idx`, column: 'expiry' },
       { name: `${table}_user_id_idx`, column: 'user_id' },
+    ],
+  };
+}
+
+/**
+ * The names of a table django-rest-knox created (layout `'django'`): Django's hashed names for
+ * its foreign key and indexes, PostgreSQL's for the rest and for the `expiry` index we add.
+ */
+function djangoLayoutNames(
+  table: string,
+  userRef: { table: string; column: string },
+): KnoxTableNames {
+  return {
+    primaryKey: `${table}_pkey`,
+    idUnique: `${table}_id_key`,
+    foreignKey: djangoIndexName(
+      table,
+      ['user_id'],
+      `_fk_${userRef.table}_${userRef.column}`,
+    ),
+    indexes: [
+      { name: djangoIndexName(table, ['digest'], '_like'), column: 'digest' },
+      { name: djangoIndexName(table, ['token_key']), column: 'token_key' },
+      {
+        name: djangoIndexName(table, ['token_key'], '_like'),
+        column: 'token_key',
+      },
+      { name: djangoIndexName(table, ['user_id']), column: 'user_id' },
+      { name: `${table}_expiry_idx`, column: 'expiry' },
     ],
   };
 }

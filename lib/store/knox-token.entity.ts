@@ -1,5 +1,6 @@
 import {
   Column,
+  type ColumnOptions,
   Entity,
   Index,
   JoinColumn,
@@ -12,6 +13,7 @@ import {
   KNOX_DEFAULT_TABLE_NAME,
   declaredUserRef,
   knoxTableNames,
+  type KnoxTableNames,
   type KnoxTableSchema,
 } from './knox-token-table.js';
 import { grants } from '../abilities/knox-abilities.js';
@@ -131,109 +133,125 @@ export function knoxTokenEntity(
   if (cached && owners.get(cached) === userEntity) {
     return cached;
   }
+  const entity = defineTokenEntity(userEntity, tableName, schema);
+  entities.set(key, entity);
+  owners.set(entity, userEntity);
+  return entity;
+}
+
+/** The property each indexed column maps to. */
+const INDEXED_PROPERTIES = {
+  digest: 'digest',
+  token_key: 'tokenKey',
+  user_id: 'user',
+  expiry: 'expiry',
+} as const;
+
+/**
+ * The columns after the foreign key, in table order: plain values, with no constraint of their
+ * own (the order is the one `synchronize` creates them in).
+ */
+const VALUE_COLUMNS: [keyof KnoxToken, ColumnOptions][] = [
+  ['created', { type: 'timestamptz' }],
+  ['expiry', { type: 'timestamptz', nullable: true }],
+  [
+    'ttl',
+    {
+      name: 'ttl_ms',
+      type: 'bigint',
+      nullable: true,
+      transformer: bigintAsNumber,
+    },
+  ],
+  ['name', { type: 'varchar', length: 200, nullable: true }],
+  [
+    'userAgent',
+    { name: 'user_agent', type: 'varchar', length: 512, nullable: true },
+  ],
+  ['ip', { type: 'varchar', length: 45, nullable: true }],
+  ['lastUsedAt', { name: 'last_used_at', type: 'timestamptz', nullable: true }],
+  ['retiredAt', { name: 'retired_at', type: 'timestamptz', nullable: true }],
+  // Added by KnoxTokenAbilities9000000000004.
+  ['abilities', { type: 'text', array: true, nullable: true }],
+  [
+    'lastUsedIp',
+    { name: 'last_used_ip', type: 'varchar', length: 45, nullable: true },
+  ],
+];
+
+/**
+ * A new entity class for the token table of `userEntity`, with the constraint and index names
+ * of the layout `schema`. The decorators are applied in the order a decorated class applies
+ * them: the properties top to bottom, then the class.
+ */
+function defineTokenEntity(
+  userEntity: Type<unknown>,
+  tableName: string,
+  schema: KnoxTableSchema,
+): Type<KnoxToken> {
   const names = knoxTableNames(
     tableName,
     schema,
     schema === 'django' ? declaredUserRef(userEntity) : undefined,
   );
-  const properties = {
-    digest: 'digest',
-    token_key: 'tokenKey',
-    user_id: 'user',
-    expiry: 'expiry',
-  } as const;
-  const django = schema === 'django';
-
   // A class made per user entity: TypeORM builds decorator entities and EntitySchemas apart,
   // so a schema could not reference the app's (decorated) user entity.
-  @Entity({ name: tableName })
-  @Unique(names.idUnique, ['id'])
-  class KnoxTokenEntity extends KnoxToken {
-    @PrimaryColumn({
-      type: 'varchar',
-      length: 128,
-      primaryKeyConstraintName: names.primaryKey,
-    })
-    declare digest: string;
-
-    @Column({ name: 'token_key', type: 'varchar', length: 25 })
-    declare tokenKey: string;
-
-    // The app always sets the id (randomUUID()); the database default is for rows other writers
-    // insert (django-rest-knox on a shared table), which must get an id too. TypeORM reads a
-    // `gen_random_uuid()` default back as `generated: 'uuid'` (and then skips comparing defaults),
-    // so declaring both keeps its diff empty, and `default` makes `synchronize` write
-    // gen_random_uuid() (core PostgreSQL >= 13) instead of uuid-ossp's uuid_generate_v4().
-    @Column({
-      type: 'uuid',
-      generated: 'uuid',
-      default: () => 'gen_random_uuid()',
-    })
-    declare id: string;
-
-    @ManyToOne(() => userEntity, {
-      nullable: false,
-      onDelete: django ? 'NO ACTION' : 'CASCADE',
-      ...(django ? { deferrable: 'INITIALLY DEFERRED' as const } : {}),
-    })
-    @JoinColumn({
-      name: 'user_id',
-      foreignKeyConstraintName: names.foreignKey,
-    })
-    declare user?: unknown;
-
-    @Column({ type: 'timestamptz' })
-    declare created: Date;
-
-    @Column({ type: 'timestamptz', nullable: true })
-    declare expiry: Date | null;
-
-    @Column({
-      name: 'ttl_ms',
-      type: 'bigint',
-      nullable: true,
-      transformer: bigintAsNumber,
-    })
-    declare ttl: number | null;
-
-    @Column({ type: 'varchar', length: 200, nullable: true })
-    declare name: string | null;
-
-    @Column({
-      name: 'user_agent',
-      type: 'varchar',
-      length: 512,
-      nullable: true,
-    })
-    declare userAgent: string | null;
-
-    @Column({ type: 'varchar', length: 45, nullable: true })
-    declare ip: string | null;
-
-    @Column({ name: 'last_used_at', type: 'timestamptz', nullable: true })
-    declare lastUsedAt: Date | null;
-
-    @Column({ name: 'retired_at', type: 'timestamptz', nullable: true })
-    declare retiredAt: Date | null;
-
-    // Added by KnoxTokenAbilities9000000000004.
-    @Column({ type: 'text', array: true, nullable: true })
-    declare abilities: string[] | null;
-
-    @Column({
-      name: 'last_used_ip',
-      type: 'varchar',
-      length: 45,
-      nullable: true,
-    })
-    declare lastUsedIp: string | null;
+  class KnoxTokenEntity extends KnoxToken {}
+  declareKeyColumns(KnoxTokenEntity.prototype, names);
+  declareUserRelation(KnoxTokenEntity.prototype, userEntity, names, schema);
+  for (const [property, column] of VALUE_COLUMNS) {
+    Column(column)(KnoxTokenEntity.prototype, property);
   }
+  Unique(names.idUnique, ['id'])(KnoxTokenEntity);
+  Entity({ name: tableName })(KnoxTokenEntity);
   for (const index of names.indexes) {
-    Index(index.name, [properties[index.column]])(KnoxTokenEntity);
+    Index(index.name, [INDEXED_PROPERTIES[index.column]])(KnoxTokenEntity);
   }
   Object.defineProperty(KnoxTokenEntity, 'name', { value: 'KnoxToken' });
-
-  entities.set(key, KnoxTokenEntity);
-  owners.set(KnoxTokenEntity, userEntity);
   return KnoxTokenEntity;
+}
+
+/** `digest` (the primary key), `token_key` and the public `id`. */
+function declareKeyColumns(prototype: object, names: KnoxTableNames): void {
+  PrimaryColumn({
+    type: 'varchar',
+    length: 128,
+    primaryKeyConstraintName: names.primaryKey,
+  })(prototype, 'digest');
+  Column({ name: 'token_key', type: 'varchar', length: 25 })(
+    prototype,
+    'tokenKey',
+  );
+  // The app always sets the id (randomUUID()); the database default is for rows other writers
+  // insert (django-rest-knox on a shared table), which must get an id too. TypeORM reads a
+  // `gen_random_uuid()` default back as `generated: 'uuid'` (and then skips comparing defaults),
+  // so declaring both keeps its diff empty, and `default` makes `synchronize` write
+  // gen_random_uuid() (core PostgreSQL >= 13) instead of uuid-ossp's uuid_generate_v4().
+  Column({
+    type: 'uuid',
+    generated: 'uuid',
+    default: () => 'gen_random_uuid()',
+  })(prototype, 'id');
+}
+
+/**
+ * `user_id`, the foreign key to the user table: `ON DELETE CASCADE` in nestjs-knox's layout,
+ * Django's deferred constraint without cascade in Django's.
+ */
+function declareUserRelation(
+  prototype: object,
+  userEntity: Type<unknown>,
+  names: KnoxTableNames,
+  schema: KnoxTableSchema,
+): void {
+  const django = schema === 'django';
+  JoinColumn({
+    name: 'user_id',
+    foreignKeyConstraintName: names.foreignKey,
+  })(prototype, 'user');
+  ManyToOne(() => userEntity, {
+    nullable: false,
+    onDelete: django ? 'NO ACTION' : 'CASCADE',
+    ...(django ? { deferrable: 'INITIALLY DEFERRED' as const } : {}),
+  })(prototype, 'user');
 }

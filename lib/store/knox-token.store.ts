@@ -264,88 +264,120 @@ export class KnoxTokenStore {
   }
 
   private userTokens(manager: EntityManager, userId: unknown): KnoxUserTokens {
-    const table = this.table;
-    const query = <R>(sql: string, params: unknown[]) =>
-      manager.query(sql, params) as Promise<R>;
-    const deleted = async (sql: string, params: unknown[]) => {
-      const [rows] = await query<[Record<string, unknown>[], number]>(
-        sql,
-        params,
-      );
-      return rows.map(toToken);
-    };
-    return {
-      find: async (digest) => {
-        const rows = await query<Record<string, unknown>[]>(
-          `SELECT ${COLUMNS} FROM ${table} WHERE digest = $1 AND user_id = $2`,
-          [digest, userId],
+    return new UserTokensInTransaction(
+      manager,
+      userId,
+      this.table,
+      this.repository.target,
+    );
+  }
+}
+
+/** {@link KnoxUserTokens} on the manager of the transaction that holds the user's lock. */
+class UserTokensInTransaction implements KnoxUserTokens {
+  constructor(
+    private readonly manager: EntityManager,
+    private readonly userId: unknown,
+    /** The token table, quoted. */
+    private readonly table: string,
+    private readonly entity: Repository<KnoxToken>['target'],
+  ) {}
+
+  async find(digest: string): Promise<KnoxToken | undefined> {
+    const rows = await this.query<Record<string, unknown>[]>(
+      `SELECT ${COLUMNS} FROM ${this.table} WHERE digest = $1 AND user_id = $2`,
+      [digest, this.userId],
+    );
+    return rows[0] && toToken(rows[0]);
+  }
+
+  async findById(id: string): Promise<KnoxToken | undefined> {
+    const rows = await this.query<Record<string, unknown>[]>(
+      `SELECT ${COLUMNS} FROM ${this.table} WHERE id = $1 AND user_id = $2`,
+      [id, this.userId],
+    );
+    return rows[0] && toToken(rows[0]);
+  }
+
+  async live(now: Date): Promise<KnoxToken[]> {
+    const rows = await this.query<Record<string, unknown>[]>(
+      `SELECT ${COLUMNS} FROM ${this.table} WHERE user_id = $1 AND (expiry IS NULL OR expiry >= $2) ORDER BY created ASC, id ASC`,
+      [this.userId, now],
+    );
+    return rows.map(toToken);
+  }
+
+  async insert(record: KnoxToken): Promise<void> {
+    try {
+      await this.manager.getRepository(this.entity).insert(record);
+    } catch (error) {
+      // The user's row is gone (deleted since the credentials were checked).
+      if (driverCode(error) === FOREIGN_KEY_VIOLATION) {
+        throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
+      }
+      throw error;
+    }
+  }
+
+  delete(digests: string[]): Promise<KnoxToken[]> {
+    return digests.length === 0
+      ? Promise.resolve([])
+      : this.deleted(
+          `DELETE FROM ${this.table} WHERE digest = ANY($1) AND user_id = $2 RETURNING ${COLUMNS}`,
+          [digests, this.userId],
         );
-        return rows[0] && toToken(rows[0]);
-      },
-      findById: async (id) => {
-        const rows = await query<Record<string, unknown>[]>(
-          `SELECT ${COLUMNS} FROM ${table} WHERE id = $1 AND user_id = $2`,
-          [id, userId],
+  }
+
+  deleteAll(except?: string): Promise<KnoxToken[]> {
+    return except === undefined
+      ? this.deleted(
+          `DELETE FROM ${this.table} WHERE user_id = $1 RETURNING ${COLUMNS}`,
+          [this.userId],
+        )
+      : this.deleted(
+          `DELETE FROM ${this.table} WHERE user_id = $1 AND id <> $2 RETURNING ${COLUMNS}`,
+          [this.userId, except],
         );
-        return rows[0] && toToken(rows[0]);
-      },
-      live: async (now) => {
-        const rows = await query<Record<string, unknown>[]>(
-          `SELECT ${COLUMNS} FROM ${table} WHERE user_id = $1 AND (expiry IS NULL OR expiry >= $2) ORDER BY created ASC, id ASC`,
-          [userId, now],
-        );
-        return rows.map(toToken);
-      },
-      insert: async (record) => {
-        try {
-          await manager.getRepository(this.repository.target).insert(record);
-        } catch (error) {
-          // The user's row is gone (deleted since the credentials were checked).
-          if (driverCode(error) === FOREIGN_KEY_VIOLATION) {
-            throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
-          }
-          throw error;
-        }
-      },
-      delete: (digests) =>
-        digests.length === 0
-          ? Promise.resolve([])
-          : deleted(
-              `DELETE FROM ${table} WHERE digest = ANY($1) AND user_id = $2 RETURNING ${COLUMNS}`,
-              [digests, userId],
-            ),
-      deleteAll: (except) =>
-        except === undefined
-          ? deleted(
-              `DELETE FROM ${table} WHERE user_id = $1 RETURNING ${COLUMNS}`,
-              [userId],
-            )
-          : deleted(
-              `DELETE FROM ${table} WHERE user_id = $1 AND id <> $2 RETURNING ${COLUMNS}`,
-              [userId, except],
-            ),
-      retire: async (digest, expiry, at) => {
-        const [, count] = await query<[unknown, number]>(
-          `UPDATE ${table} SET expiry = $1, retired_at = COALESCE(retired_at, $2) WHERE digest = $3`,
-          [expiry, at, digest],
-        );
-        return count > 0;
-      },
-      rename: async (id, name) => {
-        const [rows] = await query<[Record<string, unknown>[], number]>(
-          `UPDATE ${table} SET name = $1 WHERE id = $2 AND user_id = $3 RETURNING ${COLUMNS}`,
-          [name, id, userId],
-        );
-        return rows[0] && toToken(rows[0]);
-      },
-      extend: async (digest, expiry) => {
-        const [, count] = await query<[unknown, number]>(
-          `UPDATE ${table} SET expiry = $1 WHERE digest = $2 AND retired_at IS NULL`,
-          [expiry, digest],
-        );
-        return count > 0;
-      },
-    };
+  }
+
+  async retire(digest: string, expiry: Date, at: Date): Promise<boolean> {
+    const [, count] = await this.query<[unknown, number]>(
+      `UPDATE ${this.table} SET expiry = $1, retired_at = COALESCE(retired_at, $2) WHERE digest = $3`,
+      [expiry, at, digest],
+    );
+    return count > 0;
+  }
+
+  async rename(
+    id: string,
+    name: string | null,
+  ): Promise<KnoxToken | undefined> {
+    const [rows] = await this.query<[Record<string, unknown>[], number]>(
+      `UPDATE ${this.table} SET name = $1 WHERE id = $2 AND user_id = $3 RETURNING ${COLUMNS}`,
+      [name, id, this.userId],
+    );
+    return rows[0] && toToken(rows[0]);
+  }
+
+  async extend(digest: string, expiry: Date): Promise<boolean> {
+    const [, count] = await this.query<[unknown, number]>(
+      `UPDATE ${this.table} SET expiry = $1 WHERE digest = $2 AND retired_at IS NULL`,
+      [expiry, digest],
+    );
+    return count > 0;
+  }
+
+  private query<R>(sql: string, params: unknown[]): Promise<R> {
+    return this.manager.query(sql, params) as Promise<R>;
+  }
+
+  /** Runs a `DELETE … RETURNING` and gives the rows it deleted. */
+  private async deleted(sql: string, params: unknown[]): Promise<KnoxToken[]> {
+    const [rows] = await this.query<[Record<string, unknown>[], number]>(
+      sql,
+      params,
+    );
+    return rows.map(toToken);
   }
 }
 

@@ -103,6 +103,18 @@ export function resolveKnoxCacheOptions(
   if (value === undefined || value === false) {
     return null;
   }
+  const given = cacheOptionsObject(value);
+  const max = checkMax(given.max);
+  const maxAge = checkMaxAge(given.maxAge);
+  const bus = given.bus ?? 'postgres';
+  const channel =
+    bus === 'postgres' ? postgresChannel(given) : redisChannel(bus, given);
+  checkInstallTriggers(given.installTriggers);
+  return { max, maxAge, bus, channel, installTriggers: given.installTriggers };
+}
+
+/** `true` as `{}`, an object with known keys as it is; anything else refused. */
+function cacheOptionsObject(value: unknown): KnoxCacheOptions {
   const given: KnoxCacheOptions = value === true ? {} : (value as never);
   if (typeof given !== 'object' || given === null || Array.isArray(given)) {
     throw new KnoxOptionsError(
@@ -115,55 +127,75 @@ export function resolveKnoxCacheOptions(
       `\`cache\` has unknown option(s) ${unknown.join(', ')}; it takes ${KEYS.join(', ')}.`,
     );
   }
-  const max = given.max ?? KNOX_CACHE_DEFAULT_MAX;
+  return given;
+}
+
+function checkMax(given: number | undefined): number {
+  const max = given ?? KNOX_CACHE_DEFAULT_MAX;
   if (!Number.isInteger(max) || max < 1) {
     throw new KnoxOptionsError(
-      `\`cache.max\` must be a whole number of entries >= 1; got ${String(given.max)}.`,
+      `\`cache.max\` must be a whole number of entries >= 1; got ${String(given)}.`,
     );
   }
-  const maxAge = given.maxAge ?? KNOX_CACHE_DEFAULT_MAX_AGE;
+  return max;
+}
+
+function checkMaxAge(given: number | undefined): number {
+  const maxAge = given ?? KNOX_CACHE_DEFAULT_MAX_AGE;
   if (typeof maxAge !== 'number' || !Number.isFinite(maxAge) || maxAge <= 0) {
     throw new KnoxOptionsError(
-      `\`cache.maxAge\` must be a duration in milliseconds (a finite number > 0); got ${String(given.maxAge)}.`,
+      `\`cache.maxAge\` must be a duration in milliseconds (a finite number > 0); got ${String(given)}.`,
     );
   }
-  const bus = given.bus ?? 'postgres';
-  let channel = given.channel ?? KNOX_CACHE_DEFAULT_CHANNEL;
-  if (bus !== 'postgres') {
-    const redis = (bus as Partial<KnoxCacheRedisBus> | null)?.redis;
-    if (
-      typeof bus !== 'object' ||
-      bus === null ||
-      typeof redis?.publish !== 'function' ||
-      typeof redis?.duplicate !== 'function'
-    ) {
-      throw new KnoxOptionsError(
-        "`cache.bus` must be 'postgres' or { redis } with an ioredis client (one with publish() and duplicate()).",
-      );
-    }
-    if (given.channel !== undefined || given.installTriggers !== undefined) {
-      throw new KnoxOptionsError(
-        "`cache.channel` and `cache.installTriggers` belong to the 'postgres' bus; give the Redis channel as `cache.bus.channel`.",
-      );
-    }
-    channel = bus.channel ?? KNOX_CACHE_DEFAULT_CHANNEL;
-    if (typeof channel !== 'string' || channel.length === 0) {
-      throw new KnoxOptionsError(
-        `\`cache.bus.channel\` must be a non-empty string; got ${String(bus.channel)}.`,
-      );
-    }
-  } else if (typeof channel !== 'string' || !CHANNEL.test(channel)) {
+  return maxAge;
+}
+
+/** The `NOTIFY` channel of the `'postgres'` bus: an SQL identifier the triggers can name. */
+function postgresChannel(given: KnoxCacheOptions): string {
+  const channel = given.channel ?? KNOX_CACHE_DEFAULT_CHANNEL;
+  if (typeof channel !== 'string' || !CHANNEL.test(channel)) {
     throw new KnoxOptionsError(
       `\`cache.channel\` must be a lower-case SQL identifier of at most 63 characters (letters, digits, _); got ${String(channel)}.`,
     );
   }
+  return channel;
+}
+
+/**
+ * The pub/sub channel of a Redis bus, after checking the bus has a usable client and that no
+ * option of the `'postgres'` bus was given beside it.
+ */
+function redisChannel(bus: unknown, given: KnoxCacheOptions): string {
+  const redis = (bus as Partial<KnoxCacheRedisBus> | null)?.redis;
   if (
-    given.installTriggers !== undefined &&
-    typeof given.installTriggers !== 'boolean'
+    typeof bus !== 'object' ||
+    bus === null ||
+    typeof redis?.publish !== 'function' ||
+    typeof redis?.duplicate !== 'function'
   ) {
     throw new KnoxOptionsError(
-      `\`cache.installTriggers\` must be true or false; got ${String(given.installTriggers)}.`,
+      "`cache.bus` must be 'postgres' or { redis } with an ioredis client (one with publish() and duplicate()).",
     );
   }
-  return { max, maxAge, bus, channel, installTriggers: given.installTriggers };
+  if (given.channel !== undefined || given.installTriggers !== undefined) {
+    throw new KnoxOptionsError(
+      "`cache.channel` and `cache.installTriggers` belong to the 'postgres' bus; give the Redis channel as `cache.bus.channel`.",
+    );
+  }
+  const channel =
+    (bus as KnoxCacheRedisBus).channel ?? KNOX_CACHE_DEFAULT_CHANNEL;
+  if (typeof channel !== 'string' || channel.length === 0) {
+    throw new KnoxOptionsError(
+      `\`cache.bus.channel\` must be a non-empty string; got ${String((bus as KnoxCacheRedisBus).channel)}.`,
+    );
+  }
+  return channel;
+}
+
+function checkInstallTriggers(given: unknown): void {
+  if (given !== undefined && typeof given !== 'boolean') {
+    throw new KnoxOptionsError(
+      `\`cache.installTriggers\` must be true or false; got ${String(given)}.`,
+    );
+  }
 }

@@ -24,6 +24,12 @@ import { KnoxPgListener } from './knox-pg-listener.js';
 import { KnoxRedisBus } from './knox-redis-bus.js';
 import { KnoxTokenCache, type KnoxCachedAuth } from './knox-token-cache.js';
 
+/** The parts of TypeORM's postgres driver the listener uses. */
+interface PostgresDriverParts {
+  postgres: { Client: new (config: ClientConfig) => Client };
+  master?: { options?: ClientConfig };
+}
+
 /**
  * The cache room's surface for the rest of the module: the request path looks up and
  * remembers; every write path calls `forgetTokens` / `forgetUser`. With `cache: false` (the
@@ -74,16 +80,38 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
       await this.redisBus.start();
       return;
     }
+    const driver = this.postgresDriver();
+    await this.ensureTriggers(settings);
+    this.listener = new KnoxPgListener(
+      driver.postgres.Client,
+      { ...(driver.master?.options ?? {}) },
+      settings.channel,
+      store,
+      this.logger,
+    );
+    await this.listener.start();
+  }
+
+  /** TypeORM's postgres driver, whose `pg` client class the listener connects with. */
+  private postgresDriver(): PostgresDriverParts {
     const dataSource = this.repository.manager.connection;
-    const driver = dataSource.driver as unknown as {
-      postgres?: { Client: new (config: ClientConfig) => Client };
-      master?: { options?: ClientConfig };
-    };
+    const driver = dataSource.driver as unknown as Partial<PostgresDriverParts>;
     if (dataSource.options.type !== 'postgres' || !driver.postgres?.Client) {
       throw new KnoxOptionsError(
         "`cache.bus` 'postgres' needs TypeORM's postgres driver; on another database, use the Redis bus.",
       );
     }
+    return driver as PostgresDriverParts;
+  }
+
+  /**
+   * Installs the invalidation triggers when asked (`installTriggers`, by default with
+   * `synchronize`), else checks that the migration installed them.
+   */
+  private async ensureTriggers(
+    settings: ResolvedKnoxCacheOptions,
+  ): Promise<void> {
+    const dataSource = this.repository.manager.connection;
     const tokenTable = this.repository.metadata.tablePath;
     const install =
       settings.installTriggers ?? dataSource.options.synchronize === true;
@@ -102,14 +130,6 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
     } finally {
       await queryRunner.release();
     }
-    this.listener = new KnoxPgListener(
-      driver.postgres.Client,
-      { ...(driver.master?.options ?? {}) },
-      settings.channel,
-      store,
-      this.logger,
-    );
-    await this.listener.start();
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -51,12 +51,14 @@ export class KnoxPgListener {
     const client = this.client;
     this.client = undefined;
     if (client) {
-      client.removeAllListeners();
-      client.on('error', () => undefined);
-      await client.end().catch(() => undefined);
+      await closeQuietly(client);
     }
   }
 
+  /**
+   * One connection attempt: a new client that listens to the channel; the cache resumes once
+   * it does. Any failure, now or later, goes through `down` once (then a retry is scheduled).
+   */
   private async connect(): Promise<void> {
     if (this.stopped) {
       return;
@@ -75,6 +77,23 @@ export class KnoxPgListener {
       failed = true;
       this.down(client, error);
     };
+    this.watch(client, down);
+    try {
+      const pid = await this.listen(client);
+      if (this.stopped) {
+        await closeQuietly(client);
+        return;
+      }
+      if (!failed) {
+        this.up(client, pid, down);
+      }
+    } catch (error) {
+      down(error as Error);
+    }
+  }
+
+  /** Applies the channel's notifications; an error or the end of the connection is `down`. */
+  private watch(client: Client, down: (error?: Error) => void): void {
     client.on('error', down);
     client.on('end', () => down());
     client.on('notification', (message: Notification) => {
@@ -82,40 +101,36 @@ export class KnoxPgListener {
         this.cache.apply(parseKnoxCacheMessage(message.payload ?? ''));
       }
     });
-    try {
-      await client.connect();
-      await client.query(`LISTEN "${this.channel}"`);
-      const [{ pid }] = (
-        await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
-      ).rows;
-      if (this.stopped) {
-        client.removeAllListeners();
-        client.on('error', () => undefined);
-        await client.end().catch(() => undefined);
-        return;
-      }
-      if (failed) {
-        return;
-      }
-      this.pid = pid;
-      this.connects++;
-      this.retryIn = FIRST_RETRY;
-      // Anything notified before LISTEN took effect is unknown: start from an empty cache.
-      this.cache.resume();
-      if (this.connects > 1) {
-        this.logger.log(
-          'Cache listener reconnected; cache flushed and back in use.',
-        );
-      }
-      clearInterval(this.pingTimer);
-      this.pingTimer = setInterval(
-        () => this.ping(client, down),
-        this.pingInterval,
+  }
+
+  /** Connects, listens, and gives the listening backend's pid. */
+  private async listen(client: Client): Promise<number> {
+    await client.connect();
+    await client.query(`LISTEN "${this.channel}"`);
+    const [{ pid }] = (
+      await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+    ).rows;
+    return pid;
+  }
+
+  /** The connection listens: the cache comes back (empty) and the pings start. */
+  private up(client: Client, pid: number, down: (error?: Error) => void): void {
+    this.pid = pid;
+    this.connects++;
+    this.retryIn = FIRST_RETRY;
+    // Anything notified before LISTEN took effect is unknown: start from an empty cache.
+    this.cache.resume();
+    if (this.connects > 1) {
+      this.logger.log(
+        'Cache listener reconnected; cache flushed and back in use.',
       );
-      this.pingTimer.unref();
-    } catch (error) {
-      down(error as Error);
     }
+    clearInterval(this.pingTimer);
+    this.pingTimer = setInterval(
+      () => this.ping(client, down),
+      this.pingInterval,
+    );
+    this.pingTimer.unref();
   }
 
   private ping(client: Client, down: (error?: Error) => void): void {
@@ -140,9 +155,7 @@ export class KnoxPgListener {
     this.cache.suspend();
     clearInterval(this.pingTimer);
     this.pid = undefined;
-    client.removeAllListeners();
-    client.on('error', () => undefined);
-    void client.end().catch(() => undefined);
+    void closeQuietly(client);
     if (this.client === client) {
       this.client = undefined;
     }
@@ -157,4 +170,11 @@ export class KnoxPgListener {
     this.retryTimer.unref();
     this.retryIn = Math.min(this.retryIn * 2, LAST_RETRY);
   }
+}
+
+/** Ends a client that is no longer wanted: its events and errors are ignored from now on. */
+async function closeQuietly(client: Client): Promise<void> {
+  client.removeAllListeners();
+  client.on('error', () => undefined);
+  await client.end().catch(() => undefined);
 }

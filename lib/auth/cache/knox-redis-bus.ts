@@ -28,28 +28,15 @@ export class KnoxRedisBus {
     private readonly logger: Logger,
   ) {}
 
+  /** Publishes this instance's writes and subscribes (through a duplicate) to the others'. */
   async start(): Promise<void> {
     this.cache.onLocalInvalidation = (message) => this.publish(message);
     const subscriber = this.redis.duplicate();
     this.subscriber = subscriber;
-    subscriber.on('message', (channel: string, payload: string) => {
-      if (channel !== this.channel) {
-        return;
-      }
-      const at = payload.indexOf('|');
-      if (payload.slice(0, at) === this.origin) {
-        return;
-      }
-      this.cache.apply(parseKnoxCacheMessage(payload.slice(at + 1)));
-    });
-    const suspend = () => {
-      if (this.cache.available) {
-        this.logger.warn(
-          'Cache bus (Redis) down; every request goes to the database until it is back.',
-        );
-      }
-      this.cache.suspend();
-    };
+    subscriber.on('message', (channel: string, payload: string) =>
+      this.receive(channel, payload),
+    );
+    const suspend = () => this.suspend();
     subscriber.on('close', suspend);
     subscriber.on('end', suspend);
     subscriber.on('reconnecting', suspend);
@@ -70,6 +57,28 @@ export class KnoxRedisBus {
         `Cache bus (Redis) could not subscribe: ${(error as Error).message}; cache bypassed until it can.`,
       );
     }
+  }
+
+  /** Applies another instance's message (this instance's own come back too: skipped). */
+  private receive(channel: string, payload: string): void {
+    if (channel !== this.channel) {
+      return;
+    }
+    const at = payload.indexOf('|');
+    if (payload.slice(0, at) === this.origin) {
+      return;
+    }
+    this.cache.apply(parseKnoxCacheMessage(payload.slice(at + 1)));
+  }
+
+  /** The subscriber is not ready: every request goes to the database (logged once). */
+  private suspend(): void {
+    if (this.cache.available) {
+      this.logger.warn(
+        'Cache bus (Redis) down; every request goes to the database until it is back.',
+      );
+    }
+    this.cache.suspend();
   }
 
   async stop(): Promise<void> {
