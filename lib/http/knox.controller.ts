@@ -44,6 +44,7 @@ import type { ResolvedKnoxOptions } from '../options/knox-options.js';
 import { clientInfoOf } from './knox-request.util.js';
 import {
   checkKnoxCsrf,
+  sentByBrowser,
   knoxClearedCookie,
   knoxTokenCookie,
   readKnoxCookie,
@@ -153,10 +154,7 @@ export class KnoxController {
     @Req() request: KnoxRequest,
     @Res({ passthrough: true }) response: unknown,
   ): Promise<unknown> {
-    if (this.options.cookie) {
-      // Login CSRF: another site must not log the browser into an account of its choosing.
-      checkKnoxCsrf(request, this.options.cookie);
-    }
+    const inCookie = this.loginSetsCookie(request);
     const body = readLoginBody(request.body);
     const credentials = await this.challenge(response, () =>
       readCredentials(request.headers.authorization, body),
@@ -180,7 +178,7 @@ export class KnoxController {
         ...client,
       }),
     );
-    return this.answerLogin(issued, context, client, response);
+    return this.answerLogin(issued, context, client, response, inCookie);
   }
 
   /** `POST logout`: revokes the token that authenticated this request. */
@@ -462,19 +460,38 @@ export class KnoxController {
    * The login answer; when it cannot be made (a response hook threw), the new token is revoked
    * and the error answered.
    */
+  /**
+   * Whether a login answers with the cookie: with the cookie transport, a browser gets its token
+   * as the cookie and must come from a trusted origin (403 otherwise: login CSRF, another site
+   * must not log the browser into an account of its choosing); a client that is no browser gets
+   * the token in the body, as without cookies.
+   */
+  private loginSetsCookie(request: KnoxRequest): boolean {
+    const { cookie } = this.options;
+    if (cookie === null || !sentByBrowser(request)) {
+      return false;
+    }
+    checkKnoxCsrf(request, cookie);
+    return true;
+  }
+
   private async answerLogin(
     issued: KnoxIssuedToken,
     context: KnoxLoginContext,
     client: KnoxClientInfo,
     response: unknown,
+    inCookie: boolean,
   ): Promise<unknown> {
     try {
       const answer = await this.loginResponse(
         issued.token,
         issued.record,
         context,
+        inCookie,
       );
-      this.setTokenCookie(response, issued.token, issued.record);
+      if (inCookie) {
+        this.setTokenCookie(response, issued.token, issued.record);
+      }
       return answer;
     } catch (error) {
       // The client never receives this token: revoke it rather than leave a live token that
@@ -575,12 +592,13 @@ export class KnoxController {
     token: string,
     record: KnoxToken,
     context: KnoxLoginContext,
+    inCookie: boolean,
   ): Promise<unknown> {
     const raw = this.options.raw;
-    // With the cookie transport the token goes in Set-Cookie only, out of the page's reach.
+    // A token set as the cookie goes in Set-Cookie only, out of the page's reach.
     const data: KnoxLoginResponse = {
       expiry: this.formatExpiry(record.expiry),
-      ...(this.options.cookie ? {} : { token }),
+      ...(inCookie ? {} : { token }),
       id: record.id,
     };
     if (raw.serializeUser) {

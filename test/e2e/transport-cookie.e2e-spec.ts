@@ -103,11 +103,8 @@ describe.each(['express', 'fastify'] as const)(
           .set('Origin', origin)
           .set('Cookie', pair);
         expect(res.status).toBe(403);
-        expect(res.body.message).toBe(
-          origin === 'null'
-            ? KnoxMessages.CSRF_NO_ORIGIN
-            : KnoxMessages.CSRF_UNTRUSTED_ORIGIN,
-        );
+        // `Origin: null` (an opaque origin) is an origin, and not a trusted one.
+        expect(res.body.message).toBe(KnoxMessages.CSRF_UNTRUSTED_ORIGIN);
       }
       const evilReferer = await t.http
         .post('/cookie/write')
@@ -137,7 +134,7 @@ describe.each(['express', 'fastify'] as const)(
 
     it('an Authorization header wins over the cookie and needs no Origin check', async () => {
       const { pair } = await cookieLogin();
-      // A non-browser client holds a token issued server-side (login answers by cookie only).
+      // A non-browser client holds a token issued server-side (or by a login without Origin).
       const issued = await t.app
         .get(KnoxTokenService)
         .create(t.seeded.alice, { name: 'cli' });
@@ -165,20 +162,54 @@ describe.each(['express', 'fastify'] as const)(
       expect(missing.body.message).toBe(KnoxMessages.NOT_PROVIDED);
     });
 
-    it('login from another origin is refused (login CSRF), and so is a login without Origin', async () => {
-      const evil = await t.http
-        .post('/auth/login')
-        .set('Host', HOST)
-        .set('Origin', 'https://evil.example')
-        .send({ username: 'alice', password: 'secret-password' });
-      expect(evil.status).toBe(403);
-      expect(evil.headers['set-cookie']).toBeUndefined();
-      const none = await t.http
-        .post('/auth/login')
-        .set('Host', HOST)
-        .send({ username: 'alice', password: 'secret-password' });
-      expect(none.status).toBe(403);
+    it('login from another origin, an opaque one, or with an untrusted Referer is refused (login CSRF)', async () => {
+      for (const headers of [
+        { Origin: 'https://evil.example' },
+        { Origin: 'null' },
+        { Referer: 'https://evil.example/page' },
+      ]) {
+        const evil = await t.http
+          .post('/auth/login')
+          .set('Host', HOST)
+          .set(headers)
+          .send({ username: 'alice', password: 'secret-password' });
+        expect(evil.status).toBe(403);
+        expect(evil.body.message).toBe(KnoxMessages.CSRF_UNTRUSTED_ORIGIN);
+        expect(evil.headers['set-cookie']).toBeUndefined();
+      }
       expect(await t.tokenRows()).toHaveLength(0);
+    });
+
+    it('a client that is no browser (no Origin, no Referer) logs in as without cookies: the token in the body, no cookie', async () => {
+      for (const login of [
+        t.http
+          .post('/auth/login')
+          .set('Host', HOST)
+          .send({ username: 'alice', password: 'secret-password' }),
+        t.http
+          .post('/auth/login')
+          .set('Host', HOST)
+          .auth('alice', 'secret-password'),
+      ]) {
+        const res = await login;
+        expect(res.status).toBe(200);
+        expect(res.body).toEqual({
+          expiry: expect.any(String),
+          token: expect.stringMatching(/^[0-9a-f]{64}$/),
+          id: expect.any(String),
+        });
+        expect(res.headers['set-cookie']).toBeUndefined();
+        const me = await t.http
+          .get('/me')
+          .set('Authorization', `Token ${res.body.token}`);
+        expect(me.status).toBe(200);
+        // Its unsafe requests carry the header, so the Origin check does not apply to them.
+        const write = await t.http
+          .post('/cookie/write')
+          .set('Authorization', `Token ${res.body.token}`);
+        expect(write.status).toBe(200);
+      }
+      expect(await t.tokenRows()).toHaveLength(2);
     });
 
     it('logout revokes the token and clears the cookie; the old cookie is refused', async () => {

@@ -86,11 +86,24 @@ function originOf(value: string): string | null {
 }
 
 /**
+ * Whether a browser sent the request: browsers put `Origin` on every request with an unsafe
+ * method (and `Referer` where an old one leaves `Origin` out); other clients send neither. A
+ * cookie-mode login from a client that sends neither gets its token in the body and no cookie,
+ * so it cannot serve a login CSRF either: no browser is left holding a session.
+ */
+export function sentByBrowser(request: KnoxRequest): boolean {
+  const { origin, referer } = request.headers ?? {};
+  return typeof origin === 'string' || typeof referer === 'string';
+}
+
+/**
  * The CSRF defence of a request authenticated by the cookie: safe methods pass; an unsafe one
  * must come from the request's own host or a trusted origin, as its `Origin` header (or, when a
- * browser left it out, its `Referer`) says. Answers 403 otherwise. (The cookie is also
- * `SameSite`, which keeps other sites' requests from carrying it in current browsers; the
- * Origin check covers sibling subdomains, which count as same-site, and older browsers.)
+ * browser left it out, its `Referer`) says. Answers 403 otherwise: "must carry an Origin" when
+ * it has neither header, "not trusted" when it names another origin or an opaque one
+ * (`Origin: null`). (The cookie is also `SameSite`, which keeps other sites' requests from
+ * carrying it in current browsers; the Origin check covers sibling subdomains, which count as
+ * same-site, and older browsers.)
  */
 export function checkKnoxCsrf(
   request: KnoxRequest,
@@ -100,19 +113,21 @@ export function checkKnoxCsrf(
   if (SAFE_METHODS.has(method)) {
     return;
   }
-  const { origin, referer, host } = request.headers ?? {};
-  const source =
-    typeof origin === 'string'
-      ? originOf(origin)
-      : typeof referer === 'string'
-        ? originOf(referer)
-        : null;
-  if (source === null) {
+  if (!sentByBrowser(request)) {
     throw new ForbiddenException(KnoxMessages.CSRF_NO_ORIGIN);
   }
+  const { origin, referer, host } = request.headers ?? {};
+  const source = originOf(
+    typeof origin === 'string' ? origin : String(referer),
+  );
   const sameHost =
-    typeof host === 'string' && new URL(source).host === host.toLowerCase();
-  if (!sameHost && !cookie.trustedOrigins.includes(source)) {
+    source !== null &&
+    typeof host === 'string' &&
+    new URL(source).host === host.toLowerCase();
+  if (
+    !sameHost &&
+    (source === null || !cookie.trustedOrigins.includes(source))
+  ) {
     throw new ForbiddenException(KnoxMessages.CSRF_UNTRUSTED_ORIGIN);
   }
 }
