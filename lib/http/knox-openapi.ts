@@ -1,6 +1,5 @@
 import type { Provider } from '@nestjs/common';
 // Types only: `@nestjs/swagger` is an optional peer, imported at run time by `describeKnoxRoutes`.
-import type * as Swagger from '@nestjs/swagger';
 import { KnoxController } from './knox.controller.js';
 
 /**
@@ -39,16 +38,18 @@ export const KNOX_SECURITY_SCHEMES = {
   basic: 'Basic',
 } as const;
 
+/** An error body's message: one, or several (validation). */
+const ERROR_MESSAGE_SCHEMA: SchemaObject = {
+  oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }],
+};
+
 /** The error body every refusal answers with (Nest's `HttpException` shape). */
 export const KNOX_ERROR_SCHEMA: SchemaObject = {
   type: 'object',
   required: ['statusCode', 'message'],
   properties: {
     statusCode: { type: 'integer', example: 401 },
-    message: {
-      oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }],
-      example: 'Invalid token.',
-    },
+    message: { ...ERROR_MESSAGE_SCHEMA, example: 'Invalid token.' },
     error: { type: 'string', example: 'Unauthorized' },
   },
 };
@@ -205,10 +206,29 @@ export const KNOX_LOGIN_BODY_SCHEMA: SchemaObject = {
   },
 };
 
+/** The reason phrases of the statuses the module answers with. */
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  429: 'Too Many Requests',
+  503: 'Service Unavailable',
+};
+
+/** An error answer: {@link KNOX_ERROR_SCHEMA}, its examples naming this status. */
 const error = (status: number, description: string): KnoxResponseDoc => ({
   status,
   description,
-  schema: KNOX_ERROR_SCHEMA,
+  schema: {
+    ...KNOX_ERROR_SCHEMA,
+    properties: {
+      statusCode: { type: 'integer', example: status },
+      message: { ...ERROR_MESSAGE_SCHEMA, example: description },
+      error: { type: 'string', example: REASONS[status] ?? 'Error' },
+    },
+  },
 });
 
 const UNAUTHORIZED: KnoxResponseDoc = {
@@ -397,7 +417,19 @@ const METHOD_NOT_ALLOWED = /^methodNotAllowed/;
 /** Functions already described (the metadata is on the function, shared by every subclass). */
 const described = new WeakSet<object>();
 
-type SwaggerApi = typeof Swagger;
+/**
+ * The decorators of `@nestjs/swagger` this file applies, written out so that the package's type
+ * declarations do not import it: apps without it type-check them (`skipLibCheck: false`).
+ */
+export interface SwaggerApi {
+  ApiExcludeEndpoint(): MethodDecorator;
+  ApiOperation(options: object): MethodDecorator;
+  ApiBody(options: object): MethodDecorator;
+  ApiParam(options: object): MethodDecorator;
+  ApiResponse(options: object): MethodDecorator;
+  ApiSecurity(name: string | Record<string, string[]>): MethodDecorator;
+  ApiTags(...tags: string[]): ClassDecorator;
+}
 
 /**
  * Applies the OpenAPI decorators to the route methods of `controller` (and the classes it
@@ -493,7 +525,7 @@ function responseDecorators(
       description: response.description,
       ...(response.schema ? { schema: response.schema } : {}),
       ...(response.headers ? { headers: response.headers } : {}),
-    } as Swagger.ApiResponseOptions),
+    }),
   );
 }
 
@@ -569,6 +601,7 @@ export interface KnoxSecuritySchemeObject {
   in?: string;
   name?: string;
   scheme?: string;
+  bearerFormat?: string;
   description?: string;
   [extension: `x-${string}`]: unknown;
 }
@@ -617,6 +650,8 @@ export function addKnoxSecurity<B extends KnoxDocumentBuilder>(
       {
         type: 'http',
         scheme: 'bearer',
+        // Not a JWT (@nestjs/swagger's default): an opaque token.
+        bearerFormat: 'opaque',
         description: 'The token as `Authorization: Bearer <token>`.',
       },
       KNOX_SECURITY_SCHEMES.bearer,

@@ -683,8 +683,10 @@ export class KnoxController {
       if (error instanceof HttpException) {
         throw error;
       }
+      // With the stack: a bug in the app's own check must not pass for a database outage.
       this.logger.error(
         `validateUser failed: ${(error as Error)?.message ?? String(error)}`,
+        (error as Error)?.stack,
       );
       throw new ServiceUnavailableException(KnoxMessages.UNAVAILABLE);
     }

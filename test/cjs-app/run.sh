@@ -24,7 +24,7 @@ trap 'rm -rf "$WORK"' EXIT
 # @nestjs/swagger and @nestjs/event-emitter: the package must boot without them.
 APP=$WORK/app
 source "$ROOT/test/packed-app/packed-app.sh"
-packed_app "$ROOT" "$APP" swagger event-emitter
+packed_app "$ROOT" "$APP" @nestjs/swagger @nestjs/event-emitter
 cp -r "$HERE/src" "$HERE/tsconfig.json" "$APP/"
 echo '{ "name": "knox-cjs-app", "private": true }' >"$APP/package.json"
 

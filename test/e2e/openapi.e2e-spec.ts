@@ -95,7 +95,11 @@ describe.each(['express', 'fastify'] as const)(
           in: 'header',
           name: 'Authorization',
         }),
-        Bearer: expect.objectContaining({ type: 'http', scheme: 'bearer' }),
+        Bearer: expect.objectContaining({
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'opaque',
+        }),
         Basic: expect.objectContaining({ type: 'http', scheme: 'basic' }),
       });
     });
@@ -245,6 +249,16 @@ describe.each(['express', 'fastify'] as const)(
       expect(Object.keys(refused.body).sort()).toEqual(
         ['error', 'message', 'statusCode'].sort(),
       );
+      // Each error answer's example names its own status, as the body does.
+      for (const [method, path, status, reason] of [
+        ['post', '/auth/login', 400, 'Bad Request'],
+        ['post', '/auth/login', 401, 'Unauthorized'],
+        ['post', '/auth/logout', 503, 'Service Unavailable'],
+      ] as const) {
+        const { properties } = schemaOf(op(method, path), status);
+        expect(properties.statusCode.example).toBe(status);
+        expect(properties.error.example).toBe(reason);
+      }
     });
   },
 );

@@ -1,9 +1,10 @@
 # Sourced by the scratch-app tests (test/cjs-app, test/readme-app).
 #
-# packed_app ROOT APP [EXCLUDED_NESTJS_PACKAGE...]
+# packed_app ROOT APP [EXCLUDED_PACKAGE...]
 #   Packs nestjs-knox as `npm publish` would (`prepack` builds it), installs the tarball into
 #   APP/node_modules, and links the repo's other dependencies beside it (symlinks, so one copy of
-#   each package), less the @nestjs packages named (optional peers the app must boot without).
+#   each package), less the packages named (e.g. `@nestjs/swagger`: optional peers the app must
+#   boot without, or `@types/pg`: types an app need not have).
 packed_app() {
   local root=$1 app=$2
   shift 2
@@ -17,14 +18,14 @@ packed_app() {
     name=$(basename "$dep")
     case "$name" in
     nestjs-knox) ;;
-    @nestjs)
-      mkdir -p "$app/node_modules/@nestjs"
+    @*)
+      mkdir -p "$app/node_modules/$name"
       for sub in "$dep"/*; do
-        [[ "$excluded" == *" $(basename "$sub") "* ]] ||
-          ln -s "$sub" "$app/node_modules/@nestjs/$(basename "$sub")"
+        [[ "$excluded" == *" $name/$(basename "$sub") "* ]] ||
+          ln -s "$sub" "$app/node_modules/$name/$(basename "$sub")"
       done
       ;;
-    *) ln -s "$dep" "$app/node_modules/$name" ;;
+    *) [[ "$excluded" == *" $name "* ]] || ln -s "$dep" "$app/node_modules/$name" ;;
     esac
   done
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's Quick start, as a reader pastes it: its files (extract.mjs) compiled with `strict`
-# as an ES module app against the packed tarball, run against a database of its own
+# (and the package's own type declarations checked) as an ES module app against the packed tarball, run against a database of its own
 # (knox_readme_app, made afresh on DATABASE_URL's server), then driven with the Quick start's curl
 # lines: login, /me, logout, and /me refused after it.
 set -euo pipefail
@@ -25,7 +25,9 @@ cleanup() {
 }
 trap cleanup EXIT
 source "$ROOT/test/packed-app/packed-app.sh"
-packed_app "$ROOT" "$APP"
+# Without @nestjs/swagger (optional) and @types/pg (an app need not have it): the package's type
+# declarations must not need them (the tsconfig checks them: skipLibCheck is off).
+packed_app "$ROOT" "$APP" @nestjs/swagger @types/pg
 node "$HERE/extract.mjs" "$ROOT/README.md" "$APP"
 cp "$HERE/tsconfig.json" "$APP/"
 echo '{ "name": "knox-readme-app", "private": true, "type": "module" }' >"$APP/package.json"

@@ -5,7 +5,10 @@ import {
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
-import type { ClientConfig, Client } from 'pg';
+import type {
+  KnoxPgClientClass,
+  KnoxPgClientConfig,
+} from './knox-pg-client.js';
 import type { Repository } from 'typeorm';
 import { KnoxClock } from '../../knox-clock.js';
 import {
@@ -26,8 +29,8 @@ import { KnoxTokenCache, type KnoxCachedAuth } from './knox-token-cache.js';
 
 /** The parts of TypeORM's postgres driver the listener uses. */
 interface PostgresDriverParts {
-  postgres: { Client: new (config: ClientConfig) => Client };
-  master?: { options?: ClientConfig };
+  postgres: { Client: KnoxPgClientClass };
+  master?: { options?: KnoxPgClientConfig };
 }
 
 /**

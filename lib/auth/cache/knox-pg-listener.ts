@@ -1,5 +1,10 @@
 import type { Logger } from '@nestjs/common';
-import type { Client, ClientConfig, Notification } from 'pg';
+import type {
+  KnoxPgClient,
+  KnoxPgClientClass,
+  KnoxPgClientConfig,
+  KnoxPgNotification,
+} from './knox-pg-client.js';
 import {
   parseKnoxCacheMessage,
   type KnoxTokenCache,
@@ -19,7 +24,7 @@ const PING_TIMEOUT = 5_000;
  * A periodic ping finds a connection that died silently.
  */
 export class KnoxPgListener {
-  private client: Client | undefined;
+  private client: KnoxPgClient | undefined;
   private stopped = false;
   private retryIn = FIRST_RETRY;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -30,8 +35,8 @@ export class KnoxPgListener {
   connects = 0;
 
   constructor(
-    private readonly ClientClass: new (config: ClientConfig) => Client,
-    private readonly config: ClientConfig,
+    private readonly ClientClass: KnoxPgClientClass,
+    private readonly config: KnoxPgClientConfig,
     private readonly channel: string,
     private readonly cache: KnoxTokenCache,
     private readonly logger: Logger,
@@ -93,10 +98,10 @@ export class KnoxPgListener {
   }
 
   /** Applies the channel's notifications; an error or the end of the connection is `down`. */
-  private watch(client: Client, down: (error?: Error) => void): void {
+  private watch(client: KnoxPgClient, down: (error?: Error) => void): void {
     client.on('error', down);
     client.on('end', () => down());
-    client.on('notification', (message: Notification) => {
+    client.on('notification', (message: KnoxPgNotification) => {
       if (message.channel === this.channel) {
         this.cache.apply(parseKnoxCacheMessage(message.payload ?? ''));
       }
@@ -104,7 +109,7 @@ export class KnoxPgListener {
   }
 
   /** Connects, listens, and gives the listening backend's pid. */
-  private async listen(client: Client): Promise<number> {
+  private async listen(client: KnoxPgClient): Promise<number> {
     await client.connect();
     await client.query(`LISTEN "${this.channel}"`);
     const [{ pid }] = (
@@ -114,7 +119,11 @@ export class KnoxPgListener {
   }
 
   /** The connection listens: the cache comes back (empty) and the pings start. */
-  private up(client: Client, pid: number, down: (error?: Error) => void): void {
+  private up(
+    client: KnoxPgClient,
+    pid: number,
+    down: (error?: Error) => void,
+  ): void {
     this.pid = pid;
     this.connects++;
     this.retryIn = FIRST_RETRY;
@@ -133,7 +142,7 @@ export class KnoxPgListener {
     this.pingTimer.unref();
   }
 
-  private ping(client: Client, down: (error?: Error) => void): void {
+  private ping(client: KnoxPgClient, down: (error?: Error) => void): void {
     if (this.client !== client) {
       return;
     }
@@ -151,7 +160,7 @@ export class KnoxPgListener {
     );
   }
 
-  private down(client: Client, error?: Error): void {
+  private down(client: KnoxPgClient, error?: Error): void {
     this.cache.suspend();
     clearInterval(this.pingTimer);
     this.pid = undefined;
@@ -173,7 +182,7 @@ export class KnoxPgListener {
 }
 
 /** Ends a client that is no longer wanted: its events and errors are ignored from now on. */
-async function closeQuietly(client: Client): Promise<void> {
+async function closeQuietly(client: KnoxPgClient): Promise<void> {
   client.removeAllListeners();
   client.on('error', () => undefined);
   await client.end().catch(() => undefined);
