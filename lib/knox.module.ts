@@ -1,10 +1,18 @@
 import {
+  Inject,
   Module,
+  RequestMethod,
   type ConfigurableModuleAsyncOptions,
   type DynamicModule,
+  type MiddlewareConsumer,
+  type NestModule,
 } from '@nestjs/common';
 import { KnoxClock, SystemKnoxClock } from './knox-clock.js';
-import { KNOX_RESOLVED_OPTIONS } from './knox.constants.js';
+import { KNOX_MODULE_EXTRAS, KNOX_RESOLVED_OPTIONS } from './knox.constants.js';
+import {
+  KnoxMethodNotAllowedMiddleware,
+  knoxRoutePaths,
+} from './http/knox-method-not-allowed.js';
 import { KnoxGuard } from './auth/knox.guard.js';
 import { KnoxCache } from './auth/cache/knox-cache.js';
 import { KnoxLoginThrottler } from './http/knox-login-throttler.js';
@@ -86,7 +94,29 @@ import { KnoxSchemaCheck } from './store/knox-schema-check.js';
     KnoxLoginThrottler,
   ],
 })
-export class KnoxModule extends KnoxConfigurableModuleClass {
+export class KnoxModule
+  extends KnoxConfigurableModuleClass
+  implements NestModule
+{
+  constructor(
+    @Inject(KNOX_MODULE_EXTRAS) private readonly extras: KnoxModuleExtras,
+  ) {
+    super();
+  }
+
+  /** Wrong methods on the module's routes: 405 with `Allow`, after authentication. */
+  configure(consumer: MiddlewareConsumer): void {
+    if (this.extras.controller === false) {
+      return;
+    }
+    consumer.apply(KnoxMethodNotAllowedMiddleware).forRoutes(
+      ...knoxRoutePaths(this.extras.path ?? 'auth').map((path) => ({
+        path,
+        method: RequestMethod.ALL,
+      })),
+    );
+  }
+
   /**
    * Registers the module with options known now. The user type of every hook is inferred from
    * `userEntity`, so `getTokenLimitPerUser: ({ user }) => user.isStaff ? 10 : 3` fails to compile

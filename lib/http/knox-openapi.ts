@@ -411,9 +411,6 @@ export const KNOX_ROUTE_DOCS: Record<string, KnoxRouteDoc> = {
 /** The tag of the module's operations. */
 const KNOX_OPENAPI_TAG = 'auth';
 
-/** Route methods that answer 405 with `Allow`: kept out of the document. */
-const METHOD_NOT_ALLOWED = /^methodNotAllowed/;
-
 /** Functions already described (the metadata is on the function, shared by every subclass). */
 const described = new WeakSet<object>();
 
@@ -422,7 +419,6 @@ const described = new WeakSet<object>();
  * declarations do not import it: apps without it type-check them (`skipLibCheck: false`).
  */
 export interface SwaggerApi {
-  ApiExcludeEndpoint(): MethodDecorator;
   ApiOperation(options: object): MethodDecorator;
   ApiBody(options: object): MethodDecorator;
   ApiParam(options: object): MethodDecorator;
@@ -444,11 +440,7 @@ export function applyKnoxOpenApi(
     if (described.has(descriptor.value as object)) {
       continue;
     }
-    const decorators = METHOD_NOT_ALLOWED.test(name)
-      ? [swagger.ApiExcludeEndpoint()]
-      : docs[name]
-        ? decoratorsFor(swagger, docs[name])
-        : [];
+    const decorators = docs[name] ? decoratorsFor(swagger, docs[name]) : [];
     for (const decorate of decorators) {
       decorate(controller.prototype as object, name, descriptor);
     }

@@ -11,11 +11,9 @@ import {
   InternalServerErrorException,
   Inject,
   Logger,
-  MethodNotAllowedException,
   Param,
   Patch,
   Post,
-  Put,
   Req,
   Res,
   ServiceUnavailableException,
@@ -42,6 +40,7 @@ import type {
 } from '../options/knox-module-options.interface.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
 import { clientInfoOf } from './knox-request.util.js';
+import { methodNotAllowed } from './knox-method-not-allowed.js';
 import {
   checkKnoxCsrf,
   sentByBrowser,
@@ -63,16 +62,6 @@ import {
   type KnoxPersonalTokenRequest,
 } from './knox-token-body.js';
 import { missingAbilities, namesExactly } from '../abilities/knox-abilities.js';
-
-/** The routes that answer POST only. */
-const POST_ROUTES = [
-  'login',
-  'logout',
-  'logoutall',
-  'logoutothers',
-  'refresh',
-  'rotate',
-];
 
 const BASIC_REALM = 'Basic realm="api"';
 
@@ -259,7 +248,7 @@ export class KnoxController {
   ): Promise<KnoxPersonalTokenResponse> {
     const settings = this.options.personalAccessTokens;
     if (!settings) {
-      return this.methodNotAllowed(request, response);
+      return methodNotAllowed(response, 'POST', ['GET']);
     }
     return this.asSessionHolder(request, response, async () => {
       const asked = readPersonalTokenBody(
@@ -362,71 +351,6 @@ export class KnoxController {
       ...(inCookie ? {} : { token: issued.token }),
       id: issued.record.id,
     };
-  }
-
-  /** Other methods on these routes: 405 with `Allow`, after authentication (as knox answers). */
-  @Get([...POST_ROUTES, 'tokens/:id'])
-  @UseGuards(KnoxGuard)
-  methodNotAllowedGet(
-    @Req() request: KnoxRequest,
-    @Res({ passthrough: true }) response: unknown,
-  ): never {
-    return this.methodNotAllowed(request, response);
-  }
-
-  /** 405 with `Allow`, after authentication. */
-  @Put([...POST_ROUTES, 'tokens', 'tokens/:id'])
-  @UseGuards(KnoxGuard)
-  methodNotAllowedPut(
-    @Req() request: KnoxRequest,
-    @Res({ passthrough: true }) response: unknown,
-  ): never {
-    return this.methodNotAllowed(request, response);
-  }
-
-  /** 405 with `Allow`, after authentication. */
-  @Patch([...POST_ROUTES, 'tokens'])
-  @UseGuards(KnoxGuard)
-  methodNotAllowedPatch(
-    @Req() request: KnoxRequest,
-    @Res({ passthrough: true }) response: unknown,
-  ): never {
-    return this.methodNotAllowed(request, response);
-  }
-
-  /** 405 with `Allow`, after authentication. */
-  @Delete([...POST_ROUTES, 'tokens'])
-  @UseGuards(KnoxGuard)
-  methodNotAllowedDelete(
-    @Req() request: KnoxRequest,
-    @Res({ passthrough: true }) response: unknown,
-  ): never {
-    return this.methodNotAllowed(request, response);
-  }
-
-  /** 405 with `Allow`, after authentication. */
-  @Post('tokens/:id')
-  @UseGuards(KnoxGuard)
-  methodNotAllowedPost(
-    @Req() request: KnoxRequest,
-    @Res({ passthrough: true }) response: unknown,
-  ): never {
-    return this.methodNotAllowed(request, response);
-  }
-
-  private methodNotAllowed(request: KnoxRequest, response: unknown): never {
-    const adapter = this.adapterHost.httpAdapter;
-    const method = String(adapter.getRequestMethod(request) ?? '');
-    const url = String(adapter.getRequestUrl(request) ?? '').split('?')[0];
-    const allow = /\/tokens\/?$/.test(url)
-      ? this.options.personalAccessTokens
-        ? 'GET, POST'
-        : 'GET'
-      : /\/tokens\/[^/]+\/?$/.test(url)
-        ? 'PATCH, DELETE'
-        : 'POST';
-    this.setHeader(response, 'Allow', allow);
-    throw new MethodNotAllowedException(`Method "${method}" not allowed.`);
   }
 
   /**

@@ -370,3 +370,74 @@ describe('bad options fail at boot with a message saying what to fix', () => {
     ).toThrow(/`path` must be a route path without spaces/);
   });
 });
+
+describe.each(PLATFORMS)('the routes table (%s)', (platform) => {
+  it("lists the module's real routes only; wrong methods still get 405, CORS preflights pass", async () => {
+    const mapped: string[] = [];
+    const t = await createTestApp({
+      platform,
+      configureApp: (app) => {
+        app.useLogger({
+          log: (message: unknown) => {
+            const route = /^Mapped \{(\/auth[^,]*), (\w+)\}/.exec(
+              String(message),
+            );
+            if (route) {
+              mapped.push(`${route[2]} ${route[1]}`);
+            }
+          },
+          error: () => undefined,
+          warn: () => undefined,
+        });
+        app.enableCors({ origin: 'https://front.example' });
+      },
+    });
+    try {
+      expect(mapped.sort()).toEqual(
+        [
+          'POST /auth/login',
+          'POST /auth/logout',
+          'POST /auth/logoutall',
+          'POST /auth/logoutothers',
+          'POST /auth/refresh',
+          'POST /auth/rotate',
+          'GET /auth/tokens',
+          'POST /auth/tokens',
+          'PATCH /auth/tokens/:id',
+          'DELETE /auth/tokens/:id',
+        ].sort(),
+      );
+      await t.createUser('alice');
+      const token = await login(t, 'alice');
+      for (const [method, path, allow] of [
+        ['get', '/auth/login', 'POST'],
+        ['put', '/auth/tokens', 'GET, POST'],
+        ['post', '/auth/tokens/some-id', 'PATCH, DELETE'],
+        ['delete', '/auth/rotate/', 'POST'],
+      ] as const) {
+        expectUnauthorized(await t.http[method](path), MESSAGES.NOT_PROVIDED);
+        const res = await t.http[method](path).set(
+          'Authorization',
+          `Token ${token}`,
+        );
+        expect(res.status).toBe(405);
+        expect(res.headers.allow).toBe(allow);
+        expect(res.body).toEqual({
+          statusCode: 405,
+          message: `Method "${method.toUpperCase()}" not allowed.`,
+          error: 'Method Not Allowed',
+        });
+      }
+      const preflight = await t.http
+        .options('/auth/login')
+        .set('Origin', 'https://front.example')
+        .set('Access-Control-Request-Method', 'POST');
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers['access-control-allow-origin']).toBe(
+        'https://front.example',
+      );
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -1,0 +1,114 @@
+import {
+  Inject,
+  Injectable,
+  MethodNotAllowedException,
+  type ExecutionContext,
+  type NestMiddleware,
+} from '@nestjs/common';
+import { KnoxGuard } from '../auth/knox.guard.js';
+import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
+import type { KnoxRequest } from '../options/knox-module-options.interface.js';
+import type { ResolvedKnoxOptions } from '../options/knox-options.js';
+import { setResponseHeader } from './knox-request.util.js';
+
+/** The module's routes under its `path`, and the methods each answers. */
+export const KNOX_ROUTE_METHODS: Readonly<Record<string, readonly string[]>> = {
+  login: ['POST'],
+  logout: ['POST'],
+  logoutall: ['POST'],
+  logoutothers: ['POST'],
+  refresh: ['POST'],
+  rotate: ['POST'],
+  tokens: ['GET', 'POST'],
+  'tokens/:id': ['PATCH', 'DELETE'],
+};
+
+/** Methods that get a 405 on a route that does not answer them; others fall through (404). */
+const REFUSED = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** The full paths of the module's routes mounted at `path` (e.g. `auth/tokens/:id`). */
+export function knoxRoutePaths(path: string): string[] {
+  return Object.keys(KNOX_ROUTE_METHODS).map((route) =>
+    `${path}/${route}`.replace(/\/{2,}/g, '/').replace(/^\//, ''),
+  );
+}
+
+/** The methods the route at this URL answers (`POST tokens` only with personal access tokens). */
+export function allowedMethods(
+  url: string,
+  personalAccessTokens: boolean,
+): string[] {
+  const path = url.split('?')[0].replace(/\/+$/, '');
+  if (/\/tokens$/.test(path)) {
+    return personalAccessTokens ? ['GET', 'POST'] : ['GET'];
+  }
+  return /\/tokens\/[^/]+$/.test(path) ? ['PATCH', 'DELETE'] : ['POST'];
+}
+
+/** Answers 405 `Method "…" not allowed.` with `Allow`. */
+export function methodNotAllowed(
+  response: unknown,
+  method: string,
+  allow: readonly string[],
+): never {
+  setResponseHeader(response, 'Allow', allow.join(', '));
+  throw new MethodNotAllowedException(`Method "${method}" not allowed.`);
+}
+
+/**
+ * Knox's answer to a wrong method on one of the module's routes (`GET /auth/login`): 405 with
+ * `Allow`, after authentication (401 first, as knox answers). A middleware on the module's
+ * paths rather than a route per method: the routes table (the boot log, the OpenAPI document)
+ * lists the real routes only. The token is read and checked by {@link KnoxGuard}, as on the
+ * routes themselves. `OPTIONS` (CORS preflights) and unusual methods pass through.
+ */
+@Injectable()
+export class KnoxMethodNotAllowedMiddleware implements NestMiddleware {
+  constructor(
+    private readonly guard: KnoxGuard,
+    @Inject(KNOX_RESOLVED_OPTIONS)
+    private readonly options: ResolvedKnoxOptions,
+  ) {}
+
+  async use(
+    request: KnoxRequest & { originalUrl?: string; url?: string },
+    response: unknown,
+    next: () => void,
+  ): Promise<void> {
+    const method = String(request.method ?? '').toUpperCase();
+    const allow = allowedMethods(
+      String(request.originalUrl ?? request.url ?? ''),
+      this.options.personalAccessTokens !== null,
+    );
+    const answered =
+      allow.includes(method) || (method === 'HEAD' && allow.includes('GET'));
+    if (answered || !REFUSED.has(method)) {
+      return next();
+    }
+    await this.guard.canActivate(httpContextOf(request, response));
+    methodNotAllowed(response, method, allow);
+  }
+}
+
+/** An HTTP execution context for the guard, outside any route handler. */
+function httpContextOf(request: unknown, response: unknown): ExecutionContext {
+  const args = [request, response, undefined];
+  const http = {
+    getRequest: () => request,
+    getResponse: () => response,
+    getNext: () => undefined,
+  };
+  const unavailable = () => {
+    throw new Error('KnoxMethodNotAllowedMiddleware: an HTTP context only');
+  };
+  return {
+    getType: () => 'http',
+    getClass: () => KnoxMethodNotAllowedMiddleware,
+    getHandler: () => KnoxMethodNotAllowedMiddleware.prototype.use,
+    getArgs: () => args,
+    getArgByIndex: (index: number) => args[index],
+    switchToHttp: () => http,
+    switchToRpc: unavailable,
+    switchToWs: unavailable,
+  } as unknown as ExecutionContext;
+}
