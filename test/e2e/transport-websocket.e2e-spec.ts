@@ -158,6 +158,22 @@ describe('KnoxWsGuard on socket.io', () => {
     });
   });
 
+  it('auth.token may carry its scheme (`Token <token>`, `bearer <token>`), as many socket.io examples write it', async () => {
+    const token = await login(t, 'alice');
+    for (const value of [`Token ${token}`, `bearer ${token}`]) {
+      const socket = open('guarded', { auth: { token: value } });
+      await connected(socket);
+      expect(await ask(socket, 'whoami')).toEqual({
+        ack: expect.objectContaining({ username: 'alice' }),
+      });
+    }
+    const other = open('guarded', { auth: { token: `Basic ${token}` } });
+    await connected(other);
+    expect(await ask(other, 'whoami')).toEqual({
+      exception: { status: 401, message: KnoxMessages.INVALID_TOKEN },
+    });
+  });
+
   it('a token in the Authorization header of the handshake authenticates', async () => {
     const token = await login(t, 'bob');
     const socket = open('guarded', {

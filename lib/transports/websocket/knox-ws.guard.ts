@@ -152,11 +152,14 @@ export class KnoxWsGuard extends KnoxGuard {
     return this.requestOf(context.switchToWs().getClient<object>());
   }
 
-  /** `auth.token`, then the `Authorization` header, then the opted-in query parameter. */
+  /**
+   * `auth.token` (the bare token, or with its scheme: `Token <token>`), then the `Authorization`
+   * header, then the opted-in query parameter.
+   */
   protected override extractToken(request: KnoxRequest): string | null {
     const auth = request.handshakeAuth as Record<string, unknown> | undefined;
     if (auth?.token !== undefined && auth.token !== null) {
-      return this.checkToken(auth.token);
+      return this.checkToken(this.withoutScheme(auth.token));
     }
     const header = super.extractToken(request);
     if (header !== null) {
@@ -176,6 +179,21 @@ export class KnoxWsGuard extends KnoxGuard {
   protected toWsException(error: unknown): unknown {
     const payload = knoxErrorPayload(error);
     return payload ? new WsException(payload) : error;
+  }
+
+  /**
+   * `auth.token` as many socket.io examples write it, `Token <token>` (or another accepted
+   * scheme): the token after the scheme.
+   */
+  private withoutScheme(value: unknown): unknown {
+    if (typeof value !== 'string') {
+      return value;
+    }
+    const parts = value.trim().split(/[ \t]+/);
+    const schemes = this.options.authSchemes.map((s) => s.toLowerCase());
+    return parts.length === 2 && schemes.includes(parts[0].toLowerCase())
+      ? parts[1]
+      : value;
   }
 
   private checkToken(value: unknown): string {
