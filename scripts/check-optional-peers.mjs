@@ -1,21 +1,16 @@
 // Loads the built package (dist/) the way an app without the optional peers would: any import of
 // @nestjs/websockets, graphql, passport… fails to resolve. `nestjs-knox` must load anyway, and
 // each entry point must fail for its own peer. `npm run check:peers` builds, then runs it.
+import { readFileSync } from 'node:fs';
 import { register } from 'node:module';
 
-const OPTIONAL = [
-  '@nestjs/websockets',
-  '@nestjs/platform-socket.io',
-  '@nestjs/platform-ws',
-  'socket.io',
-  'ws',
-  '@nestjs/graphql',
-  '@nestjs/apollo',
-  '@nestjs/mercurius',
-  'graphql',
-  '@nestjs/passport',
-  'passport',
-];
+// The transports' optional peers (shared with lib/transports/knox-optional-peers.spec.ts).
+const OPTIONAL = JSON.parse(
+  readFileSync(
+    new URL('./transport-optional-peers.json', import.meta.url),
+    'utf8',
+  ),
+);
 
 const hooks = `
 const OPTIONAL = ${JSON.stringify(OPTIONAL)};

@@ -5,20 +5,16 @@ import { fileURLToPath } from 'node:url';
 
 const LIB = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Packages an app may not install: only their own entry points may load them. */
-const OPTIONAL_PEERS = [
-  '@nestjs/websockets',
-  '@nestjs/platform-socket.io',
-  '@nestjs/platform-ws',
-  'socket.io',
-  'ws',
-  '@nestjs/graphql',
-  '@nestjs/apollo',
-  '@nestjs/mercurius',
-  'graphql',
-  '@nestjs/passport',
-  'passport',
-];
+/**
+ * Packages an app may not install: only their own entry points may load them (the list
+ * scripts/check-optional-peers.mjs hides too).
+ */
+const OPTIONAL_PEERS: string[] = JSON.parse(
+  readFileSync(
+    join(LIB, '..', 'scripts', 'transport-optional-peers.json'),
+    'utf8',
+  ),
+);
 
 /** The packages a module loads at run time, following its relative value imports. */
 function runtimePackages(entry: string): Map<string, string> {

@@ -15,6 +15,17 @@ import { KnoxGqlGuard } from '../../lib/transports/graphql/index.js';
 import type { TestUser } from '../support/fixtures.js';
 import { createTestApp, login, type TestApp } from '../support/test-app.js';
 
+/** The Apollo server both test apps mount (one schema: `me`, guarded, and `hello`). */
+const apollo = () =>
+  GraphQLModule.forRoot<ApolloDriverConfig>({
+    driver: ApolloDriver,
+    typeDefs: `
+      type Me { username: String!, tokenId: String! }
+      type Query { me: Me, hello: String! }
+    `,
+    includeStacktraceInErrorResponses: false,
+  });
+
 @Resolver()
 @UseGuards(KnoxGqlGuard)
 class MeResolver {
@@ -31,16 +42,7 @@ class MeResolver {
 }
 
 @Module({
-  imports: [
-    GraphQLModule.forRoot<ApolloDriverConfig>({
-      driver: ApolloDriver,
-      typeDefs: `
-        type Me { username: String!, tokenId: String! }
-        type Query { me: Me, hello: String! }
-      `,
-      includeStacktraceInErrorResponses: false,
-    }),
-  ],
+  imports: [apollo()],
   providers: [MeResolver],
 })
 class GraphQLApp {}
@@ -61,16 +63,7 @@ class OpenResolver {
 }
 
 @Module({
-  imports: [
-    GraphQLModule.forRoot<ApolloDriverConfig>({
-      driver: ApolloDriver,
-      typeDefs: `
-        type Me { username: String!, tokenId: String! }
-        type Query { me: Me, hello: String! }
-      `,
-      includeStacktraceInErrorResponses: false,
-    }),
-  ],
+  imports: [apollo()],
   providers: [OpenResolver, { provide: APP_GUARD, useClass: KnoxGqlGuard }],
 })
 class GlobalGuardApp {}

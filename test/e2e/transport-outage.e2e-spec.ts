@@ -10,7 +10,8 @@ import {
   type OnGatewayInit,
 } from '@nestjs/websockets';
 import type { Namespace } from 'socket.io';
-import { io, type Socket as ClientSocket } from 'socket.io-client';
+import type { io } from 'socket.io-client';
+import { SocketIoClients } from '../support/socket-io.js';
 import { KnoxMessages, KnoxUser } from '../../lib/index.js';
 import { KnoxGqlGuard } from '../../lib/transports/graphql/index.js';
 import { KnoxStrategy } from '../../lib/transports/passport/index.js';
@@ -80,17 +81,9 @@ describe('transports during a database outage', () => {
   let proxy: TcpProxy;
   let url: string;
   let token: string;
-  const sockets: ClientSocket[] = [];
-  const open = (options: Parameters<typeof io>[1]) => {
-    const socket = io(`${url}/outage`, {
-      transports: ['websocket'],
-      reconnection: false,
-      forceNew: true,
-      ...options,
-    });
-    sockets.push(socket);
-    return socket;
-  };
+  const clients = new SocketIoClients();
+  const open = (options: Parameters<typeof io>[1]) =>
+    clients.open(`${url}/outage`, options);
 
   beforeAll(async () => {
     proxy = await TcpProxy.start(DATABASE_URL);
@@ -107,7 +100,7 @@ describe('transports during a database outage', () => {
     token = await login(t, 'alice');
   });
   afterAll(async () => {
-    sockets.forEach((socket) => socket.disconnect());
+    clients.closeAll();
     await proxy?.restore().catch(() => undefined);
     await t?.close();
     await proxy?.close();

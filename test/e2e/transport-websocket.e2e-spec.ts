@@ -14,6 +14,7 @@ import {
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { Namespace, Socket } from 'socket.io';
 import { io, type Socket as ClientSocket } from 'socket.io-client';
+import { SocketIoClients } from '../support/socket-io.js';
 import WebSocket from 'ws';
 import {
   KnoxAuth,
@@ -121,20 +122,11 @@ function ask(
 describe('KnoxWsGuard on socket.io', () => {
   let t: TestApp;
   let url: string;
-  const sockets: ClientSocket[] = [];
+  const clients = new SocketIoClients();
   const open = (
     namespace: string,
     options: Parameters<typeof io>[1] = {},
-  ): ClientSocket => {
-    const socket = io(`${url}/${namespace}`, {
-      transports: ['websocket'],
-      reconnection: false,
-      forceNew: true,
-      ...options,
-    });
-    sockets.push(socket);
-    return socket;
-  };
+  ): ClientSocket => clients.open(`${url}/${namespace}`, options);
 
   beforeAll(async () => {
     t = await createTestApp({ imports: [SocketIoModule] });
@@ -144,7 +136,7 @@ describe('KnoxWsGuard on socket.io', () => {
     await t.createUser('bob');
   });
   afterAll(async () => {
-    sockets.forEach((socket) => socket.disconnect());
+    clients.closeAll();
     await t.close();
   });
 
@@ -445,17 +437,9 @@ describe('KnoxWsGuard with the cookie transport: the handshake passes the Origin
   let t: TestApp;
   let url: string;
   let cookie: string;
-  const sockets: ClientSocket[] = [];
-  const open = (headers: Record<string, string>) => {
-    const socket = io(`${url}/guarded`, {
-      transports: ['websocket'],
-      reconnection: false,
-      forceNew: true,
-      extraHeaders: headers,
-    });
-    sockets.push(socket);
-    return socket;
-  };
+  const clients = new SocketIoClients();
+  const open = (headers: Record<string, string>) =>
+    clients.open(`${url}/guarded`, { extraHeaders: headers });
 
   beforeAll(async () => {
     t = await createTestApp({
@@ -469,7 +453,7 @@ describe('KnoxWsGuard with the cookie transport: the handshake passes the Origin
     cookie = `knox_token=${issued.token}`;
   });
   afterAll(async () => {
-    sockets.forEach((socket) => socket.disconnect());
+    clients.closeAll();
     await t.close();
   });
 
