@@ -177,12 +177,18 @@ export class KnoxTokenStore {
     return row?.user;
   }
 
-  /** Deletes up to `batchSize` tokens that expired before `now`; how many it deleted. */
+  /**
+   * Deletes up to `batchSize` tokens that expired before `now`; how many it deleted. One short
+   * autocommit statement: the rows are found through the expiry index and deleted by their
+   * physical address (no second lookup by digest), and rows another transaction holds (a
+   * revocation, a refresh) are skipped, so a batch never waits for a lock, and holds its own
+   * only for as long as it runs.
+   */
   async deleteExpiredBatch(now: Date, batchSize: number): Promise<number> {
     const [, count] = await this.db(
       () =>
         this.repository.query(
-          `DELETE FROM ${this.table} WHERE digest IN (SELECT digest FROM ${this.table} WHERE expiry < $1 LIMIT $2)`,
+          `DELETE FROM ${this.table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${this.table} WHERE expiry < $1 ORDER BY expiry LIMIT $2 FOR UPDATE SKIP LOCKED)) AND expiry < $1`,
           [now, batchSize],
         ) as Promise<[unknown, number]>,
     );
