@@ -32,7 +32,10 @@ interface TypeOrmInternals {
   BroadcasterResult: typeof BroadcasterResult;
 }
 
-/** Loads {@link TypeOrmInternals}; `undefined` if this TypeORM version does not have them as expected. */
+/**
+ * Loads {@link TypeOrmInternals}; `undefined` if this TypeORM version does not have them as
+ * expected (the query builder is then used).
+ */
 async function loadInternals(): Promise<TypeOrmInternals | undefined> {
   try {
     const [transformer, broadcaster] = await Promise.all([
@@ -66,9 +69,9 @@ interface PgClient {
  * query is logged and broadcast (`beforeQuery`, `afterQuery`, `afterLoad`) as TypeORM does.
  * What it skips is building the query on every request and the server's parse and plan.
  *
- * {@link find} answers `undefined` where the query builder must be used instead: another
- * driver than `pg` on PostgreSQL, TypeORM's query result cache, `@RelationId` on the entities, or once the server refused a named statement (e.g. behind a
- * pooler in transaction mode).
+ * {@link find} answers `undefined` where the query builder must be used instead: another driver
+ * than `pg` on PostgreSQL, TypeORM's query result cache, `@RelationId` on the entities, or once
+ * the server refused a named statement (e.g. behind a pooler in transaction mode).
  */
 export class KnoxPreparedLookup {
   /** The lookup's forms by number of digests, once the setup was found usable. */
@@ -85,21 +88,9 @@ export class KnoxPreparedLookup {
    * `QueryFailedError`.
    */
   async find(digests: string[]): Promise<KnoxToken[] | undefined> {
-    if (this.disabled) {
-      return undefined;
-    }
-    if (!this.shapes) {
-      this.disabled = !(await this.usable());
-      if (this.disabled) {
-        return undefined;
-      }
-      this.shapes = new Map();
-    }
-    const shapes = this.shapes;
-    let shape = shapes.get(digests.length);
+    const shape = await this.shapeFor(digests.length);
     if (!shape) {
-      shape = this.shape(digests.length);
-      shapes.set(digests.length, shape);
+      return undefined;
     }
     const { manager } = this.repository;
     const runner = manager.connection.createQueryRunner(
@@ -129,6 +120,23 @@ export class KnoxPreparedLookup {
     } finally {
       await runner.release();
     }
+  }
+
+  /** The form of the lookup by `count` digests; `undefined` when the query builder must be used. */
+  private async shapeFor(count: number): Promise<LookupShape | undefined> {
+    if (!this.shapes && !this.disabled) {
+      this.disabled = !(await this.usable());
+      this.shapes = new Map();
+    }
+    if (this.disabled) {
+      return undefined;
+    }
+    let shape = this.shapes!.get(count);
+    if (!shape) {
+      shape = this.shape(count);
+      this.shapes!.set(count, shape);
+    }
+    return shape;
   }
 
   /**
