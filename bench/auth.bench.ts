@@ -19,7 +19,7 @@
  * BENCH_REVOCATIONS (100 per path; 0 skips), BENCH_EXTRAS (1: also the knox 5 emulation,
  * unknown-token and login rows, on Express), BENCH_XACT_CHECK (1: cross-check the transaction
  * count with pg_stat_database, costs ~25 s of waiting for the statistics to be flushed),
- * BENCH_PREPARED (1: the experiment of the uncached lookup, query builder vs prepared statement).
+ * BENCH_PREPARED (1: the uncached lookup alone, the query builder it used vs findByDigests as wired).
  */
 import http from 'node:http';
 import os from 'node:os';
@@ -262,12 +262,12 @@ function cells(ready: ServerReady): Cell[] {
       for (const [id, label, route] of [
         [
           'lookup-qb',
-          'experiment: lookup by query builder',
+          'uncached lookup: query builder (before)',
           '/lookup/query-builder',
         ],
         [
           'lookup-prepared',
-          'experiment: lookup by prepared statement',
+          'uncached lookup: findByDigests (prepared, wired)',
           '/lookup/prepared',
         ],
       ]) {
@@ -608,7 +608,7 @@ async function main(): Promise<void> {
       const prepared = find(platform, 'lookup-prepared');
       if (qb && prepared) {
         console.log(
-          `  ${platform}: lookup by prepared statement = ${paired(prepared, qb).toFixed(2)}x the req/s of the query builder ` +
+          `  ${platform}: lookup as wired (KnoxTokenStore.findByDigests, prepared) = ${paired(prepared, qb).toFixed(2)}x the req/s of the query builder ` +
             `(p50 ${stats(prepared).p50.toFixed(2)} vs ${stats(qb).p50.toFixed(2)} ms).`,
         );
       }
@@ -623,6 +623,22 @@ async function main(): Promise<void> {
       `In process, without HTTP (median of 3 rounds of 50 000): KnoxTokenService.authenticate on a cached token ` +
         `${micro.knoxUs.toFixed(1)} µs, SHA-512 + Map.get ${micro.ceilingUs.toFixed(1)} µs.`,
     );
+    if (PREPARED) {
+      const lookup = await server.ask<{
+        preparedUs: number;
+        queryBuilderUs: number;
+        preparedCpuUs: number;
+        queryBuilderCpuUs: number;
+      }>('lookup');
+      console.log(
+        `In process, the uncached lookup alone (10 at a time, median of 3 rounds of 3 000): ` +
+          `findByDigests as wired (named prepared statement) ${lookup.preparedUs.toFixed(0)} µs per lookup and ` +
+          `${lookup.preparedCpuUs.toFixed(0)} µs of server-process CPU; the query builder ` +
+          `${lookup.queryBuilderUs.toFixed(0)} µs and ${lookup.queryBuilderCpuUs.toFixed(0)} µs of CPU ` +
+          `(${(lookup.queryBuilderUs / lookup.preparedUs).toFixed(2)}x the time, ` +
+          `${(lookup.queryBuilderCpuUs / lookup.preparedCpuUs).toFixed(2)}x the CPU).`,
+      );
+    }
 
     if (SCALE_ROWS > 0) {
       await scale(server, agent, db, ready);
@@ -744,7 +760,7 @@ async function scale(
   const sorted = Float64Array.from(prune.batchesMs).sort();
   console.log(
     `  pruneExpired on ${fmt(prune.deleted)} expired rows: ${(prune.totalMs / 1000).toFixed(1)} s in ${prune.batches} batches ` +
-      `of 1 000; per batch (the time its row locks are held: one autocommit DELETE) p50 ${quantile(sorted, 0.5).toFixed(1)} ms, ` +
+      `of the default batchSize; per batch (the time its row locks are held: one autocommit DELETE) p50 ${quantile(sorted, 0.5).toFixed(1)} ms, ` +
       `p99 ${quantile(sorted, 0.99).toFixed(1)} ms, longest ${prune.longestMs.toFixed(1)} ms ` +
       `(with the cache triggers installed: each batch also NOTIFYs its digests)`,
   );

@@ -11,7 +11,7 @@ import {
   type ExecutionContext,
   type INestApplication,
 } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import { ModuleRef, NestFactory } from '@nestjs/core';
 import { JwtModule, JwtService } from '@nestjs/jwt';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import {
@@ -26,6 +26,7 @@ import { DataSource, type Repository } from 'typeorm';
 import {
   KnoxGuard,
   KnoxModule,
+  KnoxTokenService,
   KnoxUser,
   type KnoxCacheOptions,
   type KnoxToken,
@@ -148,58 +149,31 @@ class QueryBuilderLookupGuard implements CanActivate {
 }
 
 /**
- * … and the same query as a named prepared statement through the pg pool TypeORM holds, the
- * row mapped by hand to the token and user entities.
+ * … and the lookup as the library now sends it: `KnoxTokenStore.findByDigests`, a named prepared
+ * statement generated once from the same query builder, hydrated by TypeORM's transformer.
  */
+interface KnoxStoreLookup {
+  findByDigests(digests: string[]): Promise<KnoxToken<BenchUser>[]>;
+}
+
 @Injectable()
 class PreparedLookupGuard implements CanActivate {
-  private readonly pool: {
-    query(config: {
-      name: string;
-      text: string;
-      values: unknown[];
-    }): Promise<{ rows: Record<string, any>[] }>;
-  };
-  private readonly text: string;
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {
-    this.pool = (dataSource.driver as unknown as { master: never }).master;
-    this.text =
-      `SELECT t.digest, t.token_key, t.id, t.created, t.expiry, t.ttl_ms, t.name, t.user_agent, t.ip, ` +
-      `t.last_used_at, t.retired_at, u.id AS u_id, u.username AS u_username, u.password AS u_password, ` +
-      `u."isActive" AS "u_isActive" FROM ${BENCH_TOKEN_TABLE} t JOIN bench_user u ON u.id = t.user_id ` +
-      `WHERE t.digest = $1`;
-  }
+  constructor(private readonly moduleRef: ModuleRef) {}
+  private store?: KnoxStoreLookup;
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<BenchRequest>();
-    const { rows } = await this.pool.query({
-      name: 'knox_bench_find_by_digest',
-      text: this.text,
-      values: [sha512(bearerOf(request, 'Token'))],
-    });
-    const row = rows[0];
-    if (!row || (row.expiry && (row.expiry as Date).getTime() < Date.now())) {
+    // Not public API: the service's store (KnoxTokenStore is not exported).
+    this.store ??= (
+      this.moduleRef.get(KnoxTokenService, { strict: false }) as unknown as {
+        store: KnoxStoreLookup;
+      }
+    ).store;
+    const [token] = await this.store.findByDigests([
+      sha512(bearerOf(request, 'Token')),
+    ]);
+    if (!token || (token.expiry && token.expiry.getTime() < Date.now())) {
       throw new UnauthorizedException();
     }
-    const user = Object.assign(new BenchUser(), {
-      id: row.u_id,
-      username: row.u_username,
-      password: row.u_password,
-      isActive: row.u_isActive,
-    });
-    const token = Object.assign(new BenchToken(), {
-      digest: row.digest,
-      tokenKey: row.token_key,
-      id: row.id,
-      created: row.created,
-      expiry: row.expiry,
-      ttl: row.ttl_ms === null ? null : Number(row.ttl_ms),
-      name: row.name,
-      userAgent: row.user_agent,
-      ip: row.ip,
-      lastUsedAt: row.last_used_at,
-      retiredAt: row.retired_at,
-      user,
-    });
     request.user = token.user;
     return true;
   }

@@ -43,7 +43,11 @@ export interface ServerReady {
 }
 
 export type ServerCommand =
-  { cmd: 'counters' } | { cmd: 'prune' } | { cmd: 'micro' } | { cmd: 'exit' };
+  | { cmd: 'counters' }
+  | { cmd: 'prune' }
+  | { cmd: 'micro' }
+  | { cmd: 'lookup' }
+  | { cmd: 'exit' };
 
 const counter = new DbCounter();
 counter.install();
@@ -154,6 +158,67 @@ async function micro(bench: BenchApp, tokens: string[]) {
   return { knoxUs: mid(knox), ceilingUs: mid(ceiling) };
 }
 
+/** The lookup alone, as wired, and the query builder it replaced. */
+type LookupWay = 'prepared' | 'queryBuilder';
+
+/**
+ * The uncached lookup alone, in process: `KnoxTokenStore.findByDigests` (the named statement)
+ * against the query builder it replaced, 10 at a time, interleaved rounds. Wall time per lookup,
+ * and this process's CPU time per lookup (what the server spends, less sensitive to other load).
+ */
+async function lookupMicro(bench: BenchApp, tokens: string[]) {
+  // Not public API: the service's store (KnoxTokenStore is not exported).
+  const { store } = bench.app.get(KnoxTokenService) as unknown as {
+    store: { findByDigests(digests: string[]): Promise<unknown[]> };
+  };
+  const repository = bench.dataSource.getRepository(BenchToken);
+  const digests = tokens.slice(0, 100).map(sha512);
+  const ways: Record<LookupWay, (digest: string) => Promise<unknown[]>> = {
+    prepared: (digest) => store.findByDigests([digest]),
+    queryBuilder: (digest) =>
+      repository
+        .createQueryBuilder('token')
+        .innerJoinAndSelect('token.user', 'user')
+        .where('token.digest = :digest', { digest })
+        .getMany(),
+  };
+  const N = 3000;
+  const wall: Record<LookupWay, number[]> = { prepared: [], queryBuilder: [] };
+  const cpu: Record<LookupWay, number[]> = { prepared: [], queryBuilder: [] };
+  for (let round = 0; round < 4; round++) {
+    const order: LookupWay[] =
+      round % 2 ? ['queryBuilder', 'prepared'] : ['prepared', 'queryBuilder'];
+    for (const way of order) {
+      let next = 0;
+      const cpuStart = process.cpuUsage();
+      const started = performance.now();
+      await Promise.all(
+        Array.from({ length: 10 }, async () => {
+          while (next < N) {
+            const rows = await ways[way](digests[next++ % digests.length]);
+            if (rows.length !== 1) {
+              throw new Error(`lookup ${way}: ${rows.length} rows`);
+            }
+          }
+        }),
+      );
+      const used = process.cpuUsage(cpuStart);
+      if (round > 0) {
+        // Round 0 warms both (statements prepared on every pooled connection).
+        wall[way].push(((performance.now() - started) / N) * 1000);
+        cpu[way].push((used.user + used.system) / N);
+      }
+    }
+  }
+  const mid = (values: number[]) => values.sort((a, b) => a - b)[1];
+  return {
+    preparedUs: mid(wall.prepared),
+    queryBuilderUs: mid(wall.queryBuilder),
+    preparedCpuUs: mid(cpu.prepared),
+    queryBuilderCpuUs: mid(cpu.queryBuilder),
+  };
+}
+
 async function main(): Promise<void> {
   const role = process.env.BENCH_ROLE ?? 'main';
   const jwtSecret = createSecretKey(randomBytes(32));
@@ -213,7 +278,8 @@ async function main(): Promise<void> {
         };
       } else if (message.cmd === 'prune') {
         counter.timed = [];
-        counter.timedPattern = /^DELETE FROM .* WHERE digest IN \(SELECT/;
+        counter.timedPattern =
+          /^DELETE FROM .* WHERE ctid = ANY\(ARRAY\(SELECT/;
         const started = performance.now();
         const deleted = await apps['express-large'].app
           .get(KnoxTokenService)
@@ -229,6 +295,8 @@ async function main(): Promise<void> {
         };
       } else if (message.cmd === 'micro') {
         reply = await micro(apps['express-cached'], tokensOf);
+      } else if (message.cmd === 'lookup') {
+        reply = await lookupMicro(apps['express-plain'], tokensOf);
       } else if (message.cmd === 'exit') {
         await Promise.all(Object.values(apps).map((app) => app.app.close()));
         reply = { closed: true };

@@ -71,15 +71,7 @@ export class KnoxAuthenticator {
     client: Partial<KnoxClientInfo> = {},
   ): Promise<KnoxAuthResult> {
     // 1. The shape: a malformed token costs no query.
-    const { tokenCharacterLength } = this.options;
-    if (
-      typeof token !== 'string' ||
-      !isWellFormedToken(
-        token,
-        tokenCharacterLength,
-        MAXIMUM_TOKEN_PREFIX_LENGTH,
-      )
-    ) {
+    if (!this.isWellFormed(token)) {
       throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
     }
     const digest = digestToken(token);
@@ -89,28 +81,70 @@ export class KnoxAuthenticator {
     //    is down.
     const cached = this.cache.lookup(digest, now);
     if (cached) {
-      if (!this.options.isUserActive(cached.user)) {
-        throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
-      }
-      // One write per interval per instance: concurrent requests leave it to the first.
-      if (
-        planTouch(cached.token, now, this.options).write &&
-        this.cache.beginTouch(digest)
-      ) {
-        try {
-          await this.touch(cached.token, now, client, undefined);
-        } finally {
-          this.cache.endTouch(digest);
-        }
-      }
-      rememberPresentedPrefix(
-        cached.token,
-        prefixOfPlaintext(token, tokenCharacterLength),
-      );
-      return cached;
+      return this.authenticateCached(cached, token, digest, now, client);
     }
     const ticket = this.cache.ticket();
-    // 3. The digests it may be stored under, and one query for the row and its user.
+    // 3. One query for the row and its user, by every digest the token may be stored under.
+    const record = await this.findRecord(token, digest);
+    // 4. Expiry (an expired row is deleted when seen) and the user.
+    if (isExpired(record, now)) {
+      return this.refuseExpired(record, now, client);
+    }
+    this.checkUserActive(record.user);
+    // 5. The write a request may cause: last use, auto refresh, a legacy digest's upgrade; then
+    //    the cache remembers the row, unless an invalidation came in meanwhile.
+    const upgrade = digestsEqual(record.digest, digest) ? undefined : digest;
+    const storedUnder = record.digest;
+    await this.touch(record, now, client, upgrade);
+    if (upgrade === undefined) {
+      const userId = this.store.userIdOf(record.user);
+      this.cache.remember(ticket, { user: record.user, token: record }, userId);
+    } else {
+      this.cache.forgetTokens([storedUnder]);
+    }
+    this.rememberPrefix(record, token);
+    return { user: record.user, token: record };
+  }
+
+  private isWellFormed(token: unknown): token is string {
+    return (
+      typeof token === 'string' &&
+      isWellFormedToken(
+        token,
+        this.options.tokenCharacterLength,
+        MAXIMUM_TOKEN_PREFIX_LENGTH,
+      )
+    );
+  }
+
+  /**
+   * A token found in the cache: the user check, and the touch write when due — one per
+   * interval per instance (concurrent requests leave it to the first).
+   */
+  private async authenticateCached(
+    cached: KnoxAuthResult,
+    token: string,
+    digest: string,
+    now: Date,
+    client: Partial<KnoxClientInfo>,
+  ): Promise<KnoxAuthResult> {
+    this.checkUserActive(cached.user);
+    if (
+      planTouch(cached.token, now, this.options).write &&
+      this.cache.beginTouch(digest)
+    ) {
+      try {
+        await this.touch(cached.token, now, client, undefined);
+      } finally {
+        this.cache.endTouch(digest);
+      }
+    }
+    this.rememberPrefix(cached.token, token);
+    return cached;
+  }
+
+  /** The row stored under the token's digest or one of its legacy digests (one query); 401 if none. */
+  private async findRecord(token: string, digest: string): Promise<KnoxToken> {
     const legacy = legacyDigestsOf(
       token,
       digest,
@@ -122,43 +156,45 @@ export class KnoxAuthenticator {
     if (!record) {
       throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
     }
-    // 4. Expiry (an expired row is deleted when seen) and the user.
-    if (isExpired(record, now)) {
-      const deleted = await this.store.deleteExpired(record.digest, now);
-      this.cache.forgetTokens([record.digest]);
-      if (deleted) {
-        const userId = this.store.userIdOf(record.user);
-        this.events.emit(
-          KnoxEvents.TOKEN_EXPIRED,
-          this.events.tokenEvent(record, userId, client),
-        );
-      }
-      throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
-    }
-    if (!this.options.isUserActive(record.user)) {
-      throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
-    }
-    // 5. The write a request may cause: last use, auto refresh, a legacy digest's upgrade; then
-    //    the cache remembers the row, unless an invalidation came in meanwhile.
-    const upgrade = digestsEqual(record.digest, digest) ? undefined : digest;
-    const storedUnder = record.digest;
-    await this.touch(record, now, client, upgrade);
-    if (upgrade === undefined) {
-      this.cache.remember(
-        ticket,
-        { user: record.user, token: record },
-        this.store.userIdOf(record.user),
-      );
-    } else {
-      this.cache.forgetTokens([storedUnder]);
-    }
-    rememberPresentedPrefix(
-      record,
-      prefixOfPlaintext(token, tokenCharacterLength),
-    );
-    return { user: record.user, token: record };
+    return record;
   }
 
+  /** An expired row: deleted (`knox.token-expired` if this request deleted it), then 401. */
+  private async refuseExpired(
+    record: KnoxToken,
+    now: Date,
+    client: Partial<KnoxClientInfo>,
+  ): Promise<never> {
+    const deleted = await this.store.deleteExpired(record.digest, now);
+    this.cache.forgetTokens([record.digest]);
+    if (deleted) {
+      const userId = this.store.userIdOf(record.user);
+      this.events.emit(
+        KnoxEvents.TOKEN_EXPIRED,
+        this.events.tokenEvent(record, userId, client),
+      );
+    }
+    throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
+  }
+
+  private checkUserActive(user: unknown): void {
+    if (!this.options.isUserActive(user)) {
+      throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
+    }
+  }
+
+  /** Remembers the prefix the token was presented with, for the request's `token`. */
+  private rememberPrefix(record: KnoxToken, token: string): void {
+    rememberPresentedPrefix(
+      record,
+      prefixOfPlaintext(token, this.options.tokenCharacterLength),
+    );
+  }
+
+  /**
+   * The write of a request, when due: last use, auto refresh, a legacy digest's upgrade. The
+   * record (and its cached entry) carry what was written; 401 when the row is gone.
+   */
   private async touch(
     record: KnoxToken,
     now: Date,
@@ -191,15 +227,20 @@ export class KnoxAuthenticator {
     // A cached entry carries what was written (at most one write per interval per instance).
     this.cache.update(record);
     if (plan.expiry && row.expiry?.getTime() === plan.expiry.getTime()) {
-      this.events.emit(KnoxEvents.TOKEN_REFRESHED, {
-        ...this.events.tokenEvent(
-          record,
-          this.store.userIdOf(record.user),
-          client,
-        ),
-        expiry: plan.expiry,
-      });
+      this.emitRefreshed(record, plan.expiry, client);
     }
+  }
+
+  private emitRefreshed(
+    record: KnoxToken,
+    expiry: Date,
+    client: Partial<KnoxClientInfo>,
+  ): void {
+    const userId = this.store.userIdOf(record.user);
+    this.events.emit(KnoxEvents.TOKEN_REFRESHED, {
+      ...this.events.tokenEvent(record, userId, client),
+      expiry,
+    });
   }
 
   private reportLegacyScheme(index: number, problem: string): void {

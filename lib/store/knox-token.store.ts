@@ -16,6 +16,7 @@ import { KnoxMessages } from '../knox.messages.js';
 import type { KnoxModuleExtras } from '../options/knox-module-options.interface.js';
 import { KnoxToken } from './knox-token.entity.js';
 import { KnoxOutageLog } from './knox-outage-log.js';
+import { KnoxPreparedLookup, lookupQuery } from './knox-prepared-lookup.js';
 
 /** PostgreSQL's SQLSTATE for a foreign key violation. */
 const FOREIGN_KEY_VIOLATION = '23503';
@@ -75,6 +76,7 @@ export class KnoxTokenStore {
     logger: new Logger('KnoxTokenService'),
   });
   private readonly table: string;
+  private readonly lookup: KnoxPreparedLookup;
 
   constructor(
     @Inject(KNOX_TOKEN_REPOSITORY)
@@ -83,24 +85,19 @@ export class KnoxTokenStore {
     private readonly extras: KnoxModuleExtras,
   ) {
     this.table = quote(repository.metadata.tablePath);
+    this.lookup = new KnoxPreparedLookup(repository);
   }
 
-  /** The tokens stored under any of `digests`, each with its user: one query. */
+  /**
+   * The tokens stored under any of `digests`, each with its user: one query, a named prepared
+   * statement where the setup allows it ({@link KnoxPreparedLookup}), else the query builder.
+   */
   async findByDigests(digests: string[]): Promise<KnoxToken[]> {
-    const query = this.repository
-      .createQueryBuilder('token')
-      .innerJoinAndSelect('token.user', 'user');
-    return this.db(async () => {
-      if (digests.length === 1) {
-        const row = await query
-          .where('token.digest = :digest', { digest: digests[0] })
-          .getOne();
-        return row ? [row] : [];
-      }
-      return query
-        .where('token.digest IN (:...digests)', { digests })
-        .getMany();
-    });
+    return this.db(
+      async () =>
+        (await this.lookup.find(digests)) ??
+        lookupQuery(this.repository, digests).getMany(),
+    );
   }
 
   /**
@@ -180,12 +177,18 @@ export class KnoxTokenStore {
     return row?.user;
   }
 
-  /** Deletes up to `batchSize` tokens that expired before `now`; how many it deleted. */
+  /**
+   * Deletes up to `batchSize` tokens that expired before `now`; how many it deleted. One short
+   * autocommit statement: the rows are found through the expiry index and deleted by their
+   * physical address (no second lookup by digest), and rows another transaction holds (a
+   * revocation, a refresh) are skipped, so a batch never waits for a lock, and holds its own
+   * only for as long as it runs.
+   */
   async deleteExpiredBatch(now: Date, batchSize: number): Promise<number> {
     const [, count] = await this.db(
       () =>
         this.repository.query(
-          `DELETE FROM ${this.table} WHERE digest IN (SELECT digest FROM ${this.table} WHERE expiry < $1 LIMIT $2)`,
+          `DELETE FROM ${this.table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${this.table} WHERE expiry < $1 ORDER BY expiry LIMIT $2 FOR UPDATE SKIP LOCKED)) AND expiry < $1`,
           [now, batchSize],
         ) as Promise<[unknown, number]>,
     );

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { Controller, Get, UseGuards } from '@nestjs/common';
 import { getRepositoryToken } from '@nestjs/typeorm';
+import pg from 'pg';
 import type { Repository } from 'typeorm';
 import {
   KnoxAuth,
@@ -12,7 +13,13 @@ import {
 } from '../../../lib/index.js';
 import { TestUser } from '../../support/fixtures.js';
 import { PLATFORMS } from '../../support/platforms.js';
-import { login, useTestApp, type TestApp } from '../../support/test-app.js';
+import {
+  DATABASE_URL,
+  EMBEDDED_DB,
+  login,
+  useTestApp,
+  type TestApp,
+} from '../../support/test-app.js';
 import { MESSAGES, expectUnauthorized } from '../../support/http.js';
 import { HOUR, MINUTE, SECOND, T0 as START } from '../../support/time.js';
 
@@ -273,3 +280,47 @@ describe('auto refresh with autoRefreshMaxTtl: 12 h', () => {
     expectUnauthorized(await me(), MESSAGES.INVALID_TOKEN);
   });
 });
+
+// Needs a second PostgreSQL session holding a row (PGlite has one).
+(EMBEDDED_DB ? describe.skip : describe)(
+  'pruneExpired() beside other transactions',
+  () => {
+    const t = useTestApp({}, (app) => app.createUser('alice'));
+
+    it('skips an expired row another transaction holds instead of waiting for it, and deletes it on the next run', async () => {
+      const service = t.app.get(KnoxTokenService);
+      const alice = await t.dataSource
+        .getRepository(TestUser)
+        .findOneByOrFail({ username: 'alice' });
+      for (let i = 0; i < 5; i += 1) {
+        await service.create(alice, { ttl: HOUR });
+      }
+      t.clock.advance(HOUR + 1);
+      const [held] = await t.tokenRows();
+      const other = new pg.Client({ connectionString: DATABASE_URL });
+      await other.connect();
+      try {
+        await other.query('BEGIN');
+        await other.query(
+          'SELECT 1 FROM knox_authtoken WHERE digest = $1 FOR UPDATE',
+          [held.digest],
+        );
+        // Would hang on the row lock without SKIP LOCKED.
+        expect(
+          await Promise.race([
+            service.pruneExpired(),
+            new Promise((resolve) => setTimeout(resolve, 5000, 'waited')),
+          ]),
+        ).toBe(4);
+        expect((await t.tokenRows()).map((row) => row.digest)).toEqual([
+          held.digest,
+        ]);
+      } finally {
+        await other.query('ROLLBACK');
+        await other.end();
+      }
+      expect(await service.pruneExpired()).toBe(1);
+      expect(await t.tokenRows()).toHaveLength(0);
+    });
+  },
+);
