@@ -149,8 +149,7 @@ export class KnoxPreparedLookup {
     values: unknown[],
   ): Promise<Record<string, unknown>[] | undefined> {
     const client = (await runner.connect()) as PgClient;
-    const { logger, driver } = runner.connection;
-    logger.logQuery(shape.text, values, runner);
+    runner.connection.logger.logQuery(shape.text, values, runner);
     await runner.broadcaster.broadcast('BeforeQuery', shape.text, values);
     const events = new this.internals!.BroadcasterResult();
     try {
@@ -160,39 +159,70 @@ export class KnoxPreparedLookup {
         text: shape.text,
         values,
       });
-      const elapsed = Date.now() - started;
-      runner.broadcaster.broadcastAfterQueryEvent(
-        events,
-        shape.text,
-        values,
-        true,
-        elapsed,
-        raw,
-        undefined,
-      );
-      const slow = driver.options.maxQueryExecutionTime;
-      if (slow && elapsed > slow) {
-        logger.logQuerySlow(elapsed, shape.text, values, runner);
-      }
+      this.succeeded(runner, events, shape, values, raw, Date.now() - started);
       return raw.rows;
     } catch (error) {
-      logger.logQueryError(error as Error, shape.text, values, runner);
-      runner.broadcaster.broadcastAfterQueryEvent(
-        events,
-        shape.text,
-        values,
-        false,
-        undefined,
-        undefined,
-        error,
-      );
-      if (PREPARED_UNUSABLE.has((error as { code?: string })?.code ?? '')) {
-        return undefined;
-      }
-      throw new QueryFailedError(shape.text, values, error as Error);
+      return this.failed(runner, events, shape, values, error);
     } finally {
       await events.wait();
     }
+  }
+
+  /** What TypeORM does after a query: the `afterQuery` event, and the slow-query log. */
+  private succeeded(
+    runner: QueryRunner,
+    events: BroadcasterResult,
+    shape: LookupShape,
+    values: unknown[],
+    raw: unknown,
+    elapsed: number,
+  ): void {
+    runner.broadcaster.broadcastAfterQueryEvent(
+      events,
+      shape.text,
+      values,
+      true,
+      elapsed,
+      raw,
+      undefined,
+    );
+    const { logger, driver } = runner.connection;
+    const slow = driver.options.maxQueryExecutionTime;
+    if (slow && elapsed > slow) {
+      logger.logQuerySlow(elapsed, shape.text, values, runner);
+    }
+  }
+
+  /**
+   * What TypeORM does after a failed query (log, `afterQuery` event), then: `undefined` when the
+   * server refused the named statement, else the error as a `QueryFailedError`.
+   */
+  private failed(
+    runner: QueryRunner,
+    events: BroadcasterResult,
+    shape: LookupShape,
+    values: unknown[],
+    error: unknown,
+  ): undefined {
+    runner.connection.logger.logQueryError(
+      error as Error,
+      shape.text,
+      values,
+      runner,
+    );
+    runner.broadcaster.broadcastAfterQueryEvent(
+      events,
+      shape.text,
+      values,
+      false,
+      undefined,
+      undefined,
+      error,
+    );
+    if (PREPARED_UNUSABLE.has((error as { code?: string })?.code ?? '')) {
+      return undefined;
+    }
+    throw new QueryFailedError(shape.text, values, error as Error);
   }
 
   /** Whether this setup can take the named statement (else the query builder is used). */
