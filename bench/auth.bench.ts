@@ -158,6 +158,8 @@ interface Round {
   requests: number;
   queries: number;
   transactions: number;
+  /** The server process's CPU time over the round (µs). */
+  cpuUs: number;
   latenciesMs: Float64Array;
 }
 
@@ -419,9 +421,8 @@ async function runCell(
       next: cell.next,
     });
   }
-  const before = await server.ask<{ queries: number; transactions: number }>(
-    'counters',
-  );
+  type Counters = { queries: number; transactions: number; cpuUs: number };
+  const before = await server.ask<Counters>('counters');
   const result = await runLoad({
     agent,
     port: cell.port,
@@ -430,14 +431,13 @@ async function runCell(
     expectStatus: cell.expectStatus,
     next: cell.next,
   });
-  const after = await server.ask<{ queries: number; transactions: number }>(
-    'counters',
-  );
+  const after = await server.ask<Counters>('counters');
   return {
     rps: (result.requests / result.elapsedMs) * 1000,
     requests: result.requests,
     queries: after.queries - before.queries,
     transactions: after.transactions - before.transactions,
+    cpuUs: after.cpuUs - before.cpuUs,
     latenciesMs: result.latenciesMs,
   };
 }
@@ -549,8 +549,12 @@ async function main(): Promise<void> {
         queries: results.reduce((s, r) => s + r.queries, 0) / requests,
         transactions:
           results.reduce((s, r) => s + r.transactions, 0) / requests,
+        cpuUs: results.reduce((s, r) => s + r.cpuUs, 0) / requests,
       };
     };
+    /** `base`'s server CPU per request over `cell`'s: >1 when `cell` costs less. */
+    const cpuRatio = (cell: Cell, base: Cell | undefined) =>
+      base ? stats(base).cpuUs / stats(cell).cpuUs : NaN;
     const ids = [...new Set(list.map((c) => c.id))];
     const rows = ids.map((id) => {
       const cellsOf = (['express', 'fastify'] as const).map((p) => find(p, id));
@@ -595,6 +599,30 @@ async function main(): Promise<void> {
       `\nreq/s: median of the rounds; ratio: median of the per-round ratios to the unguarded route on the same ` +
         `platform; p50/p99 over all rounds; DB tx/req: transactions counted at the driver, per request (Express).`,
     );
+    console.log(
+      "\nServer CPU per request (the server process's user + system time over all timed rounds, divided by " +
+        'their requests; the database server\'s work is not in it). "ratio" is the unguarded route\'s CPU per ' +
+        "request over the route's: the throughput a CPU-bound server keeps, least moved by the machine's other load.",
+    );
+    console.log(
+      table(
+        ['route', 'Express µs/req', 'ratio', 'Fastify µs/req', 'ratio'],
+        ids.map((id) => {
+          const cols = [list.find((c) => c.id === id)!.label];
+          for (const platform of ['express', 'fastify'] as const) {
+            const cell = find(platform, id);
+            cols.push(
+              cell ? stats(cell).cpuUs.toFixed(0) : '—',
+              cell
+                ? cpuRatio(cell, find(platform, 'unguarded')).toFixed(2)
+                : '—',
+            );
+          }
+          return cols;
+        }),
+        [false, true, true, true, true],
+      ),
+    );
     for (const platform of ['express', 'fastify'] as const) {
       const c = find(platform, 'knox-cached')!;
       const k = find(platform, 'knox')!;
@@ -603,6 +631,11 @@ async function main(): Promise<void> {
           `${paired(c, find(platform, 'jwt')).toFixed(2)}x @nestjs/jwt; uncached KnoxGuard = ` +
           `${paired(k, find(platform, 'bearer')).toFixed(2)}x the hand-written bearer guard ` +
           `(cached: ${stats(c).queries.toFixed(3)} statements/req, uncached: ${stats(k).queries.toFixed(2)}).`,
+      );
+      console.log(
+        `  ${platform}, by server CPU per request: cached KnoxGuard = ${cpuRatio(c, find(platform, 'ceiling')).toFixed(2)}x the ceiling, ` +
+          `${cpuRatio(c, find(platform, 'jwt')).toFixed(2)}x @nestjs/jwt; uncached KnoxGuard = ` +
+          `${cpuRatio(k, find(platform, 'bearer')).toFixed(2)}x the hand-written bearer guard.`,
       );
       const qb = find(platform, 'lookup-qb');
       const prepared = find(platform, 'lookup-prepared');
