@@ -52,6 +52,24 @@ async function loadInternals(): Promise<TypeOrmInternals | undefined> {
   }
 }
 
+/** A number per `pg` client, for {@link statementName}. */
+const clientNumbers = new WeakMap<object, number>();
+let clients = 0;
+
+/**
+ * The statement's name on this client: the shape's, suffixed with the client's number. Servers
+ * that share one session between connections (PGlite's socket server) would otherwise refuse a
+ * second connection's `Parse` of a name the first one prepared (42P05), costing a round trip.
+ */
+function statementName(shape: LookupShape, client: object): string {
+  let number = clientNumbers.get(client);
+  if (number === undefined) {
+    number = ++clients;
+    clientNumbers.set(client, number);
+  }
+  return `${shape.name}_${number}`;
+}
+
 /** What `pg` clients take: a named statement is parsed once per connection. */
 interface PgClient {
   query(config: {
@@ -155,7 +173,7 @@ export class KnoxPreparedLookup {
     try {
       const started = Date.now();
       const raw = await client.query({
-        name: shape.name,
+        name: statementName(shape, client),
         text: shape.text,
         values,
       });
