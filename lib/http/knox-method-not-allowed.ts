@@ -1,10 +1,12 @@
 import {
+  HttpException,
   Inject,
   Injectable,
   MethodNotAllowedException,
   type ExecutionContext,
   type NestMiddleware,
 } from '@nestjs/common';
+import type { ServerResponse } from 'node:http';
 import { KnoxGuard } from '../auth/knox.guard.js';
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
 import type { KnoxRequest } from '../options/knox-module-options.interface.js';
@@ -60,7 +62,9 @@ export function methodNotAllowed(
  * `Allow`, after authentication (401 first, as knox answers). A middleware on the module's
  * paths rather than a route per method: the routes table (the boot log, the OpenAPI document)
  * lists the real routes only. The token is read and checked by {@link KnoxGuard}, as on the
- * routes themselves. `OPTIONS` (CORS preflights) and unusual methods pass through.
+ * routes themselves. `OPTIONS` (CORS preflights) and unusual methods pass through. Its answers
+ * (401, 403, 405, 503) are written with Nest's default error body, not through the app's
+ * exception filters.
  */
 @Injectable()
 export class KnoxMethodNotAllowedMiddleware implements NestMiddleware {
@@ -85,9 +89,36 @@ export class KnoxMethodNotAllowedMiddleware implements NestMiddleware {
     if (answered || !REFUSED.has(method)) {
       return next();
     }
-    await this.guard.canActivate(httpContextOf(request, response));
-    methodNotAllowed(response, method, allow);
+    try {
+      await this.guard.canActivate(httpContextOf(request, response));
+      methodNotAllowed(response, method, allow);
+    } catch (error) {
+      if (!(error instanceof HttpException)) {
+        throw error;
+      }
+      answer(response, error);
+    }
   }
+}
+
+/**
+ * Sends `error` as Nest's default exception filter would (its status and `getResponse()` body),
+ * on the platform's native response. Answered here rather than thrown: the Fastify adapter of
+ * some Nest 12 releases (12.0.1) fails to reply to an exception thrown by a middleware, and the
+ * request would hang.
+ */
+function answer(response: unknown, error: HttpException): void {
+  const res = response as ServerResponse;
+  const body = error.getResponse();
+  res.statusCode = error.getStatus();
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.end(
+    JSON.stringify(
+      typeof body === 'string'
+        ? { statusCode: error.getStatus(), message: body }
+        : body,
+    ),
+  );
 }
 
 /** An HTTP execution context for the guard, outside any route handler. */
