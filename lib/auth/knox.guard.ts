@@ -39,10 +39,16 @@ const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;
  * changed on a reused request object) is authenticated afresh. Only HTTP: a WebSocket "request"
  * (a client, a handshake) lives as long as the connection and must be checked on every message.
  */
-const authenticated = new WeakMap<
-  object,
-  { tokens: KnoxTokenService; token: string; result: KnoxAuthResult }
->();
+const AUTHENTICATED = Symbol('knox.authenticated');
+
+/** What {@link AUTHENTICATED} holds on a request (a property of its own: it dies with it). */
+interface Authenticated {
+  tokens: KnoxTokenService;
+  token: string;
+  result: KnoxAuthResult;
+}
+
+type MarkedRequest = KnoxRequest & { [AUTHENTICATED]?: Authenticated };
 
 /**
  * Authenticates requests by `Authorization: Token <token>` (or any scheme in
@@ -79,7 +85,7 @@ export class KnoxGuard implements CanActivate {
       if (token === null || token === undefined) {
         throw new UnauthorizedException(KnoxMessages.NOT_PROVIDED);
       }
-      const seen = http ? authenticated.get(request) : undefined;
+      const seen = http ? (request as MarkedRequest)[AUTHENTICATED] : undefined;
       const result =
         seen?.tokens === this.tokens && seen.token === token
           ? seen.result
@@ -87,7 +93,7 @@ export class KnoxGuard implements CanActivate {
       request.user = result.user;
       request.auth = result.token;
       if (http) {
-        authenticated.set(request, { tokens: this.tokens, token, result });
+        markAuthenticated(request, { tokens: this.tokens, token, result });
       }
       // The abilities came with the row: checking them costs no query.
       this.checkAbilities(context, result.token);
@@ -212,4 +218,18 @@ export class KnoxGuard implements CanActivate {
       this.options.authSchemes[0],
     );
   }
+}
+
+/**
+ * Records on the request which token authenticated it: a symbol-keyed, non-enumerable property
+ * (not a WeakMap: a WeakMap entry per request made every request object survive to a major
+ * garbage collection; a property goes with the request).
+ */
+function markAuthenticated(request: KnoxRequest, value: Authenticated): void {
+  Object.defineProperty(request, AUTHENTICATED, {
+    value,
+    configurable: true,
+    writable: true,
+    enumerable: false,
+  });
 }
