@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   QueryFailedError,
   type QueryRunner,
@@ -55,11 +55,14 @@ async function loadInternals(): Promise<TypeOrmInternals | undefined> {
 /** A number per `pg` client, for {@link statementName}. */
 const clientNumbers = new WeakMap<object, number>();
 let clients = 0;
+/** Distinguishes this copy of the module's clients from another's (another process, a test). */
+const INSTANCE = randomBytes(4).toString('hex');
 
 /**
- * The statement's name on this client: the shape's, suffixed with the client's number. Servers
- * that share one session between connections (PGlite's socket server) would otherwise refuse a
- * second connection's `Parse` of a name the first one prepared (42P05), costing a round trip.
+ * The statement's name on this client: the shape's, suffixed with this module copy's random id
+ * and the client's number. Servers that share one session between connections (PGlite's socket
+ * server) would otherwise refuse a second connection's (or process's) `Parse` of a name another
+ * one prepared (42P05), costing a round trip.
  */
 function statementName(shape: LookupShape, client: object): string {
   let number = clientNumbers.get(client);
@@ -67,7 +70,7 @@ function statementName(shape: LookupShape, client: object): string {
     number = ++clients;
     clientNumbers.set(client, number);
   }
-  return `${shape.name}_${number}`;
+  return `${shape.name}_${INSTANCE}_${number}`;
 }
 
 /** What `pg` clients take: a named statement is parsed once per connection. */

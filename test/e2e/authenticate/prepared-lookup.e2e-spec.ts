@@ -177,7 +177,7 @@ describe('the uncached lookup as a named prepared statement', () => {
     );
     expect(recorder.statements[0]).toMatch(/"token"\."digest" = \$1/);
     expect(statementNames).toHaveLength(1);
-    expect(statementNames[0]).toMatch(/^knox_[0-9a-f]{32}_[0-9]+$/);
+    expect(statementNames[0]).toMatch(/^knox_[0-9a-f]{32}_[0-9a-f]{8}_[0-9]+$/);
     expect(EventCounter.seen).toEqual([
       'before SELECT',
       'after SELECT true',
