@@ -13,17 +13,26 @@ import type { KnoxRequest } from '../options/knox-module-options.interface.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
 import { setResponseHeader } from './knox-request.util.js';
 
-/** The module's routes under its `path`, and the methods each answers. */
+/**
+ * The module's routes under its `path`, and the methods each answers, most specific first (a
+ * URL is matched against them from its end: `…/tokens/login` is a token id, not `login`).
+ */
 export const KNOX_ROUTE_METHODS: Readonly<Record<string, readonly string[]>> = {
+  'tokens/:id': ['PATCH', 'DELETE'],
+  tokens: ['GET', 'POST'],
   login: ['POST'],
   logout: ['POST'],
   logoutall: ['POST'],
   logoutothers: ['POST'],
   refresh: ['POST'],
   rotate: ['POST'],
-  tokens: ['GET', 'POST'],
-  'tokens/:id': ['PATCH', 'DELETE'],
 };
+
+/** Each route of {@link KNOX_ROUTE_METHODS} as a pattern matching the end of a URL path. */
+const ROUTE_PATTERNS = Object.keys(KNOX_ROUTE_METHODS).map((route) => ({
+  route,
+  pattern: new RegExp(`/${route.replace(':id', '[^/]+')}$`),
+}));
 
 /** Methods that get a 405 on a route that does not answer them; others fall through (404). */
 const REFUSED = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
@@ -35,16 +44,28 @@ export function knoxRoutePaths(path: string): string[] {
   );
 }
 
-/** The methods the route at this URL answers (`POST tokens` only with personal access tokens). */
+/**
+ * The methods `route` (a key of {@link KNOX_ROUTE_METHODS}) answers: `POST tokens` only with
+ * personal access tokens on.
+ */
+export function methodsOf(
+  route: string,
+  personalAccessTokens: boolean,
+): readonly string[] {
+  const methods = KNOX_ROUTE_METHODS[route] ?? [];
+  return route === 'tokens' && !personalAccessTokens
+    ? methods.filter((method) => method !== 'POST')
+    : methods;
+}
+
+/** The methods the module's route at this URL answers. */
 export function allowedMethods(
   url: string,
   personalAccessTokens: boolean,
-): string[] {
+): readonly string[] {
   const path = url.split('?')[0].replace(/\/+$/, '');
-  if (/\/tokens$/.test(path)) {
-    return personalAccessTokens ? ['GET', 'POST'] : ['GET'];
-  }
-  return /\/tokens\/[^/]+$/.test(path) ? ['PATCH', 'DELETE'] : ['POST'];
+  const route = ROUTE_PATTERNS.find(({ pattern }) => pattern.test(path))?.route;
+  return route === undefined ? [] : methodsOf(route, personalAccessTokens);
 }
 
 /** Answers 405 `Method "…" not allowed.` with `Allow`. */
@@ -86,7 +107,7 @@ export class KnoxMethodNotAllowedMiddleware implements NestMiddleware {
     );
     const answered =
       allow.includes(method) || (method === 'HEAD' && allow.includes('GET'));
-    if (answered || !REFUSED.has(method)) {
+    if (answered || allow.length === 0 || !REFUSED.has(method)) {
       return next();
     }
     try {

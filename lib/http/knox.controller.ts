@@ -40,7 +40,7 @@ import type {
 } from '../options/knox-module-options.interface.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
 import { clientInfoOf } from './knox-request.util.js';
-import { methodNotAllowed } from './knox-method-not-allowed.js';
+import { methodNotAllowed, methodsOf } from './knox-method-not-allowed.js';
 import {
   checkKnoxCsrf,
   sentByBrowser,
@@ -248,7 +248,7 @@ export class KnoxController {
   ): Promise<KnoxPersonalTokenResponse> {
     const settings = this.options.personalAccessTokens;
     if (!settings) {
-      return methodNotAllowed(response, 'POST', ['GET']);
+      return methodNotAllowed(response, 'POST', methodsOf('tokens', false));
     }
     return this.asSessionHolder(request, response, async () => {
       const asked = readPersonalTokenBody(
