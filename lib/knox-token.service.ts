@@ -35,6 +35,22 @@ function revokeOptionsOf(
 }
 
 /**
+ * {@link KnoxTokenService.authenticate}'s answer without a promise, when the cache holds it and
+ * the request is due no write; `undefined` otherwise — and always for a stand-in or a subclass
+ * that overrides `authenticate`, whose own method must then be called. The guards try it first.
+ * Not exported from the package.
+ */
+export function cachedAuthentication<User>(
+  tokens: KnoxTokenService<User>,
+  token: string,
+): KnoxAuthResult<User> | undefined {
+  return tokens instanceof KnoxTokenService &&
+    tokens.authenticate === KnoxTokenService.prototype.authenticate
+    ? tokens['authenticator'].authenticateFromCache(token)
+    : undefined;
+}
+
+/**
  * Creates, authenticates, refreshes, rotates and revokes tokens: the API for server-side work,
  * e.g. revoking every token of a user whose password changed. A thin facade: the request path
  * is {@link KnoxAuthenticator}; issuing and revoking is `KnoxSessions`; SQL is `KnoxTokenStore`.

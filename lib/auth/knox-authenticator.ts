@@ -81,7 +81,7 @@ export class KnoxAuthenticator {
     //    is down.
     const cached = this.cache.lookup(digest, now);
     if (cached) {
-      return this.authenticateCached(cached, token, digest, now, client);
+      return this.authenticateCached(cached, digest, now, client);
     }
     const ticket = this.cache.ticket();
     // 3. One query for the row and its user, by every digest the token may be stored under.
@@ -96,14 +96,39 @@ export class KnoxAuthenticator {
     const upgrade = digestsEqual(record.digest, digest) ? undefined : digest;
     const storedUnder = record.digest;
     await this.touch(record, now, client, upgrade);
+    // The prefix first: the cached copy carries it.
+    this.rememberPrefix(record, token);
     if (upgrade === undefined) {
       const userId = this.store.userIdOf(record.user);
       this.cache.remember(ticket, { user: record.user, token: record }, userId);
     } else {
       this.cache.forgetTokens([storedUnder]);
     }
-    this.rememberPrefix(record, token);
     return { user: record.user, token: record };
+  }
+
+  /**
+   * {@link authenticate}'s answer without waiting, when the cache holds the token and the
+   * request is due no write (no `lastUsedAt` update, no auto refresh): the guards' fast path.
+   * `undefined` when the database is needed — the cache is off or down, the token is not
+   * cached, or a write is due — and the caller then calls {@link authenticate}.
+   *
+   * @throws UnauthorizedException for a malformed token or an inactive user, as `authenticate`
+   */
+  authenticateFromCache(token: string): KnoxAuthResult | undefined {
+    if (!this.cache.available) {
+      return undefined;
+    }
+    if (!this.isWellFormed(token)) {
+      throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
+    }
+    const now = this.clock.now();
+    const cached = this.cache.lookup(digestToken(token), now);
+    if (!cached || planTouch(cached.token, now, this.options).write) {
+      return undefined;
+    }
+    this.checkUserActive(cached.user);
+    return cached;
   }
 
   private isWellFormed(token: unknown): token is string {
@@ -123,7 +148,6 @@ export class KnoxAuthenticator {
    */
   private async authenticateCached(
     cached: KnoxAuthResult,
-    token: string,
     digest: string,
     now: Date,
     client: Partial<KnoxClientInfo>,
@@ -139,7 +163,7 @@ export class KnoxAuthenticator {
         this.cache.endTouch(digest);
       }
     }
-    this.rememberPrefix(cached.token, token);
+    // The cached record already carries the prefix it was presented with.
     return cached;
   }
 

@@ -11,6 +11,7 @@ import { KnoxMessages } from '../knox.messages.js';
 import { KNOX_PUBLIC_KEY, KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
 import {
   KnoxTokenService,
+  cachedAuthentication,
   type KnoxAuthResult,
 } from '../knox-token.service.js';
 import type { KnoxRequest } from '../options/knox-module-options.interface.js';
@@ -20,6 +21,7 @@ import type { KnoxToken } from '../store/knox-token.entity.js';
 import {
   missingAbilities,
   unmetRequirement,
+  type KnoxAbilityRequirement,
 } from '../abilities/knox-abilities.js';
 import { abilityRequirementsOf } from '../abilities/knox-abilities.decorator.js';
 import {
@@ -48,7 +50,18 @@ interface Authenticated {
   result: KnoxAuthResult;
 }
 
+/**
+ * A plain symbol-keyed property (not a WeakMap entry, which kept every request object alive
+ * until a major garbage collection; not `Object.defineProperty`, which costs a dictionary-mode
+ * object per request): invisible to `JSON.stringify` and `Object.keys`, gone with the request.
+ */
 type MarkedRequest = KnoxRequest & { [AUTHENTICATED]?: Authenticated };
+
+/** What {@link KnoxGuard} reads off a route's metadata. */
+interface RouteRules {
+  isPublic: boolean;
+  abilities: KnoxAbilityRequirement[];
+}
 
 /**
  * Authenticates requests by `Authorization: Token <token>` (or any scheme in
@@ -66,6 +79,9 @@ type MarkedRequest = KnoxRequest & { [AUTHENTICATED]?: Authenticated };
  */
 @Injectable()
 export class KnoxGuard implements CanActivate {
+  /** {@link rulesOf}, by handler then controller class (route metadata is fixed at boot). */
+  private readonly routeRules = new WeakMap<object, Map<object, RouteRules>>();
+
   constructor(
     protected readonly tokens: KnoxTokenService,
     protected readonly reflector: Reflector,
@@ -73,37 +89,127 @@ export class KnoxGuard implements CanActivate {
     protected readonly options: ResolvedKnoxOptions,
   ) {}
 
-  /** Lets public routes through; otherwise authenticates the request or throws 401 / 503. */
-  async canActivate(context: ExecutionContext): Promise<boolean> {
+  /**
+   * Lets public routes through; otherwise authenticates the request, or rejects with 401 / 403
+   * / 503. Answers `true` at once, without a promise, when nothing needs waiting for: a public
+   * route, a token the cache holds with no write due, or one another KnoxGuard already
+   * authenticated on this request (Nest accepts both; call it with `await`). A refusal is always
+   * a rejected promise.
+   */
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     if (this.isPublic(context)) {
       return true;
     }
     const request = this.getRequest(context);
     const http = context.getType() === 'http';
     try {
-      const token = this.extractToken(request);
-      if (token === null || token === undefined) {
-        throw new UnauthorizedException(KnoxMessages.NOT_PROVIDED);
+      const token = this.requiredToken(request);
+      const known =
+        this.alreadyAuthenticated(request, token, http) ??
+        cachedAuthentication(this.tokens, token);
+      if (known) {
+        this.admit(context, request, http, token, known);
+        return true;
       }
-      const seen = http ? (request as MarkedRequest)[AUTHENTICATED] : undefined;
-      const result =
-        seen?.tokens === this.tokens && seen.token === token
-          ? seen.result
-          : await this.tokens.authenticate(token, clientInfoOf(request));
-      request.user = result.user;
-      request.auth = result.token;
-      if (http) {
-        markAuthenticated(request, { tokens: this.tokens, token, result });
-      }
-      // The abilities came with the row: checking them costs no query.
-      this.checkAbilities(context, result.token);
+      return this.authenticateAndAdmit(context, request, http, token);
+    } catch (error) {
+      return Promise.reject(this.refused(context, error));
+    }
+  }
+
+  /** The path through the database (a cache miss, or a write due). */
+  private async authenticateAndAdmit(
+    context: ExecutionContext,
+    request: KnoxRequest,
+    http: boolean,
+    token: string,
+  ): Promise<boolean> {
+    try {
+      const result = await this.tokens.authenticate(
+        token,
+        clientInfoOf(request),
+      );
+      this.admit(context, request, http, token, result);
       return true;
     } catch (error) {
-      if (error instanceof UnauthorizedException) {
-        this.setAuthenticateHeader(context);
-      }
-      throw error;
+      throw this.refused(context, error);
     }
+  }
+
+  /** The request's token; 401 when there is none. */
+  private requiredToken(request: KnoxRequest): string {
+    const token = this.extractToken(request);
+    if (token === null || token === undefined) {
+      throw new UnauthorizedException(KnoxMessages.NOT_PROVIDED);
+    }
+    return token;
+  }
+
+  /**
+   * Puts the user and token on the request, records them for other KnoxGuards on the same
+   * request, and checks the route's abilities (they came with the row: no query).
+   */
+  private admit(
+    context: ExecutionContext,
+    request: KnoxRequest,
+    http: boolean,
+    token: string,
+    result: KnoxAuthResult,
+  ): void {
+    request.user = result.user;
+    request.auth = result.token;
+    if (http) {
+      (request as MarkedRequest)[AUTHENTICATED] = {
+        tokens: this.tokens,
+        token,
+        result,
+      };
+    }
+    this.checkAbilities(context, result.token);
+  }
+
+  /** A failure, to be thrown: a 401 also gets `WWW-Authenticate`. */
+  private refused(context: ExecutionContext, error: unknown): Error {
+    if (error instanceof UnauthorizedException) {
+      this.setAuthenticateHeader(context);
+    }
+    return error as Error;
+  }
+
+  /** What another KnoxGuard of the same service found for this very token on this request. */
+  private alreadyAuthenticated(
+    request: KnoxRequest,
+    token: string,
+    http: boolean,
+  ): KnoxAuthResult | undefined {
+    const seen = http ? (request as MarkedRequest)[AUTHENTICATED] : undefined;
+    return seen?.tokens === this.tokens && seen.token === token
+      ? seen.result
+      : undefined;
+  }
+
+  /** The public flag and ability requirements of a route, read once per handler and class. */
+  private rulesOf(context: ExecutionContext): RouteRules {
+    const handler = context.getHandler();
+    const controller = context.getClass();
+    let byClass = this.routeRules.get(handler);
+    if (!byClass) {
+      byClass = new Map();
+      this.routeRules.set(handler, byClass);
+    }
+    let rules = byClass.get(controller);
+    if (!rules) {
+      rules = {
+        isPublic:
+          this.reflector.getAllAndOverride<boolean | undefined>(
+            KNOX_PUBLIC_KEY,
+            [handler, controller],
+          ) === true,
+        abilities: abilityRequirementsOf(handler, controller),
+      };
+      byClass.set(controller, rules);
+    }
+    return rules;
   }
 
   /**
@@ -115,7 +221,7 @@ export class KnoxGuard implements CanActivate {
   protected checkAbilities(context: ExecutionContext, token: KnoxToken): void {
     const unmet = unmetRequirement(
       token.abilities,
-      abilityRequirementsOf(context.getHandler(), context.getClass()),
+      this.rulesOf(context).abilities,
     );
     if (!unmet) {
       return;
@@ -138,12 +244,7 @@ export class KnoxGuard implements CanActivate {
 
   /** Whether the route is marked {@link KnoxPublic}. */
   protected isPublic(context: ExecutionContext): boolean {
-    return (
-      this.reflector.getAllAndOverride<boolean | undefined>(KNOX_PUBLIC_KEY, [
-        context.getHandler(),
-        context.getClass(),
-      ]) === true
-    );
+    return this.rulesOf(context).isPublic;
   }
 
   /** The request to authenticate. Override for GraphQL or WebSocket contexts. */
@@ -218,18 +319,4 @@ export class KnoxGuard implements CanActivate {
       this.options.authSchemes[0],
     );
   }
-}
-
-/**
- * Records on the request which token authenticated it: a symbol-keyed, non-enumerable property
- * (not a WeakMap: a WeakMap entry per request made every request object survive to a major
- * garbage collection; a property goes with the request).
- */
-function markAuthenticated(request: KnoxRequest, value: Authenticated): void {
-  Object.defineProperty(request, AUTHENTICATED, {
-    value,
-    configurable: true,
-    writable: true,
-    enumerable: false,
-  });
 }

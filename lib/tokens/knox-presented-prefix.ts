@@ -13,15 +13,11 @@ export function rememberPresentedPrefix(
   token: KnoxToken,
   prefix: string,
 ): void {
-  // A non-enumerable own property rather than a WeakMap entry per request (each record is a
-  // fresh copy per request; WeakMap entries keep garbage for the major collector). Not
-  // enumerable: it is neither serialized nor copied with the record.
-  Object.defineProperty(token, PRESENTED, {
-    value: prefix,
-    configurable: true,
-    writable: true,
-    enumerable: false,
-  });
+  // A symbol-keyed own property rather than a WeakMap entry per request (WeakMap entries keep
+  // garbage for the major collector), assigned rather than defined non-enumerable (that costs a
+  // dictionary-mode object per request). JSON and `Object.keys` skip symbols; copies of the
+  // record (the cache's) keep it, as they should: it is the same token.
+  (token as Marked)[PRESENTED] = prefix;
 }
 
 /** The prefix `token` was presented with, if it was authenticated in this process. */

@@ -6,7 +6,15 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
-import { KnoxEvents, KnoxTokenService } from '../../lib/index.js';
+import type { ExecutionContext } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import {
+  KnoxEvents,
+  KnoxGuard,
+  KnoxTokenService,
+  type KnoxRequest,
+} from '../../lib/index.js';
+import { KNOX_RESOLVED_OPTIONS } from '../../lib/knox.constants.js';
 import {
   EMBEDDED_DB,
   createTestApp,
@@ -94,6 +102,67 @@ suite.each(['express', 'fastify'] as const)(
         expect(await probe(t, alice)).toEqual({ status: 200, queries: 1 });
         expect(await probe(t, alice2)).toEqual({ status: 200, queries: 1 });
         expect(await probe(t, bob)).toEqual({ status: 200, queries: 0 });
+      });
+
+      it('KnoxGuard answers a cached token without a promise; a miss, a refusal and an overridden authenticate stay asynchronous', async () => {
+        const token = await login(t, 'alice');
+        const guard = (tokens: KnoxTokenService) =>
+          new KnoxGuard(
+            tokens,
+            new Reflector(),
+            t.app.get(KNOX_RESOLVED_OPTIONS),
+          );
+        const context = (authorization: string) => {
+          const request: KnoxRequest = { headers: { authorization } };
+          const http = {
+            getRequest: () => request,
+            getResponse: () => ({ header: () => undefined }),
+          };
+          return {
+            request,
+            context: {
+              getType: () => 'http',
+              getHandler: () => context,
+              getClass: () => KnoxGuard,
+              switchToHttp: () => http,
+            } as unknown as ExecutionContext,
+          };
+        };
+        const service = t.app.get(KnoxTokenService);
+        // Not cached yet: through the database, a promise.
+        const miss = context(`Token ${token}`);
+        const first = guard(service).canActivate(miss.context);
+        expect(first).toBeInstanceOf(Promise);
+        await expect(first).resolves.toBe(true);
+        // Cached, no write due: `true` at once, with the same user and record on the request.
+        const hit = context(`Token ${token}`);
+        t.recorder.reset();
+        expect(guard(service).canActivate(hit.context)).toBe(true);
+        expect(hit.request.user).toMatchObject({ username: 'alice' });
+        expect(hit.request.auth).toMatchObject({ tokenKey: token.slice(0, 15) });
+        expect(t.recorder.queries).toEqual([]);
+        // A refusal is a rejected promise, also when decided without the database.
+        const malformed = guard(service).canActivate(context('Token !').context);
+        expect(malformed).toBeInstanceOf(Promise);
+        await expect(malformed).rejects.toThrow('Invalid token.');
+        // A service whose authenticate is overridden is asked every time, cached or not.
+        class AuditedTokens extends KnoxTokenService {
+          calls = 0;
+          override authenticate(
+            ...args: Parameters<KnoxTokenService['authenticate']>
+          ) {
+            this.calls++;
+            return super.authenticate(...args);
+          }
+        }
+        const audited = Object.setPrototypeOf(
+          { ...service, calls: 0 },
+          AuditedTokens.prototype,
+        ) as AuditedTokens;
+        await expect(
+          guard(audited).canActivate(context(`Token ${token}`).context),
+        ).resolves.toBe(true);
+        expect(audited.calls).toBe(1);
       });
 
       it('a read racing a revocation never caches the revoked row (many trials)', async () => {

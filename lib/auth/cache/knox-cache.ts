@@ -140,6 +140,11 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
     await this.redisBus?.stop();
   }
 
+  /** Whether lookups can hit now: the cache is on and its bus connected. */
+  get available(): boolean {
+    return this.store?.available ?? false;
+  }
+
   /** The cached authentication for `digest`, or `undefined` (off, down, missing, stale). */
   lookup(digest: string, now?: Date): KnoxCachedAuth | undefined {
     return this.store?.get(digest, now);
