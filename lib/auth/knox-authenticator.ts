@@ -24,6 +24,8 @@ import {
 } from '../tokens/knox-legacy-digests.js';
 import { rememberPresentedPrefix } from '../tokens/knox-presented-prefix.js';
 import {
+  CHECKSUM_LENGTH,
+  CHECKSUM_RANDOM_LENGTH,
   digestToken,
   digestsEqual,
   isWellFormedToken,
@@ -46,6 +48,8 @@ export class KnoxAuthenticator {
   private readonly logger = new Logger('KnoxTokenService');
   /** `legacyTokenDigests` entries already reported as broken (logged once each). */
   private readonly reportedLegacySchemes = new Set<number>();
+  /** The longest token either shape allows (knox's hex, the checksum format). */
+  private readonly longestToken: number;
 
   constructor(
     @Inject(KNOX_RESOLVED_OPTIONS)
@@ -54,7 +58,14 @@ export class KnoxAuthenticator {
     private readonly events: KnoxEventSink,
     private readonly clock: KnoxClock,
     private readonly cache: KnoxCache,
-  ) {}
+  ) {
+    this.longestToken =
+      MAXIMUM_TOKEN_PREFIX_LENGTH +
+      Math.max(
+        options.tokenCharacterLength,
+        CHECKSUM_RANDOM_LENGTH + CHECKSUM_LENGTH,
+      );
+  }
 
   /**
    * Authenticates a plaintext token: one query (token and user together, by the current digest
@@ -113,14 +124,17 @@ export class KnoxAuthenticator {
    * `undefined` when the database is needed — the cache is off or down, the token is not
    * cached, or a write is due — and the caller then calls {@link authenticate}.
    *
-   * @throws UnauthorizedException for a malformed token or an inactive user, as `authenticate`
+   * @throws UnauthorizedException for an inactive user, as `authenticate`
    */
   authenticateFromCache(token: string): KnoxAuthResult | undefined {
-    if (!this.cache.available) {
+    // No shape check: only well-formed tokens are ever cached (a miss goes to authenticate,
+    // which checks it); the length bound keeps a huge header from being hashed twice.
+    if (
+      !this.cache.available ||
+      typeof token !== 'string' ||
+      token.length > this.longestToken
+    ) {
       return undefined;
-    }
-    if (!this.isWellFormed(token)) {
-      throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
     }
     const now = this.clock.now();
     const cached = this.cache.lookup(digestToken(token), now);

@@ -81,6 +81,7 @@ interface RouteRules {
 export class KnoxGuard implements CanActivate {
   /** {@link rulesOf}, by handler then controller class (route metadata is fixed at boot). */
   private readonly routeRules = new WeakMap<object, Map<object, RouteRules>>();
+  private schemeSets?: { exact: Set<string>; lower: Set<string> };
 
   constructor(
     protected readonly tokens: KnoxTokenService,
@@ -285,12 +286,24 @@ export class KnoxGuard implements CanActivate {
     if (typeof header !== 'string') {
       return null;
     }
-    const parts = header.split(/[ \t]+/).filter((part) => part.length > 0);
-    if (parts.length === 0) {
-      return null;
+    // The usual shape first: a scheme as configured, one space, a token.
+    const space = header.indexOf(' ');
+    if (space > 0 && this.schemes().exact.has(header.slice(0, space))) {
+      const token = header.slice(space + 1);
+      if (TOKEN_CHARACTERS.test(token)) {
+        return token;
+      }
     }
-    const scheme = parts[0].toLowerCase();
-    if (!this.options.authSchemes.some((s) => s.toLowerCase() === scheme)) {
+    return this.parseHeader(header);
+  }
+
+  /** Any other `Authorization` header: another scheme (null), or one to refuse with a reason. */
+  private parseHeader(header: string): string | null {
+    const parts = header.split(/[ \t]+/).filter((part) => part.length > 0);
+    if (
+      parts.length === 0 ||
+      !this.schemes().lower.has(parts[0].toLowerCase())
+    ) {
       return null;
     }
     if (!PRINTABLE_HEADER.test(header)) {
@@ -306,6 +319,14 @@ export class KnoxGuard implements CanActivate {
       throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
     }
     return parts[1];
+  }
+
+  /** `authSchemes` as written and lowercased (schemes compare case-insensitively). */
+  private schemes(): { exact: Set<string>; lower: Set<string> } {
+    return (this.schemeSets ??= {
+      exact: new Set(this.options.authSchemes),
+      lower: new Set(this.options.authSchemes.map((s) => s.toLowerCase())),
+    });
   }
 
   /** Sends `WWW-Authenticate: <first scheme>` with a 401. */
