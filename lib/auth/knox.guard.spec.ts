@@ -3,6 +3,7 @@ import { UnauthorizedException, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { KnoxGuard } from './knox.guard.js';
 import { resolveKnoxOptions } from '../options/knox-options.js';
+import { digestToken } from '../tokens/knox-token-format.js';
 import type { KnoxTokenService } from '../knox-token.service.js';
 import type { KnoxRequest } from '../options/knox-module-options.interface.js';
 
@@ -94,7 +95,11 @@ class FakeTokens {
     if (!user) {
       throw new UnauthorizedException('Invalid token.');
     }
-    return { user, token: { id: `token-of-${user.id}` } };
+    // A record as the service returns it: stored under the token's digest, with its user.
+    return {
+      user,
+      token: { id: `token-of-${user.id}`, digest: digestToken(token), user },
+    };
   }
 }
 
@@ -128,6 +133,28 @@ describe('KnoxGuard.canActivate on a request object it has seen before', () => {
     await guardWith(tokens).canActivate(httpContext(request));
     await guardWith(tokens).canActivate(httpContext(request));
     expect(tokens.calls).toHaveLength(1);
+  });
+
+  it('does not take another service’s authentication for its own', async () => {
+    const users = { [ALICE]: { id: 1 } };
+    const first = new FakeTokens(users);
+    const second = new FakeTokens(users);
+    const request = { headers: { authorization: `Token ${ALICE}` } };
+    await guardWith(first).canActivate(httpContext(request));
+    await guardWith(second).canActivate(httpContext(request));
+    expect([first.calls, second.calls]).toEqual([[ALICE], [ALICE]]);
+  });
+
+  it('leaves no property of its own on the request besides user and auth', async () => {
+    const tokens = new FakeTokens({ [ALICE]: { id: 1 } });
+    const request = { headers: { authorization: `Token ${ALICE}` } };
+    await guardWith(tokens).canActivate(httpContext(request));
+    expect(Reflect.ownKeys(request)).toEqual(['headers', 'user', 'auth']);
+    expect(JSON.parse(JSON.stringify(request))).toEqual({
+      headers: request.headers,
+      user: { id: 1 },
+      auth: { id: 'token-of-1', digest: digestToken(ALICE), user: { id: 1 } },
+    });
   });
 
   it('refuses it once its credentials are gone', async () => {

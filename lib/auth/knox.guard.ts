@@ -24,6 +24,7 @@ import {
   type KnoxAbilityRequirement,
 } from '../abilities/knox-abilities.js';
 import { abilityRequirementsOf } from '../abilities/knox-abilities.decorator.js';
+import { digestToken, digestsEqual } from '../tokens/knox-token-format.js';
 import {
   checkKnoxCsrf,
   isCookieToken,
@@ -34,28 +35,21 @@ const PRINTABLE_HEADER = /^[\x20-\x7e\t]*$/;
 const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;
 
 /**
- * The token each HTTP request was authenticated with, and by which token service. With the guard
- * as `APP_GUARD`, routes that also carry `@UseGuards(KnoxGuard)` (the module's own controller
- * does) would otherwise pay a second query for the same request. It only saves that query: every
- * guard still reads the token its own way, and a different token (another subclass, or headers
- * changed on a reused request object) is authenticated afresh. Only HTTP: a WebSocket "request"
- * (a client, a handshake) lives as long as the connection and must be checked on every message.
+ * The token service that authenticated a record, marked on the record the guard puts on
+ * `request.auth`. With the guard as `APP_GUARD`, routes that also carry `@UseGuards(KnoxGuard)`
+ * (the module's own controller does) would otherwise authenticate the same request twice. It
+ * only saves that work: every guard still reads the token its own way, and a different token
+ * (another subclass, headers changed on a reused request object) or another module's service is
+ * authenticated afresh. Only HTTP: a WebSocket "request" (a client, a handshake) lives as long as
+ * the connection and must be checked on every message.
+ *
+ * On the record, not the request: the record is a fresh object per request, small and cheap to
+ * extend, where a property added to an Express request costs a slow store (microseconds). A
+ * symbol: neither serialized nor listed by `Object.keys`.
  */
-const AUTHENTICATED = Symbol('knox.authenticated');
+const AUTHENTICATED_BY = Symbol('knox.authenticatedBy');
 
-/** What {@link AUTHENTICATED} holds on a request (a property of its own: it dies with it). */
-interface Authenticated {
-  tokens: KnoxTokenService;
-  token: string;
-  result: KnoxAuthResult;
-}
-
-/**
- * A plain symbol-keyed property (not a WeakMap entry, which kept every request object alive
- * until a major garbage collection; not `Object.defineProperty`, which costs a dictionary-mode
- * object per request): invisible to `JSON.stringify` and `Object.keys`, gone with the request.
- */
-type MarkedRequest = KnoxRequest & { [AUTHENTICATED]?: Authenticated };
+type MarkedToken = KnoxToken & { [AUTHENTICATED_BY]?: KnoxTokenService };
 
 /** What {@link KnoxGuard} reads off a route's metadata. */
 interface RouteRules {
@@ -160,11 +154,7 @@ export class KnoxGuard implements CanActivate {
     request.user = result.user;
     request.auth = result.token;
     if (http) {
-      (request as MarkedRequest)[AUTHENTICATED] = {
-        tokens: this.tokens,
-        token,
-        result,
-      };
+      (result.token as MarkedToken)[AUTHENTICATED_BY] = this.tokens;
     }
     this.checkAbilities(context, result.token);
   }
@@ -183,9 +173,10 @@ export class KnoxGuard implements CanActivate {
     token: string,
     http: boolean,
   ): KnoxAuthResult | undefined {
-    const seen = http ? (request as MarkedRequest)[AUTHENTICATED] : undefined;
-    return seen?.tokens === this.tokens && seen.token === token
-      ? seen.result
+    const record = http ? (request.auth as MarkedToken | undefined) : undefined;
+    return record?.[AUTHENTICATED_BY] === this.tokens &&
+      digestsEqual(record.digest, digestToken(token))
+      ? { user: record.user, token: record }
       : undefined;
   }
 
