@@ -44,8 +44,9 @@ export function cachedAuthentication<User>(
   tokens: KnoxTokenService<User>,
   token: string,
 ): KnoxAuthResult<User> | undefined {
-  return tokens instanceof KnoxTokenService &&
-    tokens.authenticate === KnoxTokenService.prototype.authenticate
+  // The library's own authenticate (a stand-in, or a subclass that overrides it, does not have
+  // it) also means the library's own authenticator behind it.
+  return tokens.authenticate === KnoxTokenService.prototype.authenticate
     ? tokens['authenticator'].authenticateFromCache(token)
     : undefined;
 }

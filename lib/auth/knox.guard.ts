@@ -103,7 +103,7 @@ export class KnoxGuard implements CanActivate {
         this.alreadyAuthenticated(request, token, http) ??
         cachedAuthentication(this.tokens, token);
       if (known) {
-        this.admit(context, request, http, token, known);
+        this.admit(context, request, http, known);
         return true;
       }
       return this.authenticateAndAdmit(context, request, http, token);
@@ -124,7 +124,7 @@ export class KnoxGuard implements CanActivate {
         token,
         clientInfoOf(request),
       );
-      this.admit(context, request, http, token, result);
+      this.admit(context, request, http, result);
       return true;
     } catch (error) {
       throw this.refused(context, error);
@@ -148,7 +148,6 @@ export class KnoxGuard implements CanActivate {
     context: ExecutionContext,
     request: KnoxRequest,
     http: boolean,
-    token: string,
     result: KnoxAuthResult,
   ): void {
     request.user = result.user;
@@ -175,6 +174,7 @@ export class KnoxGuard implements CanActivate {
   ): KnoxAuthResult | undefined {
     const record = http ? (request.auth as MarkedToken | undefined) : undefined;
     return record?.[AUTHENTICATED_BY] === this.tokens &&
+      typeof record.digest === 'string' &&
       digestsEqual(record.digest, digestToken(token))
       ? { user: record.user, token: record }
       : undefined;

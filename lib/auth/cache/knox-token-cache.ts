@@ -14,6 +14,26 @@ interface Entry {
   userKey: string;
   /** Clock time (ms) the entry was read from the database. */
   storedAt: number;
+  /** The token's expiry (ms), `Infinity` when it never expires. */
+  expiresAt: number;
+}
+
+/**
+ * A copy of a record with its class (`instanceof` still holds), own properties and symbols: each
+ * request gets its own, so that what one request changes on it (a rotation, a refresh) does not
+ * leak into the next before the cache is told. (A spread followed by `Object.setPrototypeOf`
+ * measured faster alone, but made the guard's hit path slower by half: the copy then gets a
+ * property of its own, the guard's mark, on a map V8 cannot keep fast.)
+ */
+function copyRecord(token: KnoxToken): KnoxToken {
+  return Object.assign(
+    Object.create(Object.getPrototypeOf(token) as object) as KnoxToken,
+    token,
+  );
+}
+
+function expiresAt(token: KnoxToken): number {
+  return token.expiry === null ? Infinity : token.expiry.getTime();
 }
 
 /**
@@ -83,17 +103,12 @@ export class KnoxTokenCache {
     if (
       now - entry.storedAt >= this.maxAge ||
       now < entry.storedAt ||
-      (entry.token.expiry !== null && entry.token.expiry.getTime() < now)
+      entry.expiresAt < now
     ) {
       this.entries.delete(digest);
       return undefined;
     }
-    // Each request gets its own copy of the record: what one request changes on it (a rotation,
-    // a refresh) must not leak into the next one before the cache is told.
-    const token = Object.assign(
-      Object.create(Object.getPrototypeOf(entry.token) as object) as KnoxToken,
-      entry.token,
-    );
+    const token = copyRecord(entry.token);
     return { user: entry.user, token };
   }
 
@@ -128,11 +143,14 @@ export class KnoxTokenCache {
     if (!this.live || this.staleSince(ticket, digest, userKey)) {
       return false;
     }
-    const token = Object.assign(
-      Object.create(Object.getPrototypeOf(auth.token) as object) as KnoxToken,
-      auth.token,
-    );
-    this.entries.set(digest, { user: auth.user, token, userKey, storedAt });
+    const token = copyRecord(auth.token);
+    this.entries.set(digest, {
+      user: auth.user,
+      token,
+      userKey,
+      storedAt,
+      expiresAt: expiresAt(token),
+    });
     let digests = this.byUser.get(userKey);
     if (!digests) {
       digests = new Set();
@@ -151,12 +169,10 @@ export class KnoxTokenCache {
     if (!entry) {
       return;
     }
-    const copy = Object.assign(
-      Object.create(Object.getPrototypeOf(token) as object) as KnoxToken,
-      token,
-    );
+    const copy = copyRecord(token);
     copy.user = entry.token.user;
     entry.token = copy;
+    entry.expiresAt = expiresAt(copy);
   }
 
   /** Drops tokens by digest. `local`: a write of this process (the Redis bus publishes it). */
