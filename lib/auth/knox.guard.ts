@@ -49,7 +49,22 @@ const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;
  */
 const AUTHENTICATED_BY = Symbol('knox.authenticatedBy');
 
-type MarkedToken = KnoxToken & { [AUTHENTICATED_BY]?: KnoxTokenService };
+type MarkedToken = KnoxToken & { [AUTHENTICATED_BY]?: symbol };
+
+/**
+ * What the mark holds: an opaque id per token service, not the service itself (a logged record
+ * would print the whole service graph).
+ */
+const serviceIds = new WeakMap<object, symbol>();
+
+function serviceIdOf(tokens: object): symbol {
+  let id = serviceIds.get(tokens);
+  if (id === undefined) {
+    id = Symbol('KnoxTokenService');
+    serviceIds.set(tokens, id);
+  }
+  return id;
+}
 
 /** What {@link KnoxGuard} reads off a route's metadata. */
 interface RouteRules {
@@ -76,6 +91,8 @@ export class KnoxGuard implements CanActivate {
   /** {@link rulesOf}, by handler then controller class (route metadata is fixed at boot). */
   private readonly routeRules = new WeakMap<object, Map<object, RouteRules>>();
   private schemeSets?: { exact: Set<string>; lower: Set<string> };
+  /** {@link serviceIdOf} the guard's token service. */
+  private serviceId?: symbol;
 
   constructor(
     protected readonly tokens: KnoxTokenService,
@@ -153,7 +170,7 @@ export class KnoxGuard implements CanActivate {
     request.user = result.user;
     request.auth = result.token;
     if (http) {
-      (result.token as MarkedToken)[AUTHENTICATED_BY] = this.tokens;
+      (result.token as MarkedToken)[AUTHENTICATED_BY] = this.markOf();
     }
     this.checkAbilities(context, result.token);
   }
@@ -173,11 +190,15 @@ export class KnoxGuard implements CanActivate {
     http: boolean,
   ): KnoxAuthResult | undefined {
     const record = http ? (request.auth as MarkedToken | undefined) : undefined;
-    return record?.[AUTHENTICATED_BY] === this.tokens &&
+    return record?.[AUTHENTICATED_BY] === this.markOf() &&
       typeof record.digest === 'string' &&
       digestsEqual(record.digest, digestToken(token))
       ? { user: record.user, token: record }
       : undefined;
+  }
+
+  private markOf(): symbol {
+    return (this.serviceId ??= serviceIdOf(this.tokens));
   }
 
   /** The public flag and ability requirements of a route, read once per handler and class. */
