@@ -4,11 +4,7 @@
  * once without and once with the cache; seeds the tables; answers the parent over IPC. Role
  * `peer` boots one more cached Express instance (the other instance of the revocation test).
  */
-import {
-  createSecretKey,
-  randomBytes,
-  randomUUID,
-} from 'node:crypto';
+import { createSecretKey, randomBytes, randomUUID } from 'node:crypto';
 import type { ExecutionContext } from '@nestjs/common';
 import { KnoxGuard, KnoxTokenService, type KnoxToken } from 'nestjs-knox';
 import {

@@ -139,10 +139,14 @@ suite.each(['express', 'fastify'] as const)(
         t.recorder.reset();
         expect(guard(service).canActivate(hit.context)).toBe(true);
         expect(hit.request.user).toMatchObject({ username: 'alice' });
-        expect(hit.request.auth).toMatchObject({ tokenKey: token.slice(0, 15) });
+        expect(hit.request.auth).toMatchObject({
+          tokenKey: token.slice(0, 15),
+        });
         expect(t.recorder.queries).toEqual([]);
         // A refusal is a rejected promise, also when decided without the database.
-        const malformed = guard(service).canActivate(context('Token !').context);
+        const malformed = guard(service).canActivate(
+          context('Token !').context,
+        );
         expect(malformed).toBeInstanceOf(Promise);
         await expect(malformed).rejects.toThrow('Invalid token.');
         // A service whose authenticate is overridden is asked every time, cached or not.
