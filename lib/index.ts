@@ -52,11 +52,12 @@ export type {
   KnoxRedisSubscriber,
 } from './auth/cache/knox-cache-options.js';
 export {
-  knoxCacheMigrations,
   installKnoxCacheTriggers,
   type KnoxCacheMigrationsOptions,
   type KnoxCacheTriggerTarget,
 } from './store/migrations/knox-cache-migrations.js';
+export { knoxCacheMigrations } from './store/migrations/knox-cache-migration-list.js';
+export { installKnoxCacheAbilitiesTrigger } from './store/migrations/knox-cache-abilities.migration.js';
 export {
   verifyDjangoPassword,
   makeDjangoPassword,

@@ -336,6 +336,25 @@ suite('cache option checked at boot', () => {
     );
   });
 
+  it('refuses to boot when only the abilities trigger is missing (an upgrade whose new migration has not run)', async () => {
+    const installed = await createTestApp({
+      knox: { cache: { installTriggers: true } },
+      extras: { tableName: 'knox_cache_upgrade' },
+    });
+    await installed.dataSource.query(
+      'DROP TRIGGER knox_cache_abilities ON knox_cache_upgrade',
+    );
+    await installed.close();
+    await expect(
+      createTestApp({
+        knox: { cache: { installTriggers: false } },
+        extras: { tableName: 'knox_cache_upgrade' },
+      }),
+    ).rejects.toThrow(
+      /the cache's invalidation triggers are missing on knox_cache_upgrade: add knoxCacheMigrations/,
+    );
+  });
+
   it('cache off (the default) opens no listening connection and caches nothing', async () => {
     let t: TestApp | undefined;
     try {

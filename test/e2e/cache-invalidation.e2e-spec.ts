@@ -13,7 +13,8 @@ import {
   expect,
   it,
 } from '@jest/globals';
-import { KnoxTokenService } from '../../lib/index.js';
+import { Controller, Get, UseGuards } from '@nestjs/common';
+import { KnoxAbilities, KnoxGuard, KnoxTokenService } from '../../lib/index.js';
 import {
   EMBEDDED_DB,
   createTestApp,
@@ -32,6 +33,17 @@ import { digestOf } from '../support/sessions.js';
 
 const suite = EMBEDDED_DB ? describe.skip : describe;
 
+/** A route that needs an ability: a token whose abilities are narrowed in SQL loses it. */
+@Controller('reports')
+@UseGuards(KnoxGuard)
+class ReportsController {
+  @Get()
+  @KnoxAbilities('reports:read')
+  read() {
+    return { ok: true };
+  }
+}
+
 suite.each(['express', 'fastify'] as const)(
   'cache: revocation reaches every instance (%s)',
   (platform) => {
@@ -40,16 +52,19 @@ suite.each(['express', 'fastify'] as const)(
     let c: TestApp;
 
     beforeAll(async () => {
-      a = await createTestApp({ platform, knox: { cache: true } });
+      const controllers = [ReportsController];
+      a = await createTestApp({ platform, knox: { cache: true }, controllers });
       b = await createTestApp({
         platform,
         knox: { cache: true },
         keepData: true,
+        controllers,
       });
       c = await createTestApp({
         platform: platform === 'express' ? 'fastify' : 'express',
         knox: { cache: true },
         keepData: true,
+        controllers,
       });
     });
     afterAll(async () => {
@@ -214,6 +229,25 @@ suite.each(['express', 'fastify'] as const)(
         [token.slice(0, 15), new Date(a.clock.now().getTime() - 1000)],
       );
       await refusedEverywhere(token);
+    });
+
+    it('abilities narrowed in SQL: the route that needs the dropped one answers 403 everywhere', async () => {
+      const token = await cachedEverywhere();
+      for (const t of [a, b, c]) {
+        await t.http.get('/reports').set(bearer(token)).expect(200);
+      }
+      await a.dataSource.query(
+        `UPDATE knox_authtoken SET abilities = '{posts:read}' WHERE token_key = $1`,
+        [token.slice(0, 15)],
+      );
+      for (const t of [a, b, c]) {
+        expect(
+          await refusedWithin(t, token, 100, {
+            path: '/reports',
+            refused: 403,
+          }),
+        ).toBeLessThan(100);
+      }
     });
 
     it('a token moved to another user in SQL is re-read', async () => {

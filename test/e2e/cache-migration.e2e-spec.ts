@@ -12,6 +12,10 @@ import {
   knoxTokenEntity,
 } from '../../lib/index.js';
 import { hasKnoxCacheTriggers } from '../../lib/store/migrations/knox-cache-migrations.js';
+import {
+  hasKnoxCacheAbilitiesTrigger,
+  installKnoxCacheAbilitiesTrigger,
+} from '../../lib/store/migrations/knox-cache-abilities.migration.js';
 import { TestUser } from '../support/fixtures.js';
 import { DATABASE_URL, EMBEDDED_DB } from '../support/test-app.js';
 import { until } from '../support/cache.js';
@@ -71,8 +75,15 @@ suite('cache triggers migration', () => {
       tokenTable: 'other_tokens',
       channel: 'other_channel',
     });
+    await installKnoxCacheAbilitiesTrigger(runner, {
+      tokenTable: 'other_tokens',
+      channel: 'other_channel',
+    });
     expect(await hasKnoxCacheTriggers(runner, 'knox_authtoken')).toBe(true);
     expect(await hasKnoxCacheTriggers(runner, 'other_tokens')).toBe(true);
+    expect(await hasKnoxCacheAbilitiesTrigger(runner, 'knox_authtoken')).toBe(
+      true,
+    );
 
     const [{ id }] = (await dataSource.query(
       `INSERT INTO knox_test_user (username, password) VALUES ('alice', 'x') RETURNING id`,
@@ -97,6 +108,19 @@ suite('cache triggers migration', () => {
     );
     await until(() => received.length >= 1, 'the update notification');
     expect(received).toEqual([`knox_cache t:${digests[1]}`]);
+    received.length = 0;
+
+    // Abilities changed (narrowed by an admin in SQL): news; set to what they were: none.
+    await dataSource.query(
+      `UPDATE knox_authtoken SET abilities = '{}' WHERE digest = $1`,
+      [digests[2]],
+    );
+    await dataSource.query(
+      `UPDATE knox_authtoken SET abilities = abilities WHERE digest = $1`,
+      [digests[2]],
+    );
+    await until(() => received.length >= 1, 'the abilities notification');
+    expect(received).toEqual([`knox_cache t:${digests[2]}`]);
     received.length = 0;
 
     // One DELETE of 100 rows: packed into few notifications, every digest in them.
@@ -138,8 +162,13 @@ suite('cache triggers migration', () => {
     await runner.release();
   });
 
-  it('down removes them', async () => {
+  it('down removes them, the last migration first', async () => {
     const runner = dataSource.createQueryRunner();
+    expect(await hasKnoxCacheTriggers(runner, 'knox_authtoken')).toBe(true);
+    await dataSource.undoLastMigration();
+    expect(await hasKnoxCacheAbilitiesTrigger(runner, 'knox_authtoken')).toBe(
+      false,
+    );
     expect(await hasKnoxCacheTriggers(runner, 'knox_authtoken')).toBe(true);
     await dataSource.undoLastMigration();
     expect(await hasKnoxCacheTriggers(runner, 'knox_authtoken')).toBe(false);
@@ -173,9 +202,13 @@ suite('cache triggers migration', () => {
         'KnoxCreateTokenTable9000000000001',
         'KnoxCacheTriggers9000000000003',
         'KnoxTokenAbilities9000000000004',
+        'KnoxCacheAbilities9000000000005',
       ]);
       const runner = migrated.createQueryRunner();
       expect(await hasKnoxCacheTriggers(runner, 'knox_authtoken')).toBe(true);
+      expect(await hasKnoxCacheAbilitiesTrigger(runner, 'knox_authtoken')).toBe(
+        true,
+      );
       await runner.release();
     } finally {
       await migrated.destroy();

@@ -24,7 +24,8 @@ export async function warm(t: TestApp, token: string): Promise<void> {
 }
 
 /**
- * Polls GET /me on `t` with `token` until it is refused (401). Returns how long after the call
+ * Polls GET /me (or `route.path`) on `t` with `token` until it is refused (401, or
+ * `route.refused`). Returns how long after the call
  * the last accepted request was sent (0 when none was): a request sent later than that was
  * refused. Fails when a request sent more than `limitMs` after the call is still accepted (a
  * slow answer to a request sent in time does not count against the limit).
@@ -33,13 +34,14 @@ export async function refusedWithin(
   t: TestApp,
   token: string,
   limitMs = 100,
+  route: { path: string; refused: number } = { path: '/me', refused: 401 },
 ): Promise<number> {
   const started = performance.now();
   let lastAccepted = 0;
   for (;;) {
     const sent = performance.now() - started;
-    const res = await t.http.get('/me').set(bearer(token));
-    if (res.status === 401) {
+    const res = await t.http.get(route.path).set(bearer(token));
+    if (res.status === route.refused) {
       return lastAccepted;
     }
     expect(res.status).toBe(200);

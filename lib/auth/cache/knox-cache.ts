@@ -19,6 +19,10 @@ import type { ResolvedKnoxOptions } from '../../options/knox-options.js';
 import { KnoxOptionsError } from '../../options/knox-options.js';
 import type { KnoxToken } from '../../store/knox-token.entity.js';
 import {
+  hasKnoxCacheAbilitiesTrigger,
+  installKnoxCacheAbilitiesTrigger,
+} from '../../store/migrations/knox-cache-abilities.migration.js';
+import {
   hasKnoxCacheTriggers,
   installKnoxCacheTriggers,
 } from '../../store/migrations/knox-cache-migrations.js';
@@ -120,12 +124,14 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
       settings.installTriggers ?? dataSource.options.synchronize === true;
     const queryRunner = dataSource.createQueryRunner();
     try {
+      const target = { tokenTable, channel: settings.channel };
       if (install) {
-        await installKnoxCacheTriggers(queryRunner, {
-          tokenTable,
-          channel: settings.channel,
-        });
-      } else if (!(await hasKnoxCacheTriggers(queryRunner, tokenTable))) {
+        await installKnoxCacheTriggers(queryRunner, target);
+        await installKnoxCacheAbilitiesTrigger(queryRunner, target);
+      } else if (
+        !(await hasKnoxCacheTriggers(queryRunner, tokenTable)) ||
+        !(await hasKnoxCacheAbilitiesTrigger(queryRunner, tokenTable))
+      ) {
         throw new KnoxOptionsError(
           `the cache's invalidation triggers are missing on ${tokenTable}: add knoxCacheMigrations({ tableName, channel }) to your migrations and run them, or set cache.installTriggers: true.`,
         );
