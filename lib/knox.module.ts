@@ -11,11 +11,16 @@ import { KnoxClock, SystemKnoxClock } from './knox-clock.js';
 import { KNOX_MODULE_EXTRAS, KNOX_RESOLVED_OPTIONS } from './knox.constants.js';
 import {
   KnoxMethodNotAllowedMiddleware,
+  knoxRoutePath,
   knoxRoutePaths,
 } from './http/knox-method-not-allowed.js';
 import { KnoxGuard } from './auth/knox.guard.js';
 import { KnoxCache } from './auth/cache/knox-cache.js';
 import { KnoxLoginThrottler } from './http/knox-login-throttler.js';
+import {
+  KNOX_BODYLESS_ROUTES,
+  KnoxEmptyBodyMiddleware,
+} from './http/knox-empty-body.js';
 import {
   KNOX_ASYNC_OPTIONS_TYPE,
   KNOX_MODULE_OPTIONS,
@@ -104,15 +109,25 @@ export class KnoxModule
     super();
   }
 
-  /** Wrong methods on the module's routes: 405 with `Allow`, after authentication. */
+  /**
+   * On the module's routes: wrong methods answer 405 with `Allow`, after authentication; the
+   * routes without a body take an empty one whatever its declared type.
+   */
   configure(consumer: MiddlewareConsumer): void {
     if (this.extras.controller === false) {
       return;
     }
+    const base = this.extras.path ?? 'auth';
     consumer.apply(KnoxMethodNotAllowedMiddleware).forRoutes(
-      ...knoxRoutePaths(this.extras.path ?? 'auth').map((path) => ({
+      ...knoxRoutePaths(base).map((path) => ({
         path,
         method: RequestMethod.ALL,
+      })),
+    );
+    consumer.apply(KnoxEmptyBodyMiddleware).forRoutes(
+      ...KNOX_BODYLESS_ROUTES.map(({ route, method }) => ({
+        path: knoxRoutePath(base, route),
+        method,
       })),
     );
   }

@@ -37,10 +37,15 @@ const ROUTE_PATTERNS = Object.keys(KNOX_ROUTE_METHODS).map((route) => ({
 /** Methods that get a 405 on a route that does not answer them; others fall through (404). */
 const REFUSED = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
 
-/** The full paths of the module's routes mounted at `path` (e.g. `auth/tokens/:id`). */
+/** The full path of one of the module's routes mounted at `path` (e.g. `auth/tokens/:id`). */
+export function knoxRoutePath(path: string, route: string): string {
+  return `${path}/${route}`.replace(/\/{2,}/g, '/').replace(/^\//, '');
+}
+
+/** The full paths of the module's routes mounted at `path`. */
 export function knoxRoutePaths(path: string): string[] {
   return Object.keys(KNOX_ROUTE_METHODS).map((route) =>
-    `${path}/${route}`.replace(/\/{2,}/g, '/').replace(/^\//, ''),
+    knoxRoutePath(path, route),
   );
 }
 

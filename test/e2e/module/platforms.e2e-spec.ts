@@ -151,6 +151,33 @@ describe.each(PLATFORMS)('core auth on %s', (platform) => {
     );
   });
 
+  it('the routes without a body take an empty one declared as JSON (clients that always send the header)', async () => {
+    const json = (path: string, token: string) =>
+      t.http
+        .post(path)
+        .set('Authorization', `Token ${token}`)
+        .set('Content-Type', 'application/json');
+    const token = await login(t, 'alice');
+    expect((await json('/auth/refresh', token)).status).toBe(200);
+    const rotated = await json('/auth/rotate', token);
+    expect(rotated.status).toBe(200);
+    const fresh = rotated.body.token as string;
+    const other = await login(t, 'alice');
+    expect((await json('/auth/logoutothers', fresh)).status).toBe(204);
+    expectUnauthorized(await me(other), MESSAGES.INVALID_TOKEN);
+    expect((await json('/auth/logout', fresh)).status).toBe(204);
+    expectUnauthorized(await me(fresh), MESSAGES.INVALID_TOKEN);
+    const last = await login(t, 'alice');
+    expect((await json('/auth/logoutall', last)).status).toBe(204);
+    expectUnauthorized(await me(last), MESSAGES.INVALID_TOKEN);
+    // A route that reads a body keeps the platform's answer to an empty JSON one: a 4xx.
+    const loginRes = await t.http
+      .post('/auth/login')
+      .set('Content-Type', 'application/json');
+    expect(loginRes.status).toBeGreaterThanOrEqual(400);
+    expect(loginRes.status).toBeLessThan(500);
+  });
+
   it('a wrong method: 401 before authentication, 405 after', async () => {
     const token = await login(t, 'alice');
     expectUnauthorized(await t.http.get('/auth/logout'), MESSAGES.NOT_PROVIDED);
