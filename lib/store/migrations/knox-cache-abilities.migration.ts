@@ -4,6 +4,12 @@ import { quotePath } from '../knox-token-table.js';
 import { tokenTablePath } from './knox-migration-sql.js';
 import type { KnoxCacheTriggerTarget } from './knox-cache-migrations.js';
 
+/**
+ * The name TypeORM records for this migration. Fixed forever, like `KNOX_MIGRATION_NAMES`' (kept
+ * here, beside the migration, so that the shipped migration files stay as they shipped).
+ */
+export const KNOX_CACHE_ABILITIES_MIGRATION = 'KnoxCacheAbilities9000000000005';
+
 /** The trigger's name on the token table. */
 const TRIGGER = 'knox_cache_abilities';
 
@@ -68,13 +74,12 @@ export async function hasKnoxCacheAbilitiesTrigger(
   return rows[0]?.n === 1;
 }
 
-/** The migration class of {@link cacheAbilitiesSql}, named `name`. */
+/** The migration class of {@link cacheAbilitiesSql}. */
 export function cacheAbilitiesMigration(
-  name: string,
   target: KnoxCacheTriggerTarget,
 ): Type<MigrationInterface> {
   const migrationClass = class implements MigrationInterface {
-    readonly name = name;
+    readonly name = KNOX_CACHE_ABILITIES_MIGRATION;
     async up(queryRunner: QueryRunner): Promise<void> {
       await installKnoxCacheAbilitiesTrigger(queryRunner, target);
     }
@@ -85,7 +90,7 @@ export function cacheAbilitiesMigration(
     }
   };
   Object.defineProperty(migrationClass, 'name', {
-    value: name.replace(/\d+$/, ''),
+    value: 'KnoxCacheAbilities',
   });
   return migrationClass;
 }

@@ -6,7 +6,6 @@ import {
   type KnoxCacheMigrationsOptions,
 } from './knox-cache-migrations.js';
 import { cacheAbilitiesMigration } from './knox-cache-abilities.migration.js';
-import { KNOX_MIGRATION_NAMES } from './knox-migrations.js';
 
 /**
  * The migrations that install the cache's invalidation triggers (see README "Cache"), for the
@@ -25,7 +24,7 @@ export function knoxCacheMigrations(
 ): Type<MigrationInterface>[] {
   return [
     ...shippedCacheTriggers(options),
-    cacheAbilitiesMigration(KNOX_MIGRATION_NAMES.cacheAbilities, {
+    cacheAbilitiesMigration({
       tokenTable: options.tableName ?? KNOX_DEFAULT_TABLE_NAME,
       channel: options.channel ?? 'knox_cache',
     }),

@@ -93,6 +93,85 @@ async function userTableOf(
   return rows[0];
 }
 
+/** The quoted token table and the user table its `user_id` foreign key points to. */
+async function triggerTables(
+  queryRunner: QueryRunner,
+  tokenTable: string,
+): Promise<{ table: string; user: { table: string; column: string } }> {
+  const table = quotePath(tokenTablePath(queryRunner, tokenTable));
+  return { table, user: await userTableOf(queryRunner, table) };
+}
+
+/** Refuses a table or channel name that would not be safe to splice into the statements. */
+function checkTriggerTarget({ tokenTable, channel }: KnoxCacheTriggerTarget) {
+  if (!IDENTIFIER.test(tokenTable) || !/^[a-z_][a-z0-9_]*$/.test(channel)) {
+    throw new Error(
+      `knox cache triggers: bad table ${tokenTable} or channel ${channel}.`,
+    );
+  }
+}
+
+/** The triggers on the token table (`table`, quoted), each notifying the channel literal `ch`. */
+function tokenTableTriggers(table: string, ch: string): string[] {
+  return [
+    `DROP TRIGGER IF EXISTS knox_cache_delete ON ${table}`,
+    `CREATE TRIGGER knox_cache_delete AFTER DELETE ON ${table}
+         REFERENCING OLD TABLE AS knox_old_rows FOR EACH STATEMENT
+         EXECUTE FUNCTION knox_cache_notify_deleted_tokens(${ch})`,
+    `DROP TRIGGER IF EXISTS knox_cache_update ON ${table}`,
+    `CREATE TRIGGER knox_cache_update AFTER UPDATE OF digest, user_id, expiry, retired_at
+         ON ${table} FOR EACH ROW
+         WHEN (OLD.digest IS DISTINCT FROM NEW.digest
+               OR OLD.user_id IS DISTINCT FROM NEW.user_id
+               OR OLD.retired_at IS DISTINCT FROM NEW.retired_at
+               OR (NEW.expiry IS NOT NULL AND (OLD.expiry IS NULL OR NEW.expiry < OLD.expiry)))
+         EXECUTE FUNCTION knox_cache_notify_updated_token(${ch})`,
+    `DROP TRIGGER IF EXISTS knox_cache_truncate ON ${table}`,
+    `CREATE TRIGGER knox_cache_truncate AFTER TRUNCATE ON ${table}
+         FOR EACH STATEMENT EXECUTE FUNCTION knox_cache_notify_flush(${ch})`,
+  ];
+}
+
+/** The triggers on the user table of `tokenTable`, each notifying the channel literal `ch`. */
+function userTableTriggers(
+  tokenTable: string,
+  user: { table: string; column: string },
+  ch: string,
+): string[] {
+  const [userUpdate, userDelete] = userTriggerNames(tokenTable);
+  return [
+    `DROP TRIGGER IF EXISTS ${userUpdate} ON ${user.table}`,
+    `CREATE TRIGGER ${userUpdate} AFTER UPDATE ON ${user.table} FOR EACH ROW
+         WHEN (OLD.* IS DISTINCT FROM NEW.*)
+         EXECUTE FUNCTION knox_cache_notify_user(${ch}, ${literal(user.column)})`,
+    `DROP TRIGGER IF EXISTS ${userDelete} ON ${user.table}`,
+    `CREATE TRIGGER ${userDelete} AFTER DELETE ON ${user.table} FOR EACH ROW
+         EXECUTE FUNCTION knox_cache_notify_user(${ch}, ${literal(user.column)})`,
+  ];
+}
+
+/** Runs `work` in the caller's transaction, or in one of its own when there is none. */
+async function inTransaction(
+  queryRunner: QueryRunner,
+  work: () => Promise<void>,
+): Promise<void> {
+  const ownTransaction = !queryRunner.isTransactionActive;
+  if (ownTransaction) {
+    await queryRunner.startTransaction();
+  }
+  try {
+    await work();
+    if (ownTransaction) {
+      await queryRunner.commitTransaction();
+    }
+  } catch (error) {
+    if (ownTransaction) {
+      await queryRunner.rollbackTransaction();
+    }
+    throw error;
+  }
+}
+
 /**
  * Installs (or replaces) the triggers that keep every instance's token cache honest: on the
  * token table, DELETE (any writer: the library, SQL, Django, `ON DELETE CASCADE`), TRUNCATE, and
@@ -105,61 +184,24 @@ export async function installKnoxCacheTriggers(
   queryRunner: QueryRunner,
   target: KnoxCacheTriggerTarget,
 ): Promise<void> {
+  checkTriggerTarget(target);
   const { tokenTable, channel } = target;
-  if (!IDENTIFIER.test(tokenTable) || !/^[a-z_][a-z0-9_]*$/.test(channel)) {
-    throw new Error(
-      `knox cache triggers: bad table ${tokenTable} or channel ${channel}.`,
-    );
-  }
   const table = quotePath(tokenTablePath(queryRunner, tokenTable));
-  const ownTransaction = !queryRunner.isTransactionActive;
-  if (ownTransaction) {
-    await queryRunner.startTransaction();
-  }
-  try {
+  await inTransaction(queryRunner, async () => {
     await queryRunner.query(
       `SELECT pg_advisory_xact_lock(hashtext('knox_cache_triggers'))`,
     );
     const user = await userTableOf(queryRunner, table);
     const ch = literal(channel);
-    const [userUpdate, userDelete] = userTriggerNames(tokenTable);
     const statements = [
       ...FUNCTIONS,
-      `DROP TRIGGER IF EXISTS knox_cache_delete ON ${table}`,
-      `CREATE TRIGGER knox_cache_delete AFTER DELETE ON ${table}
-         REFERENCING OLD TABLE AS knox_old_rows FOR EACH STATEMENT
-         EXECUTE FUNCTION knox_cache_notify_deleted_tokens(${ch})`,
-      `DROP TRIGGER IF EXISTS knox_cache_update ON ${table}`,
-      `CREATE TRIGGER knox_cache_update AFTER UPDATE OF digest, user_id, expiry, retired_at
-         ON ${table} FOR EACH ROW
-         WHEN (OLD.digest IS DISTINCT FROM NEW.digest
-               OR OLD.user_id IS DISTINCT FROM NEW.user_id
-               OR OLD.retired_at IS DISTINCT FROM NEW.retired_at
-               OR (NEW.expiry IS NOT NULL AND (OLD.expiry IS NULL OR NEW.expiry < OLD.expiry)))
-         EXECUTE FUNCTION knox_cache_notify_updated_token(${ch})`,
-      `DROP TRIGGER IF EXISTS knox_cache_truncate ON ${table}`,
-      `CREATE TRIGGER knox_cache_truncate AFTER TRUNCATE ON ${table}
-         FOR EACH STATEMENT EXECUTE FUNCTION knox_cache_notify_flush(${ch})`,
-      `DROP TRIGGER IF EXISTS ${userUpdate} ON ${user.table}`,
-      `CREATE TRIGGER ${userUpdate} AFTER UPDATE ON ${user.table} FOR EACH ROW
-         WHEN (OLD.* IS DISTINCT FROM NEW.*)
-         EXECUTE FUNCTION knox_cache_notify_user(${ch}, ${literal(user.column)})`,
-      `DROP TRIGGER IF EXISTS ${userDelete} ON ${user.table}`,
-      `CREATE TRIGGER ${userDelete} AFTER DELETE ON ${user.table} FOR EACH ROW
-         EXECUTE FUNCTION knox_cache_notify_user(${ch}, ${literal(user.column)})`,
+      ...tokenTableTriggers(table, ch),
+      ...userTableTriggers(tokenTable, user, ch),
     ];
     for (const sql of statements) {
       await queryRunner.query(sql);
     }
-    if (ownTransaction) {
-      await queryRunner.commitTransaction();
-    }
-  } catch (error) {
-    if (ownTransaction) {
-      await queryRunner.rollbackTransaction();
-    }
-    throw error;
-  }
+  });
 }
 
 /** Removes what {@link installKnoxCacheTriggers} installed on these tables. */
@@ -167,8 +209,7 @@ export async function dropKnoxCacheTriggers(
   queryRunner: QueryRunner,
   tokenTable: string,
 ): Promise<void> {
-  const table = quotePath(tokenTablePath(queryRunner, tokenTable));
-  const user = await userTableOf(queryRunner, table);
+  const { table, user } = await triggerTables(queryRunner, tokenTable);
   for (const name of userTriggerNames(tokenTable)) {
     await queryRunner.query(`DROP TRIGGER IF EXISTS ${name} ON ${user.table}`);
   }
@@ -189,8 +230,7 @@ export async function hasKnoxCacheTriggers(
   queryRunner: QueryRunner,
   tokenTable: string,
 ): Promise<boolean> {
-  const table = quotePath(tokenTablePath(queryRunner, tokenTable));
-  const user = await userTableOf(queryRunner, table);
+  const { table, user } = await triggerTables(queryRunner, tokenTable);
   const [userUpdate, userDelete] = userTriggerNames(tokenTable);
   const rows = (await queryRunner.query(
     `SELECT count(*)::int AS n FROM pg_trigger

@@ -38,11 +38,6 @@ export const KNOX_MIGRATION_NAMES = {
    * layouts. Existing rows, and rows django-rest-knox inserts later, keep full access.
    */
   tokenAbilities: 'KnoxTokenAbilities9000000000004',
-  /**
-   * Adds the cache's trigger on `abilities` updates (`knoxCacheMigrations`, after
-   * `KnoxTokenAbilities9000000000004`, which adds the column).
-   */
-  cacheAbilities: 'KnoxCacheAbilities9000000000005',
 } as const;
 
 /** Options of {@link knoxMigrations}: the same `tableName` / `schema` as given to `KnoxModule`. */
