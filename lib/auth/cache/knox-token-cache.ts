@@ -14,8 +14,6 @@ interface Entry {
   userKey: string;
   /** Clock time (ms) the entry was read from the database. */
   storedAt: number;
-  /** The token's expiry (ms), `Infinity` when it never expires. */
-  expiresAt: number;
 }
 
 /**
@@ -30,10 +28,6 @@ function copyRecord(token: KnoxToken): KnoxToken {
     Object.create(Object.getPrototypeOf(token) as object) as KnoxToken,
     token,
   );
-}
-
-function expiresAt(token: KnoxToken): number {
-  return token.expiry === null ? Infinity : token.expiry.getTime();
 }
 
 /**
@@ -103,7 +97,7 @@ export class KnoxTokenCache {
     if (
       now - entry.storedAt >= this.maxAge ||
       now < entry.storedAt ||
-      entry.expiresAt < now
+      (entry.token.expiry !== null && entry.token.expiry.getTime() < now)
     ) {
       this.entries.delete(digest);
       return undefined;
@@ -144,13 +138,7 @@ export class KnoxTokenCache {
       return false;
     }
     const token = copyRecord(auth.token);
-    this.entries.set(digest, {
-      user: auth.user,
-      token,
-      userKey,
-      storedAt,
-      expiresAt: expiresAt(token),
-    });
+    this.entries.set(digest, { user: auth.user, token, userKey, storedAt });
     let digests = this.byUser.get(userKey);
     if (!digests) {
       digests = new Set();
@@ -172,7 +160,6 @@ export class KnoxTokenCache {
     const copy = copyRecord(token);
     copy.user = entry.token.user;
     entry.token = copy;
-    entry.expiresAt = expiresAt(copy);
   }
 
   /** Drops tokens by digest. `local`: a write of this process (the Redis bus publishes it). */
