@@ -10,7 +10,8 @@ import type { TestUser } from '../support/fixtures.js';
 import { useTestApp } from '../support/test-app.js';
 
 const HOST = 'api.example.com';
-const SAME = `https://${HOST}`;
+/** The API's own origin: the test server speaks plain HTTP. */
+const SAME = `http://${HOST}`;
 const FRONT = 'https://app.example.com';
 
 @Controller('cookie')
@@ -95,6 +96,8 @@ describe.each(['express', 'fastify'] as const)(
         'https://evil.example',
         'https://api.example.com.evil.example',
         'http://api.example.com:8080',
+        // The right host on the wrong scheme is another origin.
+        'https://api.example.com',
         'null',
       ]) {
         const res = await t.http
@@ -345,3 +348,52 @@ describe('the cookie transport is off by default', () => {
     expect(me.body.message).toBe(KnoxMessages.NOT_PROVIDED);
   });
 });
+
+describe.each(['express', 'fastify'] as const)(
+  'the Origin check behind a TLS proxy (trust proxy) on %s',
+  (platform) => {
+    const t = useTestApp(
+      {
+        platform,
+        trustProxy: true,
+        knox: { cookie: {} },
+        controllers: [CookieController],
+      },
+      async (app) => ({ alice: await app.createUser('alice') }),
+    );
+
+    it('takes the scheme from X-Forwarded-Proto: https passes, http is another origin', async () => {
+      const login = await t.http
+        .post('/auth/login')
+        .set('Host', HOST)
+        .set('X-Forwarded-Proto', 'https')
+        .set('Origin', `https://${HOST}`)
+        .send({ username: 'alice', password: 'secret-password' });
+      expect(login.status).toBe(200);
+      const cookie = setCookie(login.headers);
+      const pair = `${cookie.name}=${cookie.value}`;
+      const post = (origin: string, proto: string) =>
+        t.http
+          .post('/cookie/write')
+          .set('Host', HOST)
+          .set('X-Forwarded-Proto', proto)
+          .set('Origin', origin)
+          .set('Cookie', pair);
+      const ok = await post(`https://${HOST}`, 'https');
+      expect(ok.status).toBe(200);
+      expect(ok.body).toEqual({ username: 'alice' });
+      for (const [origin, proto] of [
+        [`http://${HOST}`, 'https'],
+        [`https://${HOST}`, 'http'],
+      ]) {
+        const res = await post(origin, proto);
+        expect({ origin, proto, status: res.status }).toEqual({
+          origin,
+          proto,
+          status: 403,
+        });
+        expect(res.body.message).toBe(KnoxMessages.CSRF_UNTRUSTED_ORIGIN);
+      }
+    });
+  },
+);

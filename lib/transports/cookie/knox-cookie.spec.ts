@@ -1,7 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
 import { ForbiddenException } from '@nestjs/common';
 import { resolveKnoxOptions } from '../../options/knox-options.js';
-import type { KnoxModuleOptions } from '../../options/knox-module-options.interface.js';
+import type {
+  KnoxModuleOptions,
+  KnoxRequest,
+} from '../../options/knox-module-options.interface.js';
 import {
   checkKnoxCsrf,
   knoxClearedCookie,
@@ -106,7 +109,11 @@ describe('cookie values and the Origin check', () => {
   it('lets safe methods through and checks the origin of the others', () => {
     const check = (method: string, headers: Record<string, string>) => () =>
       checkKnoxCsrf(
-        { method, headers: { host: 'api.example.com', ...headers } },
+        {
+          method,
+          protocol: 'https',
+          headers: { host: 'api.example.com', ...headers },
+        } as KnoxRequest,
         cookie,
       );
     expect(check('GET', {})).not.toThrow();

@@ -9,7 +9,7 @@ export interface ResolvedKnoxCookie {
   sameSite: 'strict' | 'lax';
   path: string;
   domain: string | null;
-  /** Lower-cased `scheme://host[:port]` origins trusted beside the request's own host. */
+  /** Lower-cased `scheme://host[:port]` origins trusted beside the request's own origin. */
   trustedOrigins: string[];
 }
 
@@ -98,7 +98,7 @@ export function sentByBrowser(request: KnoxRequest): boolean {
 
 /**
  * The CSRF defence of a request authenticated by the cookie: safe methods pass; an unsafe one
- * must come from the request's own host or a trusted origin, as its `Origin` header (or, when a
+ * must come from the request's own origin (scheme, host and port) or a trusted origin, as its `Origin` header (or, when a
  * browser left it out, its `Referer`) says. Answers 403 otherwise: "must carry an Origin" when
  * it has neither header, "not trusted" when it names another origin or an opaque one
  * (`Origin: null`). (The cookie is also `SameSite`, which keeps other sites' requests from
@@ -116,20 +116,40 @@ export function checkKnoxCsrf(
   if (!sentByBrowser(request)) {
     throw new ForbiddenException(KnoxMessages.CSRF_NO_ORIGIN);
   }
-  const { origin, referer, host } = request.headers ?? {};
+  const { origin, referer } = request.headers ?? {};
   const source = originOf(
     typeof origin === 'string' ? origin : String(referer),
   );
-  const sameHost =
-    source !== null &&
-    typeof host === 'string' &&
-    new URL(source).host === host.toLowerCase();
   if (
-    !sameHost &&
-    (source === null || !cookie.trustedOrigins.includes(source))
+    source === null ||
+    (source !== ownOriginOf(request) && !cookie.trustedOrigins.includes(source))
   ) {
     throw new ForbiddenException(KnoxMessages.CSRF_UNTRUSTED_ORIGIN);
   }
+}
+
+/**
+ * The request's own origin, `scheme://host[:port]` lower-cased: the scheme as the platform
+ * computed it (Express's and Fastify's `request.protocol`, which honour `trust proxy` and so
+ * `X-Forwarded-Proto`; else whether the socket is TLS), the host from the `Host` header.
+ * `null` without a usable `Host`.
+ */
+function ownOriginOf(request: KnoxRequest): string | null {
+  const host = request.headers?.host;
+  if (typeof host !== 'string' || host.length === 0) {
+    return null;
+  }
+  const { protocol, socket } = request as {
+    protocol?: unknown;
+    socket?: { encrypted?: unknown };
+  };
+  const scheme =
+    typeof protocol === 'string'
+      ? protocol.replace(/:$/, '')
+      : socket?.encrypted === true
+        ? 'https'
+        : 'http';
+  return originOf(`${scheme}://${host}`);
 }
 
 /** Whether a cookie value has the shape of a token (printable, no spaces). */
