@@ -10,7 +10,12 @@ import {
 import { JwtModule, JwtService } from '@nestjs/jwt';
 import { AuthGuard, PassportStrategy } from '@nestjs/passport';
 import { ExtractJwt, Strategy as JwtBase } from 'passport-jwt';
-import { KnoxAuth, KnoxMessages, type KnoxToken } from '../../lib/index.js';
+import {
+  KnoxAbilities,
+  KnoxAuth,
+  KnoxMessages,
+  type KnoxToken,
+} from '../../lib/index.js';
 import { KnoxStrategy } from '../../lib/transports/passport/index.js';
 import type { TestUser } from '../support/fixtures.js';
 import { createTestApp, login, type TestApp } from '../support/test-app.js';
@@ -53,6 +58,13 @@ class PassportController {
   }
 
   @UseGuards(AuthGuard('knox'))
+  @KnoxAbilities('posts:write')
+  @Get('write')
+  write(@Req() request: PassportRequest) {
+    return { username: request.user.username };
+  }
+
+  @UseGuards(AuthGuard('knox'))
   @Get('knox')
   knox(@Req() request: PassportRequest) {
     return { username: request.user.username };
@@ -70,7 +82,10 @@ describe("KnoxStrategy: AuthGuard(['jwt', 'knox'])", () => {
   let t: TestApp;
   let jwt: string;
   beforeAll(async () => {
-    t = await createTestApp({ imports: [PassportApp] });
+    t = await createTestApp({
+      imports: [PassportApp],
+      knox: { loginAbilities: ['posts:read', 'posts:write'] },
+    });
     await t.createUser('alice');
     jwt = t.app.get(JwtService).sign({ sub: 'carol' });
   });
@@ -139,5 +154,31 @@ describe("KnoxStrategy: AuthGuard(['jwt', 'knox'])", () => {
       false,
       KnoxMessages.NOT_PROVIDED,
     ]);
+  });
+
+  it("AuthGuard('knox') enforces @KnoxAbilities as KnoxGuard does: 403 insufficient_scope", async () => {
+    const reader = await login(t, 'alice', undefined, {
+      abilities: ['posts:read'],
+    });
+    const refused = await t.http
+      .get('/passport/write')
+      .set('Authorization', `Token ${reader}`);
+    expect({
+      status: refused.status,
+      wwwAuthenticate: refused.headers['www-authenticate'],
+      message: refused.body.message,
+    }).toEqual({
+      status: 403,
+      wwwAuthenticate: 'Token error="insufficient_scope", scope="posts:write"',
+      message: KnoxMessages.MISSING_ABILITIES(['posts:write']),
+    });
+    const writer = await login(t, 'alice', undefined, {
+      abilities: ['posts:write'],
+    });
+    const admitted = await t.http
+      .get('/passport/write')
+      .set('Authorization', `Token ${writer}`);
+    expect(admitted.status).toBe(200);
+    expect(admitted.body).toEqual({ username: 'alice' });
   });
 });

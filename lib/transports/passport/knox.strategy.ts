@@ -1,5 +1,13 @@
-import { Inject, Injectable, UnauthorizedException } from '@nestjs/common';
-import { Reflector } from '@nestjs/core';
+import {
+  Inject,
+  Injectable,
+  Optional,
+  UnauthorizedException,
+  type CanActivate,
+  type ExecutionContext,
+} from '@nestjs/common';
+import { ApplicationConfig, Reflector } from '@nestjs/core';
+import type { KnoxToken } from '../../store/knox-token.entity.js';
 import { PassportStrategy } from '@nestjs/passport';
 import passport from 'passport';
 import { KnoxGuard } from '../../auth/knox.guard.js';
@@ -48,12 +56,40 @@ class KnoxPassportBase extends passport.Strategy {
   }
 }
 
-/** Reads the token exactly as KnoxGuard does (header scheme, cookie and its CSRF check). */
+/** Reads the token and checks abilities exactly as KnoxGuard does. */
 class KnoxTokenReader extends KnoxGuard {
   read(request: KnoxRequest): string | null {
     return this.extractToken(request);
   }
+
+  /** KnoxGuard's `@KnoxAbilities` / `@KnoxAnyAbility` check: 403 + `insufficient_scope`. */
+  requireAbilities(context: ExecutionContext, token: KnoxToken): void {
+    this.checkAbilities(context, token);
+  }
 }
+
+/** Where {@link KnoxContextRecorder} leaves the route's execution context on the request. */
+const ROUTE_CONTEXT = Symbol('knox.routeContext');
+
+type RecordedRequest = KnoxRequest & { [ROUTE_CONTEXT]?: ExecutionContext };
+
+/**
+ * A global guard that admits everything and leaves the HTTP execution context on the request.
+ * Passport hands a strategy only the request, and global guards run before a route's
+ * `AuthGuard`: so the strategy can read the route's ability metadata.
+ */
+class KnoxContextRecorder implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    if (context.getType() === 'http') {
+      const request = context.switchToHttp().getRequest<RecordedRequest>();
+      request[ROUTE_CONTEXT] = context;
+    }
+    return true;
+  }
+}
+
+/** The applications that already have a {@link KnoxContextRecorder}. */
+const recording = new WeakSet<ApplicationConfig>();
 
 /**
  * A passport strategy named `knox` (through `@nestjs/passport`'s `PassportStrategy`) that
@@ -63,7 +99,10 @@ class KnoxTokenReader extends KnoxGuard {
  *
  * A missing, malformed, unknown, expired or revoked token *fails* with the knox message as the
  * passport challenge (`info` in `AuthGuard.handleRequest`), so the next strategy is tried; when
- * all fail, `AuthGuard` answers its plain 401. A database outage is a 503.
+ * all fail, `AuthGuard` answers its plain 401. A database outage is a 503. The route's
+ * `@KnoxAbilities` / `@KnoxAnyAbility` apply as with KnoxGuard: a knox token that lacks one is
+ * a 403 with `WWW-Authenticate: Token error="insufficient_scope"` (the strategy adds a global
+ * guard that only records each request's route for this).
  *
  * @example
  * @Module({ providers: [KnoxStrategy, JwtStrategy] })
@@ -81,9 +120,14 @@ export class KnoxStrategy extends PassportStrategy(KnoxPassportBase, 'knox') {
     protected readonly tokens: KnoxTokenService,
     reflector: Reflector,
     @Inject(KNOX_RESOLVED_OPTIONS) options: ResolvedKnoxOptions,
+    @Optional() config?: ApplicationConfig,
   ) {
     super();
     this.reader = new KnoxTokenReader(tokens, reflector, options);
+    if (config && !recording.has(config)) {
+      recording.add(config);
+      config.addGlobalGuard(new KnoxContextRecorder());
+    }
   }
 
   /**
@@ -101,6 +145,10 @@ export class KnoxStrategy extends PassportStrategy(KnoxPassportBase, 'knox') {
         clientInfoOf(request),
       );
       request.auth = result.token;
+      const context = (request as RecordedRequest)[ROUTE_CONTEXT];
+      if (context) {
+        this.reader.requireAbilities(context, result.token);
+      }
       return result.user;
     } catch (error) {
       if (error instanceof UnauthorizedException) {
