@@ -1,16 +1,23 @@
 import {
+  Inject,
   Injectable,
+  Optional,
   UnauthorizedException,
   type ExecutionContext,
 } from '@nestjs/common';
 import { WsException } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
+import { KnoxCache } from '../../auth/cache/knox-cache.js';
 import { KnoxGuard } from '../../auth/knox.guard.js';
 import { KnoxMessages } from '../../knox.messages.js';
 import type { KnoxAuthResult } from '../../knox-token.service.js';
 import type { KnoxRequest } from '../../options/knox-module-options.interface.js';
 import { clientInfoOf } from '../../http/knox-request.util.js';
 import { knoxErrorPayload } from '../knox-transport-errors.js';
+import {
+  knoxWsConnectionsOf,
+  type KnoxWsConnections,
+} from './knox-ws-connections.js';
 import { knoxWsRequestOf, setKnoxWsRequest } from './knox-ws-request.js';
 
 /**
@@ -80,12 +87,69 @@ export class KnoxWsGuard extends KnoxGuard {
    */
   protected readonly queryParam: string | null = null;
 
-  /** Authenticates the message's connection, or throws a `WsException` with the payload. */
+  /** The module's cache, whose invalidations close revoked connections (property-injected). */
+  @Optional()
+  @Inject(KnoxCache)
+  private readonly knoxCache?: KnoxCache;
+
+  /**
+   * Authenticates the message's connection, or throws a `WsException` with the payload. A
+   * connection authenticated at its handshake is closed on its first refused (401) message.
+   */
   override async canActivate(context: ExecutionContext): Promise<boolean> {
+    const client = context.switchToWs().getClient<object>();
     try {
-      return await super.canActivate(context);
+      const admitted = await super.canActivate(context);
+      const token = this.requestOf(client).auth;
+      if (token) {
+        this.connections?.touch(client, token.expiry);
+      }
+      return admitted;
     } catch (error) {
+      const payload = knoxErrorPayload(error);
+      if (payload?.status === 401 && this.connections?.has(client)) {
+        this.connections.remove(client);
+        this.refuse(client as WsClient, payload);
+      }
       throw this.toWsException(error);
+    }
+  }
+
+  /** The app's registry of connections authenticated at their handshake. */
+  private get connections(): KnoxWsConnections | undefined {
+    return this.knoxCache ? knoxWsConnectionsOf(this.knoxCache) : undefined;
+  }
+
+  /**
+   * Holds a connection authenticated at its handshake: it is closed (as a refused handshake is)
+   * as soon as its token is revoked, expires or its user is refused.
+   */
+  private hold(client: object, result: KnoxAuthResult): void {
+    const registry = this.connections;
+    const state = (client as WsClient).readyState;
+    if (!registry || (state !== undefined && state > 1)) {
+      return;
+    }
+    registry.add(
+      client,
+      result.token.digest,
+      this.tokens.userIdOf(result.user),
+      result.token.expiry,
+      { recheck: () => this.recheck(client) },
+    );
+  }
+
+  /** Authenticates a held connection again; closes it when refused. */
+  private async recheck(client: object): Promise<Date | null | false | undefined> {
+    try {
+      return (await this.authenticateClient(client)).token.expiry;
+    } catch (error) {
+      const payload = knoxErrorPayload(error);
+      if (payload?.status !== 401) {
+        return undefined;
+      }
+      this.refuse(client as WsClient, payload);
+      return false;
     }
   }
 
@@ -110,7 +174,9 @@ export class KnoxWsGuard extends KnoxGuard {
       setKnoxWsRequest(client, this.requestFromUpgrade(upgradeRequest));
     }
     try {
-      return await this.authenticateClient(client);
+      const result = await this.authenticateClient(client);
+      this.hold(client, result);
+      return result;
     } catch (error) {
       const payload = knoxErrorPayload(error);
       if (!payload) {
@@ -134,7 +200,10 @@ export class KnoxWsGuard extends KnoxGuard {
   ) => void {
     return (socket, next) => {
       this.authenticateClient(socket).then(
-        () => next(),
+        (result) => {
+          this.hold(socket, result);
+          next();
+        },
         (error: unknown) => {
           const payload = knoxErrorPayload(error);
           const refusal = new Error(
