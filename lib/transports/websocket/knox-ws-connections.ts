@@ -1,5 +1,6 @@
 import type { KnoxCache } from '../../auth/cache/knox-cache.js';
 import type { KnoxCacheMessage } from '../../auth/cache/knox-token-cache.js';
+import type { KnoxClock } from '../../knox-clock.js';
 
 /** The longest delay `setTimeout` takes (about 24.8 days); longer expiries re-arm on firing. */
 const MAX_TIMER = 2 ** 31 - 1;
@@ -34,7 +35,7 @@ interface Connection {
  * that every invalidation the cache sees (this instance's own revocations; with `cache: true`
  * and a bus, other instances' writes, SQL deletes, user changes, flushes) checks the connections
  * it concerns again, and a refused one is closed. Each connection also has a timer at its
- * token's expiry (read from the row, re-armed when an auto refresh extends it). A connection
+ * token's expiry (read from the row, counted on the module's `KnoxClock`; re-armed when an auto refresh extends it). A connection
  * leaves the registry when it closes.
  */
 export class KnoxWsConnections {
@@ -42,7 +43,10 @@ export class KnoxWsConnections {
   private readonly byDigest = new Map<string, Set<Connection>>();
   private readonly byUser = new Map<string, Set<Connection>>();
 
-  constructor(cache: KnoxCache) {
+  constructor(
+    cache: KnoxCache,
+    private readonly clock: KnoxClock,
+  ) {
     cache.onInvalidation((message) => this.apply(message));
   }
 
@@ -164,10 +168,11 @@ export class KnoxWsConnections {
     if (expiry === null) {
       return;
     }
-    // An expiry already past that the token service still accepted (a clock of its own): look
-    // again in a second rather than spin.
-    const left = expiry.getTime() - Date.now();
-    const delay = Math.min(left > 0 ? left : 1000, MAX_TIMER);
+    // One millisecond past the expiry (a token is refused once its expiry is behind the clock);
+    // an expiry already past that the token service still accepted (the same millisecond, or a
+    // clock of its own): look again shortly.
+    const left = expiry.getTime() - this.clock.now().getTime();
+    const delay = Math.min(left >= 0 ? left + 1 : 25, MAX_TIMER);
     connection.timer = setTimeout(() => this.recheck(connection), delay);
     connection.timer.unref();
   }
@@ -204,10 +209,13 @@ function unindex(
 const registries = new WeakMap<KnoxCache, KnoxWsConnections>();
 
 /** The registry of the app whose cache is `cache`. */
-export function knoxWsConnectionsOf(cache: KnoxCache): KnoxWsConnections {
+export function knoxWsConnectionsOf(
+  cache: KnoxCache,
+  clock: KnoxClock,
+): KnoxWsConnections {
   let registry = registries.get(cache);
   if (!registry) {
-    registry = new KnoxWsConnections(cache);
+    registry = new KnoxWsConnections(cache, clock);
     registries.set(cache, registry);
   }
   return registry;

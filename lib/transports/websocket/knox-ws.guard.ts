@@ -9,6 +9,7 @@ import { WsException } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
 import { KnoxCache } from '../../auth/cache/knox-cache.js';
 import { KnoxGuard } from '../../auth/knox.guard.js';
+import { KnoxClock } from '../../knox-clock.js';
 import { KnoxMessages } from '../../knox.messages.js';
 import type { KnoxAuthResult } from '../../knox-token.service.js';
 import type { KnoxRequest } from '../../options/knox-module-options.interface.js';
@@ -92,6 +93,10 @@ export class KnoxWsGuard extends KnoxGuard {
   @Inject(KnoxCache)
   private readonly knoxCache?: KnoxCache;
 
+  @Optional()
+  @Inject(KnoxClock)
+  private readonly knoxClock?: KnoxClock;
+
   /**
    * Authenticates the message's connection, or throws a `WsException` with the payload. A
    * connection authenticated at its handshake is closed on its first refused (401) message.
@@ -117,7 +122,9 @@ export class KnoxWsGuard extends KnoxGuard {
 
   /** The app's registry of connections authenticated at their handshake. */
   private get connections(): KnoxWsConnections | undefined {
-    return this.knoxCache ? knoxWsConnectionsOf(this.knoxCache) : undefined;
+    return this.knoxCache && this.knoxClock
+      ? knoxWsConnectionsOf(this.knoxCache, this.knoxClock)
+      : undefined;
   }
 
   /**
@@ -140,7 +147,9 @@ export class KnoxWsGuard extends KnoxGuard {
   }
 
   /** Authenticates a held connection again; closes it when refused. */
-  private async recheck(client: object): Promise<Date | null | false | undefined> {
+  private async recheck(
+    client: object,
+  ): Promise<Date | null | false | undefined> {
     try {
       return (await this.authenticateClient(client)).token.expiry;
     } catch (error) {
