@@ -203,7 +203,7 @@ suite('socket.io: revoked connections are closed on every instance', () => {
     await within(closed, 100, 'disconnect');
   });
 
-  it('a refused message closes the socket (the registry lets it go)', async () => {
+  it('a token expired on B: its message is refused and the socket closed', async () => {
     const token = await login(a, 'alice');
     const socket = await socketOnB(token);
     expect(registryOf(b).size).toBe(1);
@@ -319,6 +319,23 @@ describe('ws: the library closes a revoked connection with 4401 (cache off)', ()
     );
     await t.http.post('/auth/logout').set(bearer(token)).expect(204);
     expect(await within(closed, 100, 'close')).toBe(4401);
+    await until(() => registryOf(t).size === 0, 'an empty registry');
+  });
+
+  it('the first refused message closes the connection (a SQL delete, cache off: no bus)', async () => {
+    const token = await login(t, 'alice');
+    const client = new WebSocket(`ws://127.0.0.1:${portOf(t)}`, {
+      headers: bearer(token),
+    });
+    await new Promise((r) => client.once('open', r));
+    await until(() => registryOf(t).size === 1, 'the connection held');
+    const closed = new Promise<number>((r) =>
+      client.once('close', (code) => r(code)),
+    );
+    // Deleted in SQL with the cache off: no bus, so only the next message can tell.
+    await t.dataSource.query(`DELETE FROM knox_authtoken`);
+    client.send(JSON.stringify({ event: 'whoami', data: {} }));
+    expect(await within(closed, 1000, 'close')).toBe(4401);
     await until(() => registryOf(t).size === 0, 'an empty registry');
   });
 });
