@@ -61,8 +61,10 @@ export interface KnoxWsErrorPayload {
  * The token is read, in this order, from the socket.io handshake `auth.token`, the handshake's
  * `Authorization: Token …` header, and — only when a subclass sets {@link queryParam} — a query
  * parameter of the handshake URL (URLs end up in access logs: prefer the other two). The token is
- * authenticated again on every message, so a token revoked while the socket is open is refused
- * on its next message. Failures are a `WsException` whose payload is `{ status: 401, message }`
+ * authenticated again on every message. A connection authenticated at its handshake (below) is
+ * closed by the library when its token is revoked, deleted or expires, its user is refused, or a
+ * message is refused: at once for this instance's own revocations, and for every writer's with
+ * `cache: true` and a bus. Failures are a `WsException` whose payload is `{ status: 401, message }`
  * (`503` for a database outage), which Nest sends to the client as an `exception` event.
  *
  * To refuse the connection itself, use {@link socketIoMiddleware} (socket.io: the client gets
