@@ -28,6 +28,9 @@ import { knoxWsRequestOf, setKnoxWsRequest } from './knox-ws-request.js';
  */
 const HANDSHAKE = 'WEBSOCKET';
 
+/** How long a socket.io socket that passed the middleware may take to connect (ms). */
+const PENDING_LIMIT = 10_000;
+
 /** What a socket.io `Socket` carries of its handshake. */
 interface SocketIoHandshake {
   headers: Record<string, string | string[] | undefined>;
@@ -148,6 +151,22 @@ export class KnoxWsGuard extends KnoxGuard {
     );
   }
 
+  /**
+   * A later middleware may refuse the socket, which then never connects and never emits
+   * `disconnect`: let it go after a while rather than hold it for its token's lifetime.
+   */
+  private dropIfNeverConnected(socket: object): void {
+    const registry = this.connections;
+    if (!registry) {
+      return;
+    }
+    setTimeout(() => {
+      if ((socket as { connected?: boolean }).connected !== true) {
+        registry.remove(socket);
+      }
+    }, PENDING_LIMIT).unref();
+  }
+
   /** Authenticates a held connection again; closes it when refused. */
   private async recheck(
     client: object,
@@ -214,6 +233,7 @@ export class KnoxWsGuard extends KnoxGuard {
         (result) => {
           this.hold(socket, result);
           next();
+          this.dropIfNeverConnected(socket);
         },
         (error: unknown) => {
           const payload = knoxErrorPayload(error);
