@@ -97,6 +97,8 @@ import { KnoxSchemaCheck } from './store/knox-schema-check.js';
     KnoxClock,
     KNOX_RESOLVED_OPTIONS,
     KnoxLoginThrottler,
+    // For nestjs-knox/websocket, which closes revoked connections (not exported by index.ts).
+    KnoxCache,
   ],
 })
 export class KnoxModule

@@ -29,7 +29,11 @@ import {
 import type { ResolvedKnoxCacheOptions } from './knox-cache-options.js';
 import { KnoxPgListener } from './knox-pg-listener.js';
 import { KnoxRedisBus } from './knox-redis-bus.js';
-import { KnoxTokenCache, type KnoxCachedAuth } from './knox-token-cache.js';
+import {
+  KnoxTokenCache,
+  type KnoxCacheMessage,
+  type KnoxCachedAuth,
+} from './knox-token-cache.js';
 
 /** The parts of TypeORM's postgres driver the listener uses. */
 interface PostgresDriverParts {
@@ -53,6 +57,7 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
   /** Digests whose request-path write (lastUsedAt, auto refresh) is in flight on this instance. */
   private readonly touching = new Set<string>();
   private redisBus: KnoxRedisBus | undefined;
+  private readonly listeners = new Set<(message: KnoxCacheMessage) => void>();
 
   constructor(
     @Inject(KNOX_RESOLVED_OPTIONS) options: ResolvedKnoxOptions,
@@ -64,6 +69,29 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
     this.store = this.settings
       ? new KnoxTokenCache(this.settings.max, this.settings.maxAge, clock)
       : null;
+    if (this.store) {
+      this.store.onInvalidation = (message) => this.notify(message);
+    }
+  }
+
+  /**
+   * Calls `listener` after every invalidation this instance sees: its own writes' (also with the
+   * cache off) and, with the cache on, every bus message and flush (`kind: 'flush'` also when the
+   * bus drops or comes back: anything may have changed). Returns the unsubscribe function.
+   */
+  onInvalidation(listener: (message: KnoxCacheMessage) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private notify(message: KnoxCacheMessage): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(message);
+      } catch (error) {
+        this.logger.error(`an invalidation listener failed: ${String(error)}`);
+      }
+    }
   }
 
   /** The PostgreSQL listener, when that bus is in use (its `pid` is the listening backend). */
@@ -192,11 +220,19 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
 
   /** Drops tokens after a write of this instance (and tells the Redis bus). */
   forgetTokens(digests: readonly string[]): void {
-    this.store?.deleteTokens(digests);
+    if (this.store) {
+      this.store.deleteTokens(digests);
+    } else if (digests.length > 0) {
+      this.notify({ kind: 'tokens', digests: [...digests] });
+    }
   }
 
   /** Drops a user's tokens (and tells the Redis bus). */
   forgetUser(userId: unknown): void {
-    this.store?.deleteUser(userId);
+    if (this.store) {
+      this.store.deleteUser(userId);
+    } else {
+      this.notify({ kind: 'user', userId: String(userId) });
+    }
   }
 }

@@ -62,6 +62,8 @@ export class KnoxTokenCache {
   private live = false;
   /** Called after each local invalidation (the Redis bus publishes it). */
   onLocalInvalidation?: (message: KnoxCacheMessage) => void;
+  /** Called after every invalidation, local or from a bus, and every flush (`KnoxCache.onInvalidation`). */
+  onInvalidation?: (message: KnoxCacheMessage) => void;
 
   constructor(
     readonly max: number,
@@ -172,6 +174,9 @@ export class KnoxTokenCache {
     if (local && digests.length > 0) {
       this.onLocalInvalidation?.({ kind: 'tokens', digests: [...digests] });
     }
+    if (digests.length > 0) {
+      this.onInvalidation?.({ kind: 'tokens', digests: [...digests] });
+    }
   }
 
   /** Drops every token of a user. */
@@ -188,6 +193,7 @@ export class KnoxTokenCache {
     if (local) {
       this.onLocalInvalidation?.({ kind: 'user', userId: userKey });
     }
+    this.onInvalidation?.({ kind: 'user', userId: userKey });
   }
 
   /** Drops everything. */
@@ -197,6 +203,7 @@ export class KnoxTokenCache {
     this.invalidated.clear();
     this.entries.clear();
     this.byUser.clear();
+    this.onInvalidation?.({ kind: 'flush' });
   }
 
   /** The bus went down: bypass the cache until {@link resume}. */

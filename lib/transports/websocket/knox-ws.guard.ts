@@ -1,16 +1,24 @@
 import {
+  Inject,
   Injectable,
+  Optional,
   UnauthorizedException,
   type ExecutionContext,
 } from '@nestjs/common';
 import { WsException } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
+import { KnoxCache } from '../../auth/cache/knox-cache.js';
 import { KnoxGuard } from '../../auth/knox.guard.js';
+import { KnoxClock } from '../../knox-clock.js';
 import { KnoxMessages } from '../../knox.messages.js';
 import type { KnoxAuthResult } from '../../knox-token.service.js';
 import type { KnoxRequest } from '../../options/knox-module-options.interface.js';
 import { clientInfoOf } from '../../http/knox-request.util.js';
 import { knoxErrorPayload } from '../knox-transport-errors.js';
+import {
+  knoxWsConnectionsOf,
+  type KnoxWsConnections,
+} from './knox-ws-connections.js';
 import { knoxWsRequestOf, setKnoxWsRequest } from './knox-ws-request.js';
 
 /**
@@ -19,6 +27,9 @@ import { knoxWsRequestOf, setKnoxWsRequest } from './knox-ws-request.js';
  * must pass the same Origin check as an unsafe HTTP method; this is not a safe method.
  */
 const HANDSHAKE = 'WEBSOCKET';
+
+/** How long a socket.io socket that passed the middleware may take to connect (ms). */
+const PENDING_LIMIT = 10_000;
 
 /** What a socket.io `Socket` carries of its handshake. */
 interface SocketIoHandshake {
@@ -53,8 +64,10 @@ export interface KnoxWsErrorPayload {
  * The token is read, in this order, from the socket.io handshake `auth.token`, the handshake's
  * `Authorization: Token …` header, and — only when a subclass sets {@link queryParam} — a query
  * parameter of the handshake URL (URLs end up in access logs: prefer the other two). The token is
- * authenticated again on every message, so a token revoked while the socket is open is refused
- * on its next message. Failures are a `WsException` whose payload is `{ status: 401, message }`
+ * authenticated again on every message. A connection authenticated at its handshake (below) is
+ * closed by the library when its token is revoked, deleted or expires, its user is refused, or a
+ * message is refused: at once for this instance's own revocations, and for every writer's with
+ * `cache: true` and a bus. Failures are a `WsException` whose payload is `{ status: 401, message }`
  * (`503` for a database outage), which Nest sends to the client as an `exception` event.
  *
  * To refuse the connection itself, use {@link socketIoMiddleware} (socket.io: the client gets
@@ -80,12 +93,93 @@ export class KnoxWsGuard extends KnoxGuard {
    */
   protected readonly queryParam: string | null = null;
 
-  /** Authenticates the message's connection, or throws a `WsException` with the payload. */
+  /** The module's cache, whose invalidations close revoked connections (property-injected). */
+  @Optional()
+  @Inject(KnoxCache)
+  private readonly knoxCache?: KnoxCache;
+
+  @Optional()
+  @Inject(KnoxClock)
+  private readonly knoxClock?: KnoxClock;
+
+  /**
+   * Authenticates the message's connection, or throws a `WsException` with the payload. A
+   * connection authenticated at its handshake is closed on its first refused (401) message.
+   */
   override async canActivate(context: ExecutionContext): Promise<boolean> {
+    const client = context.switchToWs().getClient<object>();
     try {
-      return await super.canActivate(context);
+      const admitted = await super.canActivate(context);
+      const token = this.requestOf(client).auth;
+      if (token) {
+        this.connections?.touch(client, token.expiry);
+      }
+      return admitted;
     } catch (error) {
+      const payload = knoxErrorPayload(error);
+      if (payload?.status === 401 && this.connections?.has(client)) {
+        this.connections.remove(client);
+        this.refuse(client as WsClient, payload);
+      }
       throw this.toWsException(error);
+    }
+  }
+
+  /** The app's registry of connections authenticated at their handshake. */
+  private get connections(): KnoxWsConnections | undefined {
+    return this.knoxCache && this.knoxClock
+      ? knoxWsConnectionsOf(this.knoxCache, this.knoxClock)
+      : undefined;
+  }
+
+  /**
+   * Holds a connection authenticated at its handshake: it is closed (as a refused handshake is)
+   * as soon as its token is revoked, expires or its user is refused.
+   */
+  private hold(client: object, result: KnoxAuthResult): void {
+    const registry = this.connections;
+    const state = (client as WsClient).readyState;
+    if (!registry || (state !== undefined && state > 1)) {
+      return;
+    }
+    registry.add(
+      client,
+      result.token.digest,
+      this.tokens.userIdOf(result.user),
+      result.token.expiry,
+      { recheck: () => this.recheck(client) },
+    );
+  }
+
+  /**
+   * A later middleware may refuse the socket, which then never connects and never emits
+   * `disconnect`: let it go after a while rather than hold it for its token's lifetime.
+   */
+  private dropIfNeverConnected(socket: object): void {
+    const registry = this.connections;
+    if (!registry) {
+      return;
+    }
+    setTimeout(() => {
+      if ((socket as { connected?: boolean }).connected !== true) {
+        registry.remove(socket);
+      }
+    }, PENDING_LIMIT).unref();
+  }
+
+  /** Authenticates a held connection again; closes it when refused. */
+  private async recheck(
+    client: object,
+  ): Promise<Date | null | false | undefined> {
+    try {
+      return (await this.authenticateClient(client)).token.expiry;
+    } catch (error) {
+      const payload = knoxErrorPayload(error);
+      if (payload?.status !== 401) {
+        return undefined;
+      }
+      this.refuse(client as WsClient, payload);
+      return false;
     }
   }
 
@@ -110,7 +204,9 @@ export class KnoxWsGuard extends KnoxGuard {
       setKnoxWsRequest(client, this.requestFromUpgrade(upgradeRequest));
     }
     try {
-      return await this.authenticateClient(client);
+      const result = await this.authenticateClient(client);
+      this.hold(client, result);
+      return result;
     } catch (error) {
       const payload = knoxErrorPayload(error);
       if (!payload) {
@@ -134,7 +230,11 @@ export class KnoxWsGuard extends KnoxGuard {
   ) => void {
     return (socket, next) => {
       this.authenticateClient(socket).then(
-        () => next(),
+        (result) => {
+          this.hold(socket, result);
+          next();
+          this.dropIfNeverConnected(socket);
+        },
         (error: unknown) => {
           const payload = knoxErrorPayload(error);
           const refusal = new Error(
