@@ -26,8 +26,23 @@ export type { KnoxAbilityRequirement } from './abilities/knox-abilities.js';
 export {
   KnoxToken,
   knoxTokenEntity,
+  KNOX_TOKEN_KINDS,
   type KnoxTokenEntityOptions,
+  type KnoxTokenKind,
 } from './store/knox-token.entity.js';
+export {
+  KnoxAdminController,
+  KNOX_ADMIN_ABILITY,
+} from './admin/knox-admin.controller.js';
+export type {
+  KnoxAdminTokenItem,
+  KnoxAdminTokenPage,
+  KnoxAdminRevokeOptions,
+} from './admin/knox-admin-tokens.js';
+export type { KnoxAdminTokenQuery } from './admin/knox-admin-query.js';
+export type { KnoxTokenSortKey } from './store/knox-token-search.js';
+export type { KnoxAdminOptions } from './options/knox-admin-options.js';
+export { KNOX_ADMIN_OPENAPI_TAG } from './admin/knox-admin-openapi.js';
 export type { KnoxTableSchema } from './store/knox-token-table.js';
 export {
   knoxMigrations,

@@ -16,6 +16,12 @@ import type { KnoxToken } from './store/knox-token.entity.js';
 import { KnoxTokenStore } from './store/knox-token.store.js';
 import { KnoxCache } from './auth/cache/knox-cache.js';
 import { grants } from './abilities/knox-abilities.js';
+import {
+  KnoxAdminTokens,
+  type KnoxAdminRevokeOptions,
+  type KnoxAdminTokenPage,
+} from './admin/knox-admin-tokens.js';
+import type { KnoxAdminTokenQuery } from './admin/knox-admin-query.js';
 
 export type { KnoxAuthResult } from './auth/knox-authenticator.js';
 export type {
@@ -69,6 +75,7 @@ export class KnoxTokenService<User = any> implements OnModuleInit {
     private readonly sessions: KnoxSessions,
     private readonly store: KnoxTokenStore,
     private readonly cache: KnoxCache,
+    private readonly admin: KnoxAdminTokens,
   ) {}
 
   /** Checks the user entity's metadata at boot. */
@@ -273,5 +280,51 @@ export class KnoxTokenService<User = any> implements OnModuleInit {
   /** The primary key of a user entity instance. */
   userIdOf(user: User): unknown {
     return this.store.userIdOf(user);
+  }
+
+  /**
+   * Every user's tokens, one page at a time, for operators, scripts and jobs (what
+   * `GET {path}/admin/tokens` answers; docs/admin.md): filter by user, text (name, IPs, user
+   * agent, user label; a whole token or a token id finds that token), kind and whether they
+   * still work, in keyset pages (`nextCursor`) that list every token once even while tokens are
+   * created between pages. Needs no `admin` option.
+   *
+   * @example
+   * let page = await this.knox.findTokens({ search: 'laptop', active: true });
+   * while (page.nextCursor) page = await this.knox.findTokens({ cursor: page.nextCursor });
+   * @throws BadRequestException for a filter, limit (1 to 200) or cursor it does not take
+   */
+  findTokens(query: KnoxAdminTokenQuery = {}): Promise<KnoxAdminTokenPage> {
+    return this.admin.list(query);
+  }
+
+  /**
+   * Revokes tokens by public id, whoever owns them (each owner's under that owner's lock), for
+   * an operator: emits {@link KnoxEvents.TOKEN_REVOKED} with `reason: 'admin'` and `actorId`.
+   *
+   * @example
+   * await this.knox.revokeTokens([tokenId], { actorId: admin.id });
+   * @returns how many were revoked (unknown ids count for nothing)
+   * @throws BadRequestException when `ids` is not a list of 1 to 200 token ids
+   */
+  revokeTokens(
+    ids: readonly string[],
+    options: KnoxAdminRevokeOptions = {},
+  ): Promise<number> {
+    return this.admin.revoke(ids, options);
+  }
+
+  /**
+   * Logs a user out everywhere on an operator's behalf: every token revoked, with
+   * {@link KnoxEvents.TOKEN_REVOKED} for each and {@link KnoxEvents.LOGOUT_ALL}, all with
+   * `reason: 'admin'` and `actorId`.
+   *
+   * @returns how many tokens were revoked
+   */
+  logoutUserEverywhere(
+    userId: unknown,
+    options: KnoxAdminRevokeOptions = {},
+  ): Promise<number> {
+    return this.admin.logoutAll(userId, options);
   }
 }

@@ -13,6 +13,8 @@ export const KnoxMessages = {
   UNAVAILABLE:
     'The authentication service is temporarily unavailable. Please retry shortly.',
   TOKEN_NOT_FOUND: 'Token not found.',
+  /** 403 from the token admin: `admin.isAdmin(user)` said no. */
+  NOT_ADMIN: 'This account may not use the token admin.',
   /** 403 from `KnoxGuard`: the token lacks an ability the route requires (`@KnoxAbilities`). */
   MISSING_ABILITIES: (abilities: readonly string[]): string =>
     `This token lacks the ${abilities.length === 1 ? 'ability' : 'abilities'} ${quoted(abilities)} required here.`,

@@ -4,6 +4,8 @@ import { KNOX_MODULE_EXTRAS, KNOX_TOKEN_REPOSITORY } from './knox.constants.js';
 import { knoxTokenEntity } from './store/knox-token.entity.js';
 import { createKnoxController } from './http/knox.controller.js';
 import { knoxOpenApiProvider } from './http/knox-openapi.js';
+import { createKnoxAdminController } from './admin/knox-admin.controller.js';
+import { knoxAdminOpenApiProvider } from './admin/knox-admin-openapi.js';
 import { KNOX_OPTIONS, KnoxOptionsError } from './options/knox-options.js';
 import { nearestKey } from './options/knox-option-table.js';
 import type {
@@ -26,7 +28,8 @@ const built = new ConfigurableModuleBuilder<KnoxModuleOptions>({
 })
   .setClassMethodName('forRoot')
   .setExtras<KnoxModuleExtras>(EXTRAS_DEFAULTS, (definition, given) => {
-    if (isAsync(definition)) {
+    const async = isAsync(definition);
+    if (async) {
       rejectAsyncStrays(given);
     }
     const extras = checkExtras({ ...EXTRAS_DEFAULTS, ...given });
@@ -34,6 +37,12 @@ const built = new ConfigurableModuleBuilder<KnoxModuleOptions>({
     const entity = knoxTokenEntity(extras.userEntity, { tableName, schema });
     const controller =
       extras.controller === false ? undefined : createKnoxController(path);
+    // The admin's routes exist only with the `admin` option. forRootAsync's options come after
+    // the routes are mounted: there they are mounted, and answer 404 without the option.
+    const admin =
+      controller && (async || hasAdmin(given))
+        ? createKnoxAdminController(path)
+        : undefined;
     return {
       ...definition,
       global: extras.isGlobal ?? true,
@@ -44,11 +53,13 @@ const built = new ConfigurableModuleBuilder<KnoxModuleOptions>({
       controllers: [
         ...(definition.controllers ?? []),
         ...(controller ? [controller] : []),
+        ...(admin ? [admin] : []),
       ],
       providers: [
         ...(definition.providers ?? []),
         { provide: KNOX_MODULE_EXTRAS, useValue: extras },
         knoxOpenApiProvider(controller),
+        ...(admin ? [knoxAdminOpenApiProvider(admin)] : []),
         {
           provide: KNOX_TOKEN_REPOSITORY,
           useExisting: getRepositoryToken(entity, extras.dataSource),
@@ -90,6 +101,12 @@ function checkExtras(
     );
   }
   return { ...extras, path, tableName, schema };
+}
+
+/** Whether `forRoot` was given the `admin` option (an object, not `false`). */
+function hasAdmin(given: object): boolean {
+  const admin = (given as { admin?: unknown }).admin;
+  return admin !== undefined && admin !== null && admin !== false;
 }
 
 /** Whether the definition comes from `forRootAsync` (its options come from a provider). */

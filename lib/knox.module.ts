@@ -41,6 +41,8 @@ import { KnoxEventSink } from './events/knox-event-sink.js';
 import { KnoxSessions } from './sessions/knox-sessions.js';
 import { KnoxTokenStore } from './store/knox-token.store.js';
 import { KnoxSchemaCheck } from './store/knox-schema-check.js';
+import { KnoxTokenSearch } from './store/knox-token-search.js';
+import { KnoxAdminTokens } from './admin/knox-admin-tokens.js';
 
 /**
  * Token authentication: django-rest-knox for NestJS. Registers {@link KnoxGuard},
@@ -82,6 +84,8 @@ import { KnoxSchemaCheck } from './store/knox-schema-check.js';
     KnoxEventSink,
     KnoxAuthenticator,
     KnoxSessions,
+    KnoxTokenSearch,
+    KnoxAdminTokens,
     KnoxTokenService,
     KnoxGuard,
     KnoxLoginThrottler,

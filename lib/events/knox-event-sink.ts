@@ -72,17 +72,21 @@ export class KnoxEventSink implements OnModuleInit {
     }
   }
 
-  /** {@link KnoxEvents.TOKEN_REVOKED} for each token, with the reason. */
+  /**
+   * {@link KnoxEvents.TOKEN_REVOKED} for each token, with the reason (and the `actorId` of an
+   * admin's revocation).
+   */
   revoked(
     tokens: readonly KnoxToken[],
     userId: unknown,
     reason: KnoxRevokeReason,
-    client: Partial<KnoxClientInfo>,
+    client: Partial<KnoxClientInfo> & { actorId?: unknown },
   ): void {
     for (const token of tokens) {
       this.emit(KnoxEvents.TOKEN_REVOKED, {
         ...this.tokenEvent(token, userId, client),
         reason,
+        ...(client.actorId !== undefined ? { actorId: client.actorId } : {}),
       });
     }
   }

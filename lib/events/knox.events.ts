@@ -20,7 +20,10 @@ export const KnoxEvents = {
   TOKEN_CREATED: 'knox.token-created',
   /** A token was revoked by `POST {path}/logout`. Payload: {@link KnoxTokenEvent}. */
   LOGOUT: 'knox.logout',
-  /** All of a user's tokens were revoked by `POST {path}/logoutall`. Payload: {@link KnoxLogoutAllEvent}. */
+  /**
+   * All of a user's tokens were revoked by `POST {path}/logoutall`, or by an admin
+   * (`POST {path}/admin/users/:userId/logoutall`, `reason: 'admin'`). Payload: {@link KnoxLogoutAllEvent}.
+   */
   LOGOUT_ALL: 'knox.logout-all',
   /** An expired token was presented and deleted. Payload: {@link KnoxTokenEvent}. */
   TOKEN_EXPIRED: 'knox.token-expired',
@@ -38,7 +41,8 @@ export type KnoxEventName = (typeof KnoxEvents)[keyof typeof KnoxEvents];
 /**
  * Why a token was revoked: by `logout`, `logout-all`, `logout-others` or `DELETE tokens/:id`
  * (`revoked-by-id`), to make room under the token limit (`evicted`), by a rotation without grace
- * period (`rotated`), or by the app through {@link KnoxTokenService} (`app`, its default).
+ * period (`rotated`), by an operator through the token admin (`admin`, with the `actorId`), or by
+ * the app through {@link KnoxTokenService} (`app`, its default).
  * `expired` is never given by the module itself (a presented expired token emits
  * `KnoxEvents.TOKEN_EXPIRED`); an app may pass it for tokens it revokes on rules of its own.
  */
@@ -50,6 +54,7 @@ export type KnoxRevokeReason =
   | 'evicted'
   | 'rotated'
   | 'expired'
+  | 'admin'
   | 'app';
 
 /** Where a request came from. */
@@ -99,6 +104,10 @@ export interface KnoxLogoutAllEvent extends KnoxClientInfo {
   userId: unknown;
   /** How many tokens were revoked. */
   count: number;
+  /** `'admin'` when an operator did it through the token admin; absent for the user's own. */
+  reason?: KnoxRevokeReason;
+  /** The admin's user id, when an operator did it (the audit trail names who). */
+  actorId?: unknown;
 }
 
 /** Payload of {@link KnoxEvents.TOKEN_REFRESHED}. */
@@ -121,4 +130,6 @@ export interface KnoxTokenRotatedEvent extends KnoxTokenEvent {
 export interface KnoxTokenRevokedEvent extends KnoxTokenEvent {
   /** Why it was revoked. */
   reason: KnoxRevokeReason;
+  /** The admin's user id, when an operator revoked it (`reason: 'admin'`). */
+  actorId?: unknown;
 }

@@ -2,6 +2,7 @@ import type { Type } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
 import type { KnoxCacheOptions } from '../auth/cache/knox-cache-options.js';
 import type { KnoxClock } from '../knox-clock.js';
+import type { KnoxAdminOptions } from './knox-admin-options.js';
 import type { KnoxToken } from '../store/knox-token.entity.js';
 import type { KnoxTableSchema } from '../store/knox-token-table.js';
 
@@ -388,6 +389,13 @@ export interface KnoxModuleOptions<User = any> {
    * @default { maxTtl: 31536000000, createAbility: null }
    */
   personalAccessTokens?: KnoxPersonalAccessTokenOptions | false;
+
+  /**
+   * The token admin: `{path}/admin`, an operator's API and page to find and revoke any user's
+   * tokens (see {@link KnoxAdminOptions}, docs/admin.md). Without it no admin route exists.
+   * @default undefined (off)
+   */
+  admin?: KnoxAdminOptions<User> | false;
 
   /**
    * The username to give `validateUser` when a logged-in user re-authenticates with their

@@ -28,6 +28,7 @@ import {
   type KnoxOptionRow,
   type KnoxOptionTable,
 } from './knox-option-table.js';
+import { checkAdmin, type ResolvedKnoxAdmin } from './knox-admin-options.js';
 import {
   resolveKnoxCacheOptions,
   type ResolvedKnoxCacheOptions,
@@ -92,6 +93,8 @@ export interface ResolvedKnoxOptions
   cache: ResolvedKnoxCacheOptions | null;
   /** The cookie transport, or `null` when it is off. */
   cookie: ResolvedKnoxCookie | null;
+  /** The token admin (`{path}/admin`), or `null` when it is off (the default). */
+  admin: ResolvedKnoxAdmin | null;
 }
 
 const fixed = (value: unknown) => () => value;
@@ -514,6 +517,11 @@ export const KNOX_OPTIONS: KnoxOptionTable = {
     kind: 'object',
     fallback: fixed(null),
     check: checkCookie,
+  },
+  admin: {
+    kind: 'object',
+    fallback: fixed(null),
+    check: checkAdmin,
   },
   // The hooks come last: a key that is not an option is matched to the values first.
   isUserActive: hook(defaultIsUserActive),

@@ -141,6 +141,10 @@ function tokenRecord(
     lastUsedIp: options.ip?.slice(0, 45) ?? null,
     retiredAt: null,
     abilities,
+    kind:
+      options.source === 'personal-access-token'
+        ? 'personal-access-token'
+        : 'session',
   });
 }
 

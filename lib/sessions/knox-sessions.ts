@@ -60,6 +60,8 @@ export interface KnoxRevokeOptions extends Partial<KnoxClientInfo> {
    * call is refused (401) when that token has been retired by a rotation, revoked or has expired.
    */
   actor?: KnoxToken;
+  /** The user id of the admin who revoked the tokens (the events' `actorId`), if one did. */
+  actorId?: unknown;
 }
 
 /**
@@ -337,6 +339,7 @@ export class KnoxSessions {
       expiry: rotatedExpiry(row, now, this.options),
       // This rotation is the successor's first use.
       lastUsedIp: client.ip?.slice(0, 45) ?? row.lastUsedIp,
+      kind: row.kind,
     });
     return successor;
   }

@@ -18,6 +18,15 @@ import {
 } from './knox-token-table.js';
 import { grants } from '../abilities/knox-abilities.js';
 
+/** What a token is: a session (a login, or the app's) or a personal access token. */
+export type KnoxTokenKind = 'session' | 'personal-access-token';
+
+/** Every {@link KnoxTokenKind}. */
+export const KNOX_TOKEN_KINDS: readonly KnoxTokenKind[] = [
+  'session',
+  'personal-access-token',
+];
+
 /**
  * A token as stored: never the plaintext, only its SHA-512 digest. The layout matches
  * django-rest-knox's `knox_authtoken` (`digest`, `token_key`, `user_id`, `created`, `expiry`), so
@@ -65,6 +74,12 @@ export class KnoxToken<User = any> {
    * interval); `null` until then for rows written before this column existed.
    */
   lastUsedIp: string | null;
+  /**
+   * What the token is: `'session'` (a login, a token the app issued, their rotations) or
+   * `'personal-access-token'` (`POST {path}/tokens`). Rows written before
+   * `KnoxTokenKind9000000000006`, and by django-rest-knox, are sessions.
+   */
+  kind: KnoxTokenKind;
 
   /**
    * Whether the token holds `ability`: `'*'` and `null` hold every ability, `ns:*` every
@@ -177,6 +192,8 @@ const VALUE_COLUMNS: [keyof KnoxToken, ColumnOptions][] = [
     'lastUsedIp',
     { name: 'last_used_ip', type: 'varchar', length: 45, nullable: true },
   ],
+  // Added by KnoxTokenKind9000000000006.
+  ['kind', { type: 'varchar', length: 32, default: 'session' }],
 ];
 
 /**

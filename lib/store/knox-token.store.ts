@@ -14,7 +14,7 @@ import {
 } from '../knox.constants.js';
 import { KnoxMessages } from '../knox.messages.js';
 import type { KnoxModuleExtras } from '../options/knox-module-options.interface.js';
-import { KnoxToken } from './knox-token.entity.js';
+import { KnoxToken, type KnoxTokenKind } from './knox-token.entity.js';
 import { KnoxOutageLog } from './knox-outage-log.js';
 import { KnoxPreparedLookup, lookupQuery } from './knox-prepared-lookup.js';
 
@@ -23,7 +23,7 @@ const FOREIGN_KEY_VIOLATION = '23503';
 
 /** The columns of the token table, as the statements below name them. */
 const COLUMNS =
-  'digest, token_key, id, user_id, created, expiry, ttl_ms, name, user_agent, ip, last_used_at, retired_at, abilities, last_used_ip';
+  'digest, token_key, id, user_id, created, expiry, ttl_ms, name, user_agent, ip, last_used_at, retired_at, abilities, last_used_ip, kind';
 
 /** What the request path writes to a token it authenticated. */
 export interface KnoxTouch {
@@ -423,5 +423,6 @@ function toToken(row: Record<string, unknown>): KnoxToken {
     retiredAt: toDate(row.retired_at),
     abilities: (row.abilities as string[] | null | undefined) ?? null,
     lastUsedIp: (row.last_used_ip as string | null | undefined) ?? null,
+    kind: (row.kind as KnoxTokenKind | undefined) ?? 'session',
   });
 }

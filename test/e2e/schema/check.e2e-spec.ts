@@ -237,7 +237,23 @@ describe('boot-time check of the token table', () => {
     await ds.destroy();
     const error = await bootError({ schema: schema.name });
     expect(error.message).toBe(
-      `KnoxModule: table ${schema.name}.knox_authtoken lacks columns abilities, last_used_ip: run the pending migrations of knoxMigrations(TestUser) (README "Your own PostgreSQL").`,
+      `KnoxModule: table ${schema.name}.knox_authtoken lacks columns abilities, last_used_ip, kind: run the pending migrations of knoxMigrations(TestUser) (README "Your own PostgreSQL").`,
+    );
+  });
+
+  it('a table without the kind migration: names the column and says to run the pending migrations', async () => {
+    const schema = await freshSchema();
+    const [create, abilities] = knoxMigrations(TestUser);
+    const ds = await openDataSource({
+      schema: schema.name,
+      entities: [TestUser],
+      migrations: [create, abilities],
+    });
+    await ds.runMigrations();
+    await ds.destroy();
+    const error = await bootError({ schema: schema.name });
+    expect(error.message).toBe(
+      `KnoxModule: table ${schema.name}.knox_authtoken lacks columns kind: run the pending migrations of knoxMigrations(TestUser) (README "Your own PostgreSQL").`,
     );
   });
 
@@ -264,7 +280,7 @@ describe('boot-time check of the token table', () => {
   describe('a django-rest-knox table not taken over yet', () => {
     let db: DjangoDatabase;
     const djangoMissing =
-      'lacks columns id, ttl_ms, name, user_agent, ip, last_used_at, retired_at, abilities, last_used_ip';
+      'lacks columns id, ttl_ms, name, user_agent, ip, last_used_at, retired_at, abilities, last_used_ip, kind';
 
     it("with schema: 'django': names the takeover migration", async () => {
       db = await loadDjangoFixture();

@@ -67,6 +67,7 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
     expect(ran.map((m) => m.name)).toEqual([
       KNOX_MIGRATION_NAMES.djangoTakeover,
       KNOX_MIGRATION_NAMES.tokenAbilities,
+      KNOX_MIGRATION_NAMES.tokenKind,
     ]);
 
     // TypeORM sees nothing to change: not Django's FK, not its four indexes, not auth_user.
@@ -85,12 +86,13 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
       'retired_at',
       'abilities',
       'last_used_ip',
+      'kind',
     ]);
     expect(after.columns.slice(0, 5)).toEqual(before.columns);
-    // Django's rows keep every ability.
+    // Django's rows keep every ability, and are sessions.
     expect(
       await ds.query(
-        `SELECT count(*)::int AS n FROM "${db.schema}".knox_authtoken WHERE abilities IS NOT NULL OR last_used_ip IS NOT NULL`,
+        `SELECT count(*)::int AS n FROM "${db.schema}".knox_authtoken WHERE abilities IS NOT NULL OR last_used_ip IS NOT NULL OR kind <> 'session'`,
       ),
     ).toEqual([{ n: 0 }]);
     // Django's constraints and indexes are all still there, unchanged; two were added.
@@ -123,17 +125,18 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
       rows.map((r) => Object.fromEntries(DJANGO_COLUMNS.map((c) => [c, r[c]]))),
     ).toEqual(rowsBefore);
 
-    // Django keeps inserting rows its way (no id): the default gives them one.
+    // Django keeps inserting rows its way (no id, no kind): the defaults give them one.
     await ds.query(
       `INSERT INTO "${db.schema}".knox_authtoken (digest, created, user_id, expiry, token_key)
        VALUES ($1, now(), 1, NULL, 'djangoinsert000')`,
       ['f'.repeat(128)],
     );
     const [inserted] = await ds.query(
-      `SELECT id FROM "${db.schema}".knox_authtoken WHERE digest = $1`,
+      `SELECT id, kind FROM "${db.schema}".knox_authtoken WHERE digest = $1`,
       ['f'.repeat(128)],
     );
     expect(inserted.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(inserted.kind).toBe('session');
     await ds.query(
       `DELETE FROM "${db.schema}".knox_authtoken WHERE digest = $1`,
       ['f'.repeat(128)],
@@ -148,10 +151,16 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
       usersBefore,
     );
 
+    // Reverting the kind migration alone leaves the abilities migration's table as it was.
+    await ds.undoLastMigration();
+    const withAbilities = await tableShape(ds, db.schema, 'knox_authtoken');
+    expect(withAbilities.columns).toEqual(after.columns.slice(0, -1));
+    expect(withAbilities.constraints).toEqual(after.constraints);
+    expect(withAbilities.indexes).toEqual(after.indexes);
     await ds.undoLastMigration();
     // Reverting the abilities migration alone leaves the takeover's table as it was.
     const takeoverOnly = await tableShape(ds, db.schema, 'knox_authtoken');
-    expect(takeoverOnly.columns).toEqual(after.columns.slice(0, -2));
+    expect(takeoverOnly.columns).toEqual(after.columns.slice(0, -3));
     expect(takeoverOnly.constraints).toEqual(after.constraints);
     expect(takeoverOnly.indexes).toEqual(after.indexes);
     await ds.undoLastMigration();
@@ -169,12 +178,14 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
     const djangoFirst = await tableShape(ds, db.schema, 'knox_authtoken');
     await ds.undoLastMigration();
     await ds.undoLastMigration();
+    await ds.undoLastMigration();
     await ds.query(`DROP TABLE "${db.schema}".knox_authtoken`);
 
     const ran = await ds.runMigrations();
     expect(ran.map((m) => m.name)).toEqual([
       KNOX_MIGRATION_NAMES.djangoTakeover,
       KNOX_MIGRATION_NAMES.tokenAbilities,
+      KNOX_MIGRATION_NAMES.tokenKind,
     ]);
     // Exactly the table Django's migrations 0001–0009 plus the takeover make.
     expect(await tableShape(ds, db.schema, 'knox_authtoken')).toEqual(
@@ -182,6 +193,7 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
     );
     expect(await pendingSchemaChanges(ds)).toEqual([]);
     // Reverting leaves Django's table (then owned by `manage.py migrate knox --fake`).
+    await ds.undoLastMigration();
     await ds.undoLastMigration();
     await ds.undoLastMigration();
     expect(await tableShape(ds, db.schema, 'knox_authtoken')).toEqual(django);

@@ -96,6 +96,7 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
       expect(ran.map((m) => m.name)).toEqual([
         KNOX_MIGRATION_NAMES.createTokenTable,
         KNOX_MIGRATION_NAMES.tokenAbilities,
+        KNOX_MIGRATION_NAMES.tokenKind,
       ]);
       expect(await pendingSchemaChanges(ds, table)).toEqual([]);
       // The whole diff, user table included, is empty: nothing of the app's is touched either.
@@ -118,10 +119,14 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
         'retired_at',
         'abilities',
         'last_used_ip',
+        'kind',
       ]);
       expect(
         shape.columns.find((c) => c.column_name === 'abilities'),
       ).toMatchObject({ data_type: 'ARRAY', is_nullable: 'YES' });
+      expect(shape.columns.find((c) => c.column_name === 'kind')).toMatchObject(
+        { data_type: 'character varying', is_nullable: 'NO' },
+      );
       expect(
         shape.columns.find((c) => c.column_name === 'user_id')!.data_type,
       ).toBe(userEntity === UuidUser ? 'uuid' : 'integer');
@@ -132,6 +137,7 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
         }),
       );
 
+      await ds.undoLastMigration();
       await ds.undoLastMigration();
       await ds.undoLastMigration();
       const after = await schemaShape(ds, schema!.name);
@@ -231,11 +237,15 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
     expect(await pendingSchemaChanges(ds)).toEqual([
       expect.stringContaining('ADD "abilities" text array'),
       expect.stringContaining('ADD "last_used_ip" character varying(45)'),
+      expect.stringContaining(
+        `ADD "kind" character varying(32) NOT NULL DEFAULT 'session'`,
+      ),
     ]);
 
     const ran = await ds.runMigrations();
     expect(ran.map((m) => m.name)).toEqual([
       KNOX_MIGRATION_NAMES.tokenAbilities,
+      KNOX_MIGRATION_NAMES.tokenKind,
     ]);
     expect(await pendingSchemaChanges(ds)).toEqual([]);
     const [row] = await ds.query(
@@ -245,8 +255,18 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
       ...rowsBefore[0],
       abilities: null,
       last_used_ip: null,
+      kind: 'session',
     });
 
+    await ds.undoLastMigration();
+    const [abilitiesOnly] = await ds.query(
+      `SELECT * FROM "${schema!.name}".knox_authtoken`,
+    );
+    expect(abilitiesOnly).toEqual({
+      ...rowsBefore[0],
+      abilities: null,
+      last_used_ip: null,
+    });
     await ds.undoLastMigration();
     expect(await tableShape(ds, schema!.name, 'knox_authtoken')).toEqual(
       before,
