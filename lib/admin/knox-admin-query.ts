@@ -226,7 +226,7 @@ export function readUserId(raw: unknown, keyType: string): unknown {
   if (typeof raw !== 'string' || raw === '' || raw.length > 200) {
     throw bad("'userId' must be a user's id.");
   }
-  if (/int|numeric|decimal/i.test(keyType)) {
+  if (/int|numeric|decimal|number/i.test(keyType)) {
     if (!/^-?\d{1,19}$/.test(raw)) {
       throw bad(`'userId' must be a whole number; got '${raw}'.`);
     }

@@ -190,8 +190,8 @@ export class KnoxAdminTokens implements OnModuleInit {
       return userId;
     }
     const key = this.store.userPrimaryColumn();
-    const type = typeof key.type === 'string' ? key.type : key.type.name;
-    return readUserId(userId, type);
+    const driver = this.store.repository.manager.connection.driver;
+    return readUserId(userId, driver.normalizeType(key));
   }
 
   /** The label of a token's user. */
