@@ -161,7 +161,7 @@ interface SwaggerAdminApi extends SwaggerApi {
 const described = new WeakSet<object>();
 
 /**
- * Describes the admin's API routes (tag `auth-admin`) and leaves the page's three files out of
+ * Describes the admin's API routes (tag `auth-admin`) and leaves the page and its files out of
  * the document; without the `admin` option (a `forRootAsync` app), leaves the whole controller
  * out. Without `@nestjs/swagger`, does nothing.
  */
@@ -188,7 +188,7 @@ async function describeAdminRoutes(
     return true;
   }
   const proto = KnoxAdminController.prototype as object;
-  for (const name of ['page', 'script', 'style']) {
+  for (const name of ['page', 'script', 'style', 'icon']) {
     const descriptor = Object.getOwnPropertyDescriptor(proto, name)!;
     swagger.ApiExcludeEndpoint()(proto, name, descriptor);
   }

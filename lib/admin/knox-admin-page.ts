@@ -31,6 +31,7 @@ export const KNOX_ADMIN_PAGE_HEADERS: Readonly<Record<string, string>> = {
 export const KNOX_ADMIN_ASSETS = {
   'knox-admin.js': 'text/javascript; charset=utf-8',
   'knox-admin.css': 'text/css; charset=utf-8',
+  'knox-admin.svg': 'image/svg+xml',
 } as const;
 
 /** A file of the page by the name it is served under. */

@@ -87,6 +87,13 @@ export class KnoxAdminController {
     return this.asset(request, res, 'knox-admin.css');
   }
 
+  /** `GET admin/knox-admin.svg`: the page's icon. */
+  @Get('knox-admin.svg')
+  @KnoxPublic()
+  icon(@Req() request: AdminRequest, @Res({ passthrough: true }) res: unknown) {
+    return this.asset(request, res, 'knox-admin.svg');
+  }
+
   /** `GET admin/tokens`: one page of every user's tokens. */
   @Get('tokens')
   @UseGuards(KnoxAdminGuard)
