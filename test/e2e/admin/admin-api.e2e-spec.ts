@@ -2,7 +2,12 @@ import { describe, expect, it } from '@jest/globals';
 import { KnoxTokenService } from '../../../lib/index.js';
 import { PLATFORMS } from '../../support/platforms.js';
 import { MESSAGES, MINUTE, expectUnauthorized } from '../../support/http.js';
-import { login, useTestApp, type TestApp } from '../../support/test-app.js';
+import {
+  createTestApp,
+  login,
+  useTestApp,
+  type TestApp,
+} from '../../support/test-app.js';
 import type { TestUser } from '../../support/fixtures.js';
 
 const bearer = (token: string) => ({ Authorization: `Token ${token}` });
@@ -286,5 +291,75 @@ describe('the list: every field, never a secret', () => {
         .map((i: { retiredAt: string | null }) => !!i.retiredAt)
         .sort(),
     ).toEqual([false, true]);
+  });
+});
+
+describe('bad admin options fail at boot with a message saying what to fix', () => {
+  it.each([
+    [
+      {},
+      'KnoxModule: `admin.isAdmin` is required and must be a function (user) => boolean, e.g. admin: { isAdmin: (user) => user.isStaff }.',
+    ],
+    [
+      { isAdmin: () => true, describeUser: 'username' },
+      'KnoxModule: `admin.describeUser` must be a function.',
+    ],
+    [
+      { isAdmin: () => true, searchUserColumns: 'username' },
+      "KnoxModule: `admin.searchUserColumns` must be a list of the user entity's property names, e.g. ['username', 'email']; got \"username\".",
+    ],
+    [
+      { isAdmin: () => true, isAdmn: true },
+      "KnoxModule: unknown option 'admin.isAdmn'",
+    ],
+    [
+      {
+        isAdmin: () => true,
+        searchUserColumns: ['username', 'isActive', 'nope'],
+      },
+      'KnoxModule: `admin.searchUserColumns` names isActive, nope, which TestUser has no text column for; list text columns of the user entity (by property name).',
+    ],
+    [
+      5,
+      'KnoxModule: `admin` must be an object ({ isAdmin, describeUser?, searchUserColumns? }) or false; got number.',
+    ],
+  ])('admin: %j', async (value, message) => {
+    await expect(
+      createTestApp({ knox: { admin: value as never } }),
+    ).rejects.toThrow(message);
+  });
+
+  it('also through forRootAsync', async () => {
+    await expect(
+      createTestApp({ async: true, knox: { admin: {} as never } }),
+    ).rejects.toThrow('`admin.isAdmin` is required');
+  });
+
+  it('admin: false is off', async () => {
+    const t = await createTestApp({ knox: { admin: false } });
+    try {
+      expect((await t.http.get('/auth/admin/tokens')).status).toBe(404);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('searchUserColumns: the admin search finds users by the columns listed', () => {
+  const t = useTestApp(
+    { knox: { admin: { ...admin, searchUserColumns: ['password'] } } },
+    seed,
+  );
+
+  it('matches the listed column, not the default username', async () => {
+    await t.dataSource.query(
+      `UPDATE knox_test_user SET password = 'Needle-Pw' WHERE username = 'root'`,
+    );
+    const list = (search: string) =>
+      t.http
+        .get(`/auth/admin/tokens?search=${search}`)
+        .set(bearer(t.seeded.rootToken));
+    expect((await list('needle')).body.items).toHaveLength(1);
+    expect((await list('root')).body.items).toHaveLength(0);
   });
 });
