@@ -1,7 +1,8 @@
 /**
  * A Nest app compiled as CommonJS (`module: commonjs`, as `nest new` made them), loading the
  * packed nestjs-knox (ESM) through Node's require(esm): boots on DATABASE_URL, logs in, calls a
- * guarded route, lists the sessions, logs out; exits non-zero on any surprise. Run by run.sh.
+ * guarded route, lists the sessions, loads the token admin page and list, logs out; exits non-zero
+ * on any surprise. Run by run.sh.
  */
 import 'reflect-metadata';
 import { Controller, Get, Module, UseGuards } from '@nestjs/common';
@@ -55,6 +56,8 @@ const SCHEMA = 'knox_cjs_app';
           // A real app compares a password hash (see the README).
           return user && user.password === password ? user : null;
         },
+        // The token admin: its page's files come from the packed tarball (dist/admin/page/).
+        admin: { isAdmin: (user: User) => user.username === 'alice' },
       }),
     }),
   ],
@@ -105,6 +108,24 @@ async function main(): Promise<void> {
     const list = (await sessions.json()) as { name: string }[];
     check(list.length === 1 && list[0].name === 'cjs', 'GET /auth/tokens');
 
+    const page = await fetch(`${base}/auth/admin`);
+    const html = await page.text();
+    check(
+      page.status === 200 && html.includes('src="admin/knox-admin.js"'),
+      `GET /auth/admin: ${page.status}`,
+    );
+    const script = await fetch(`${base}/auth/admin/knox-admin.js`);
+    check(
+      script.status === 200 && (await script.text()).includes('sessionStorage'),
+      `GET /auth/admin/knox-admin.js: ${script.status}`,
+    );
+    const admin = await fetch(`${base}/auth/admin/tokens`, { headers: auth });
+    const tokens = (await admin.json()) as { items: { kind: string }[] };
+    check(
+      admin.status === 200 && tokens.items[0]?.kind === 'session',
+      `GET /auth/admin/tokens: ${admin.status}`,
+    );
+
     const logout = await fetch(`${base}/auth/logout`, {
       method: 'POST',
       headers: auth,
@@ -113,7 +134,7 @@ async function main(): Promise<void> {
     const after = await fetch(`${base}/me`, { headers: auth });
     check(after.status === 401, `GET /me after logout: ${after.status}`);
     console.log(
-      `CommonJS app on Node ${process.versions.node}: login, GET /me, GET /auth/tokens, logout OK`,
+      `CommonJS app on Node ${process.versions.node}: login, GET /me, GET /auth/tokens, the token admin, logout OK`,
     );
   } finally {
     await app.close();
