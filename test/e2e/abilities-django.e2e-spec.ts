@@ -121,7 +121,7 @@ describe.each(['express', 'fastify'] as const)(
       await db?.drop();
     });
 
-    it('the migrations ran, and every Django row has abilities NULL', async () => {
+    it('the migrations ran, and every Django row has abilities NULL (and is a session)', async () => {
       const ds = app.get(DataSource);
       const ran: { name: string }[] = await ds.query(
         `SELECT name FROM "${db.schema}".migrations ORDER BY id`,
@@ -129,9 +129,10 @@ describe.each(['express', 'fastify'] as const)(
       expect(ran.map((m) => m.name)).toEqual([
         KNOX_MIGRATION_NAMES.djangoTakeover,
         KNOX_MIGRATION_NAMES.tokenAbilities,
+        KNOX_MIGRATION_NAMES.tokenKind,
       ]);
       const [{ n }] = await ds.query(
-        `SELECT count(*)::int AS n FROM "${db.schema}".knox_authtoken WHERE abilities IS NOT NULL`,
+        `SELECT count(*)::int AS n FROM "${db.schema}".knox_authtoken WHERE abilities IS NOT NULL OR kind <> 'session'`,
       );
       expect(n).toBe(0);
     });

@@ -203,6 +203,7 @@ suite('cache triggers migration', () => {
         'KnoxCacheTriggers9000000000003',
         'KnoxTokenAbilities9000000000004',
         'KnoxCacheAbilities9000000000005',
+        'KnoxTokenKind9000000000006',
       ]);
       const runner = migrated.createQueryRunner();
       expect(await hasKnoxCacheTriggers(runner, 'knox_authtoken')).toBe(true);

@@ -50,6 +50,22 @@ KnoxModule.forRoot({
   isUserActive: (user) => user.username !== 'banned',
 });
 
+// The token admin's hooks see a User too.
+KnoxModule.forRoot({
+  userEntity: User,
+  validateUser: (username) => users.check(username),
+  admin: { isAdmin: (user) => user.isStaff, describeUser: (u) => u.username },
+});
+
+KnoxModule.forRoot({
+  userEntity: Customer,
+  validateUser: async () => null,
+  admin: {
+    // @ts-expect-error a Customer has no isStaff
+    isAdmin: (user) => user.isStaff,
+  },
+});
+
 // The same through forRootAsync: the factory's options are typed by userEntity.
 KnoxModule.forRootAsync({
   userEntity: User,
