@@ -36,10 +36,8 @@ export {
 } from './store/migrations/knox-migrations.js';
 export { KnoxSchemaError } from './store/knox-schema-check.js';
 export { KnoxClock, SystemKnoxClock } from './knox-clock.js';
-export {
-  KnoxOptionsError,
-  type ResolvedKnoxOptions,
-} from './options/knox-options.js';
+export { KnoxOptionsError } from './options/knox-options-error.js';
+export type { ResolvedKnoxOptions } from './options/knox-options.js';
 export { KnoxPublic } from './decorators/knox-public.decorator.js';
 export { KnoxUser, KnoxAuth } from './decorators/knox-user.decorator.js';
 export { KNOX_PUBLIC_KEY } from './knox.constants.js';

@@ -4,14 +4,7 @@ import type {
   KnoxTokenFormat,
   KnoxTokenLimitPolicy,
 } from './knox-module-options.interface.js';
-
-/** Thrown at boot when an option is wrong; the message says what to fix. */
-export class KnoxOptionsError extends Error {
-  constructor(message: string) {
-    super(`KnoxModule: ${message}`);
-    this.name = 'KnoxOptionsError';
-  }
-}
+import { KnoxOptionsError } from './knox-options-error.js';
 
 /**
  * Where a value is checked, which decides the wording of the error:

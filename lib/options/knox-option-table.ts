@@ -1,4 +1,4 @@
-import { KnoxOptionsError } from './knox-option-checks.js';
+import { KnoxOptionsError } from './knox-options-error.js';
 
 /** What kind of value an option takes (for the reader of the table, and for its docs). */
 export type KnoxOptionKind =

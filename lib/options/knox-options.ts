@@ -7,8 +7,8 @@ import type {
   KnoxTokenFormat,
   KnoxTokenLimitPolicy,
 } from './knox-module-options.interface.js';
+import { KnoxOptionsError } from './knox-options-error.js';
 import {
-  KnoxOptionsError,
   TOKEN_FORMATS,
   TOKEN_NAME_COLUMN_LENGTH,
   checkAbilities,

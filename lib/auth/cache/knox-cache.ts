@@ -16,7 +16,7 @@ import {
   KNOX_TOKEN_REPOSITORY,
 } from '../../knox.constants.js';
 import type { ResolvedKnoxOptions } from '../../options/knox-options.js';
-import { KnoxOptionsError } from '../../options/knox-options.js';
+import { KnoxOptionsError } from '../../options/knox-options-error.js';
 import type { KnoxToken } from '../../store/knox-token.entity.js';
 import {
   hasKnoxCacheAbilitiesTrigger,
