@@ -48,7 +48,7 @@ export type {
   KnoxCacheRedisBus,
   KnoxRedisClient,
   KnoxRedisSubscriber,
-} from './auth/cache/knox-cache-options.js';
+} from './options/knox-cache-options.js';
 export {
   installKnoxCacheTriggers,
   type KnoxCacheMigrationsOptions,

@@ -1,6 +1,6 @@
 import type { Type } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
-import type { KnoxCacheOptions } from '../auth/cache/knox-cache-options.js';
+import type { KnoxCacheOptions } from './knox-cache-options.js';
 import type { KnoxClock } from '../knox-clock.js';
 import type { KnoxToken } from '../store/knox-token.entity.js';
 import type { KnoxTableSchema } from '../store/knox-token-table.js';

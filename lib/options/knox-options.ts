@@ -31,7 +31,7 @@ import {
 import {
   resolveKnoxCacheOptions,
   type ResolvedKnoxCacheOptions,
-} from '../auth/cache/knox-cache-options.js';
+} from './knox-cache-options.js';
 
 export * from './knox-option-checks.js';
 

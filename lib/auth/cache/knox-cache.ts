@@ -26,7 +26,7 @@ import {
   hasKnoxCacheTriggers,
   installKnoxCacheTriggers,
 } from '../../store/migrations/knox-cache-migrations.js';
-import type { ResolvedKnoxCacheOptions } from './knox-cache-options.js';
+import type { ResolvedKnoxCacheOptions } from '../../options/knox-cache-options.js';
 import { KnoxPgListener } from './knox-pg-listener.js';
 import { KnoxRedisBus } from './knox-redis-bus.js';
 import {

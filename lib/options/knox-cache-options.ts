@@ -1,4 +1,4 @@
-import { KnoxOptionsError } from '../../options/knox-options-error.js';
+import { KnoxOptionsError } from './knox-options-error.js';
 
 /**
  * The part of an `ioredis` client (or any client with the same calls) the Redis bus uses: the
