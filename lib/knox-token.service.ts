@@ -14,7 +14,7 @@ import {
 } from './sessions/knox-sessions.js';
 import type { KnoxToken } from './store/knox-token.entity.js';
 import { KnoxTokenStore } from './store/knox-token.store.js';
-import { KnoxCache } from './auth/cache/knox-cache.js';
+import { KnoxCache } from './cache/knox-cache.js';
 import { grants } from './abilities/knox-abilities.js';
 
 export type { KnoxAuthResult } from './auth/knox-authenticator.js';

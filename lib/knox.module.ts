@@ -15,7 +15,7 @@ import {
   knoxRoutePaths,
 } from './http/knox-method-not-allowed.js';
 import { KnoxGuard } from './auth/knox.guard.js';
-import { KnoxCache } from './auth/cache/knox-cache.js';
+import { KnoxCache } from './cache/knox-cache.js';
 import { KnoxLoginThrottler } from './http/knox-login-throttler.js';
 import {
   KNOX_BODYLESS_ROUTES,

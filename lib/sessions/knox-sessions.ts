@@ -6,7 +6,7 @@ import {
   UnauthorizedException,
 } from '@nestjs/common';
 import { KnoxClock } from '../knox-clock.js';
-import { KnoxCache } from '../auth/cache/knox-cache.js';
+import { KnoxCache } from '../cache/knox-cache.js';
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
 import { KnoxMessages } from '../knox.messages.js';
 import { KnoxEventSink } from '../events/knox-event-sink.js';

@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import { WsException } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
-import { KnoxCache } from '../../auth/cache/knox-cache.js';
+import { KnoxCache } from '../../cache/knox-cache.js';
 import { KnoxGuard } from '../../auth/knox.guard.js';
 import { KnoxClock } from '../../knox-clock.js';
 import { KnoxMessages } from '../../knox.messages.js';
