@@ -43,6 +43,7 @@ export { KnoxUser, KnoxAuth } from './decorators/knox-user.decorator.js';
 export { KNOX_PUBLIC_KEY } from './knox.constants.js';
 export * from './events/knox.events.js';
 export type * from './options/knox-module-options.interface.js';
+export type { KnoxRequest } from './knox-request.js';
 export type {
   KnoxCacheOptions,
   KnoxCacheRedisBus,

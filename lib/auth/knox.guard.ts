@@ -14,9 +14,9 @@ import {
   cachedAuthentication,
   type KnoxAuthResult,
 } from '../knox-token.service.js';
-import type { KnoxRequest } from '../options/knox-module-options.interface.js';
+import type { KnoxRequest } from '../knox-request.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
-import { clientInfoOf, setResponseHeader } from '../http/knox-request.util.js';
+import { clientInfoOf, setResponseHeader } from '../knox-request.js';
 import type { KnoxToken } from '../store/knox-token.entity.js';
 import {
   missingAbilities,

@@ -36,10 +36,9 @@ import type { KnoxClientInfo } from '../events/knox.events.js';
 import type {
   KnoxLoginContext,
   KnoxLoginResponse,
-  KnoxRequest,
 } from '../options/knox-module-options.interface.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
-import { clientInfoOf } from './knox-request.util.js';
+import { clientInfoOf, type KnoxRequest } from '../knox-request.js';
 import { methodNotAllowed, methodsOf } from './knox-method-not-allowed.js';
 import {
   checkKnoxCsrf,

@@ -2,7 +2,7 @@ import type { Type } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
 import type { KnoxCacheOptions } from './knox-cache-options.js';
 import type { KnoxClock } from '../knox-clock.js';
-import type { KnoxToken } from '../store/knox-token.entity.js';
+import type { KnoxRequest } from '../knox-request.js';
 import type { KnoxTableSchema } from '../store/knox-token-table.js';
 
 /**
@@ -33,21 +33,6 @@ export type KnoxTokenFormat = 'knox' | 'checksum';
 export type KnoxLegacyTokenDigest = (
   token: string,
 ) => string | null | undefined;
-
-/** The HTTP request as Express or Fastify hands it to Nest (only what the module reads). */
-export interface KnoxRequest {
-  /** The request headers (lower-cased names). */
-  headers: Record<string, string | string[] | undefined>;
-  /** The client IP as the platform computed it (honouring `trust proxy`). */
-  ip?: string;
-  /** The parsed body. */
-  body?: unknown;
-  /** The authenticated user, set by {@link KnoxGuard}. */
-  user?: unknown;
-  /** The token record that authenticated the request, set by {@link KnoxGuard}. */
-  auth?: KnoxToken;
-  [key: string]: unknown;
-}
 
 /** What the per-login hooks are given. */
 export interface KnoxLoginContext<User = any> {

@@ -17,6 +17,7 @@ import {
   type KnoxTableSchema,
 } from './knox-token-table.js';
 import { grants } from '../abilities/knox-abilities.js';
+import { IP_COLUMN_LENGTH, USER_AGENT_LENGTH } from '../knox.constants.js';
 
 /**
  * A token as stored: never the plaintext, only its SHA-512 digest. The layout matches
@@ -166,16 +167,26 @@ const VALUE_COLUMNS: [keyof KnoxToken, ColumnOptions][] = [
   ['name', { type: 'varchar', length: 200, nullable: true }],
   [
     'userAgent',
-    { name: 'user_agent', type: 'varchar', length: 512, nullable: true },
+    {
+      name: 'user_agent',
+      type: 'varchar',
+      length: USER_AGENT_LENGTH,
+      nullable: true,
+    },
   ],
-  ['ip', { type: 'varchar', length: 45, nullable: true }],
+  ['ip', { type: 'varchar', length: IP_COLUMN_LENGTH, nullable: true }],
   ['lastUsedAt', { name: 'last_used_at', type: 'timestamptz', nullable: true }],
   ['retiredAt', { name: 'retired_at', type: 'timestamptz', nullable: true }],
   // Added by KnoxTokenAbilities9000000000004.
   ['abilities', { type: 'text', array: true, nullable: true }],
   [
     'lastUsedIp',
-    { name: 'last_used_ip', type: 'varchar', length: 45, nullable: true },
+    {
+      name: 'last_used_ip',
+      type: 'varchar',
+      length: IP_COLUMN_LENGTH,
+      nullable: true,
+    },
   ],
 ];
 

@@ -9,6 +9,7 @@ import {
 import { EntityManager, Repository } from 'typeorm';
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata.js';
 import {
+  IP_COLUMN_LENGTH,
   KNOX_MODULE_EXTRAS,
   KNOX_TOKEN_REPOSITORY,
 } from '../knox.constants.js';
@@ -117,7 +118,7 @@ export class KnoxTokenStore {
     const params: unknown[] = [digests, change.lastUsedAt];
     const sets = ['"last_used_at" = $2'];
     if (change.lastUsedIp) {
-      params.push(change.lastUsedIp.slice(0, 45));
+      params.push(change.lastUsedIp.slice(0, IP_COLUMN_LENGTH));
       sets.push(`"last_used_ip" = $${params.length}`);
     }
     if (change.expiry) {

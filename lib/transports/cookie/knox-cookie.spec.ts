@@ -1,10 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { ForbiddenException } from '@nestjs/common';
 import { resolveKnoxOptions } from '../../options/knox-options.js';
-import type {
-  KnoxModuleOptions,
-  KnoxRequest,
-} from '../../options/knox-module-options.interface.js';
+import type { KnoxModuleOptions } from '../../options/knox-module-options.interface.js';
+import type { KnoxRequest } from '../../knox-request.js';
 import {
   checkKnoxCsrf,
   knoxClearedCookie,

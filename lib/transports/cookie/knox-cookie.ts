@@ -1,6 +1,6 @@
 import { ForbiddenException } from '@nestjs/common';
 import { KnoxMessages } from '../../knox.messages.js';
-import type { KnoxRequest } from '../../options/knox-module-options.interface.js';
+import type { KnoxRequest } from '../../knox-request.js';
 
 /** The cookie transport's settings, resolved (see `KnoxModuleOptions.cookie`). */
 export interface ResolvedKnoxCookie {

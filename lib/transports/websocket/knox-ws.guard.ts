@@ -12,8 +12,8 @@ import { KnoxGuard } from '../../auth/knox.guard.js';
 import { KnoxClock } from '../../knox-clock.js';
 import { KnoxMessages } from '../../knox.messages.js';
 import type { KnoxAuthResult } from '../../knox-token.service.js';
-import type { KnoxRequest } from '../../options/knox-module-options.interface.js';
-import { clientInfoOf } from '../../http/knox-request.util.js';
+import type { KnoxRequest } from '../../knox-request.js';
+import { clientInfoOf } from '../../knox-request.js';
 import { knoxErrorPayload } from '../knox-transport-errors.js';
 import {
   knoxWsConnectionsOf,
