@@ -44,6 +44,7 @@ export { KNOX_PUBLIC_KEY } from './knox.constants.js';
 export * from './events/knox.events.js';
 export type * from './options/knox-module-options.interface.js';
 export type { KnoxRequest } from './knox-request.js';
+export type { KnoxCookieOptions } from './options/knox-cookie-options.js';
 export type {
   KnoxCacheOptions,
   KnoxCacheRedisBus,

@@ -1,6 +1,7 @@
 import type { Type } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
 import type { KnoxCacheOptions } from './knox-cache-options.js';
+import type { KnoxCookieOptions } from './knox-cookie-options.js';
 import type { KnoxClock } from '../knox-clock.js';
 import type { KnoxRequest } from '../knox-request.js';
 import type { KnoxTableSchema } from '../store/knox-token-table.js';
@@ -68,50 +69,6 @@ export interface KnoxLoginResponse {
   id: string;
   /** The user, when `serializeUser` is set. */
   user?: unknown;
-}
-
-/** The cookie transport's settings (`cookie` in {@link KnoxModuleOptions}). */
-export interface KnoxCookieOptions {
-  /**
-   * The cookie's name. A `__Host-` name (e.g. `__Host-knox`) pins it to the exact host; it
-   * needs `secure`, path `/` and no `domain`.
-   * @default 'knox_token'
-   */
-  name?: string;
-
-  /**
-   * Sends the cookie over HTTPS only. Turn it off only for local development over plain HTTP.
-   * @default true
-   */
-  secure?: boolean;
-
-  /**
-   * The `SameSite` attribute. `'strict'` keeps every cross-site request from carrying the
-   * cookie; `'lax'` lets top-level cross-site navigations (GET links) carry it.
-   * @default 'strict'
-   */
-  sameSite?: 'strict' | 'lax';
-
-  /**
-   * The cookie's `Path`.
-   * @default '/'
-   */
-  path?: string;
-
-  /**
-   * The cookie's `Domain`; unset, the cookie is host-only (the safer choice).
-   * @default undefined
-   */
-  domain?: string;
-
-  /**
-   * Origins (`https://app.example.com`) allowed to send unsafe requests (POST, PUT, PATCH,
-   * DELETE…) authenticated by the cookie, besides the API's own host (the `Host` header). Add
-   * the front end's origin when it is served from another origin, or when a proxy rewrites
-   * `Host`.
-   * @default []
-   */
-  trustedOrigins?: string[];
 }
 
 /**

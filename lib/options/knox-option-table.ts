@@ -33,6 +33,9 @@ export interface KnoxOptionRow {
 /** An option table: option name → row, checked in this order. */
 export type KnoxOptionTable = Readonly<Record<string, KnoxOptionRow>>;
 
+/** A row's `fallback` that is always `value`. */
+export const fixed = (value: unknown) => () => value;
+
 /** Valid keys that are not in the table, and what to say when one turns up. */
 export interface KnoxForeignKeys {
   keys: readonly string[];

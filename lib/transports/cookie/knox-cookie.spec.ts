@@ -8,8 +8,8 @@ import {
   knoxClearedCookie,
   knoxTokenCookie,
   readKnoxCookie,
-  type ResolvedKnoxCookie,
 } from './knox-cookie.js';
+import type { ResolvedKnoxCookie } from '../../options/knox-cookie-options.js';
 
 const validateUser = () => null;
 const cookieOf = (cookie: KnoxModuleOptions['cookie']) =>

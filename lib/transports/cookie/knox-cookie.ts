@@ -1,17 +1,7 @@
 import { ForbiddenException } from '@nestjs/common';
 import { KnoxMessages } from '../../knox.messages.js';
 import type { KnoxRequest } from '../../knox-request.js';
-
-/** The cookie transport's settings, resolved (see `KnoxModuleOptions.cookie`). */
-export interface ResolvedKnoxCookie {
-  name: string;
-  secure: boolean;
-  sameSite: 'strict' | 'lax';
-  path: string;
-  domain: string | null;
-  /** Lower-cased `scheme://host[:port]` origins trusted beside the request's own origin. */
-  trustedOrigins: string[];
-}
+import type { ResolvedKnoxCookie } from '../../options/knox-cookie-options.js';
 
 /** The methods a CSRF defence must guard (everything but the safe ones, RFC 9110 §9.2.1). */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
