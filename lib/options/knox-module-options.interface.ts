@@ -2,29 +2,16 @@ import type { Type } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
 import type { KnoxCacheOptions } from './knox-cache-options.js';
 import type { KnoxCookieOptions } from './knox-cookie-options.js';
+import type {
+  KnoxTokenFormat,
+  KnoxTokenLimitPolicy,
+} from './knox-option-checks.js';
 import type { KnoxClock } from '../knox-clock.js';
 import type { KnoxRequest } from '../knox-request.js';
 import type { KnoxTableSchema } from '../store/knox-token-table.js';
 
-/**
- * What happens when a user already holds `tokenLimitPerUser` live tokens and logs in again.
- * - `reject`: knox's behaviour, 403 "Maximum amount of tokens allowed per user exceeded."
- * - `evict-oldest`: the oldest live tokens are revoked to make room.
- * - `evict-least-recently-used`: the tokens used least recently (or never) are revoked to make room.
- */
-export type KnoxTokenLimitPolicy =
-  'reject' | 'evict-oldest' | 'evict-least-recently-used';
-
-/**
- * The shape of newly issued tokens.
- * - `knox`: `tokenPrefix` + 64 lowercase hex characters, exactly as django-rest-knox issues them.
- * - `checksum`: `tokenPrefix` (at least 4 characters ending in `_`) + 43 base62 characters
- *   (256 random bits) + a 6-character base62 CRC32 of everything before it, like GitHub's `ghp_…`
- *   tokens, so secret scanners can recognise leaked tokens and typos are caught offline.
- *
- * Whichever is chosen, tokens of the other shape that are already in the database keep working.
- */
-export type KnoxTokenFormat = 'knox' | 'checksum';
+// The token shape and limit policy choices live beside their checks.
+export type { KnoxTokenFormat, KnoxTokenLimitPolicy };
 
 /**
  * Computes the digest an earlier hashing scheme stored for a plaintext token, or returns `null`

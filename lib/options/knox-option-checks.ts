@@ -1,9 +1,5 @@
 import { MAXIMUM_TOKEN_PREFIX_LENGTH } from '../knox.constants.js';
 import { parseAbilities } from '../abilities/knox-abilities.js';
-import type {
-  KnoxTokenFormat,
-  KnoxTokenLimitPolicy,
-} from './knox-module-options.interface.js';
 import { KnoxOptionsError } from './knox-options-error.js';
 
 /**
@@ -13,6 +9,26 @@ import { KnoxOptionsError } from './knox-options-error.js';
  *   `Error` "KnoxTokenService: a token TTL must be …".
  */
 export type KnoxCheckSite = 'boot' | 'service';
+
+/**
+ * What happens when a user already holds `tokenLimitPerUser` live tokens and logs in again.
+ * - `reject`: knox's behaviour, 403 "Maximum amount of tokens allowed per user exceeded."
+ * - `evict-oldest`: the oldest live tokens are revoked to make room.
+ * - `evict-least-recently-used`: the tokens used least recently (or never) are revoked to make room.
+ */
+export type KnoxTokenLimitPolicy =
+  'reject' | 'evict-oldest' | 'evict-least-recently-used';
+
+/**
+ * The shape of newly issued tokens.
+ * - `knox`: `tokenPrefix` + 64 lowercase hex characters, exactly as django-rest-knox issues them.
+ * - `checksum`: `tokenPrefix` (at least 4 characters ending in `_`) + 43 base62 characters
+ *   (256 random bits) + a 6-character base62 CRC32 of everything before it, like GitHub's `ghp_…`
+ *   tokens, so secret scanners can recognise leaked tokens and typos are caught offline.
+ *
+ * Whichever is chosen, tokens of the other shape that are already in the database keep working.
+ */
+export type KnoxTokenFormat = 'knox' | 'checksum';
 
 /** The token limit policies, as `tokenLimitPolicy` accepts them. */
 export const POLICIES: readonly KnoxTokenLimitPolicy[] = [
