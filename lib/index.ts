@@ -5,7 +5,7 @@ export {
   KNOX_ASYNC_OPTIONS_TYPE,
 } from './knox.module-definition.js';
 export { KnoxMessages } from './knox.messages.js';
-export { KnoxGuard } from './auth/knox.guard.js';
+export { KnoxGuard } from './guard/knox.guard.js';
 export {
   KnoxTokenService,
   type KnoxAuthResult,

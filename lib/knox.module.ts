@@ -14,7 +14,7 @@ import {
   knoxRoutePath,
   knoxRoutePaths,
 } from './http/knox-method-not-allowed.js';
-import { KnoxGuard } from './auth/knox.guard.js';
+import { KnoxGuard } from './guard/knox.guard.js';
 import { KnoxCache } from './cache/knox-cache.js';
 import { KnoxLoginThrottler } from './http/knox-login-throttler.js';
 import {

@@ -1,15 +1,15 @@
 import { describe, expect, it } from '@jest/globals';
 import { ForbiddenException } from '@nestjs/common';
-import { resolveKnoxOptions } from '../../options/knox-options.js';
-import type { KnoxModuleOptions } from '../../options/knox-module-options.interface.js';
-import type { KnoxRequest } from '../../knox-request.js';
+import { resolveKnoxOptions } from '../options/knox-options.js';
+import type { KnoxModuleOptions } from '../options/knox-module-options.interface.js';
+import type { KnoxRequest } from '../knox-request.js';
 import {
   checkKnoxCsrf,
   knoxClearedCookie,
   knoxTokenCookie,
   readKnoxCookie,
 } from './knox-cookie.js';
-import type { ResolvedKnoxCookie } from '../../options/knox-cookie-options.js';
+import type { ResolvedKnoxCookie } from '../options/knox-cookie-options.js';
 
 const validateUser = () => null;
 const cookieOf = (cookie: KnoxModuleOptions['cookie']) =>

@@ -1,7 +1,7 @@
 import { ForbiddenException } from '@nestjs/common';
-import { KnoxMessages } from '../../knox.messages.js';
-import type { KnoxRequest } from '../../knox-request.js';
-import type { ResolvedKnoxCookie } from '../../options/knox-cookie-options.js';
+import { KnoxMessages } from '../knox.messages.js';
+import type { KnoxRequest } from '../knox-request.js';
+import type { ResolvedKnoxCookie } from '../options/knox-cookie-options.js';
 
 /** The methods a CSRF defence must guard (everything but the safe ones, RFC 9110 §9.2.1). */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);

@@ -25,11 +25,7 @@ import {
 } from '../abilities/knox-abilities.js';
 import { abilityRequirementsOf } from '../abilities/knox-abilities.decorator.js';
 import { digestToken, digestsEqual } from '../tokens/knox-token-format.js';
-import {
-  checkKnoxCsrf,
-  isCookieToken,
-  readKnoxCookie,
-} from '../transports/cookie/knox-cookie.js';
+import { checkKnoxCsrf, isCookieToken, readKnoxCookie } from './knox-cookie.js';
 
 const PRINTABLE_HEADER = /^[\x20-\x7e\t]*$/;
 const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;

@@ -7,7 +7,7 @@ import {
   type NestMiddleware,
 } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
-import { KnoxGuard } from '../auth/knox.guard.js';
+import { KnoxGuard } from '../guard/knox.guard.js';
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
 import type { KnoxRequest } from '../knox-request.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';

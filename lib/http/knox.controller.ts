@@ -25,7 +25,7 @@ import { KnoxMessages } from '../knox.messages.js';
 import { HttpAdapterHost } from '@nestjs/core';
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
 import { KnoxPublic } from '../decorators/knox-public.decorator.js';
-import { KnoxGuard } from '../auth/knox.guard.js';
+import { KnoxGuard } from '../guard/knox.guard.js';
 import {
   KnoxTokenService,
   type KnoxIssuedToken,
@@ -46,7 +46,7 @@ import {
   knoxClearedCookie,
   knoxTokenCookie,
   readKnoxCookie,
-} from '../transports/cookie/knox-cookie.js';
+} from '../guard/knox-cookie.js';
 import { digestToken, digestsEqual } from '../tokens/knox-token-format.js';
 import {
   readCredentials,

@@ -10,7 +10,7 @@ import { ApplicationConfig, Reflector } from '@nestjs/core';
 import type { KnoxToken } from '../../store/knox-token.entity.js';
 import { PassportStrategy } from '@nestjs/passport';
 import passport from 'passport';
-import { KnoxGuard } from '../../auth/knox.guard.js';
+import { KnoxGuard } from '../../guard/knox.guard.js';
 import { KNOX_RESOLVED_OPTIONS } from '../../knox.constants.js';
 import { KnoxMessages } from '../../knox.messages.js';
 import { KnoxTokenService } from '../../knox-token.service.js';

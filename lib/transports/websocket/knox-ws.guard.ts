@@ -8,7 +8,7 @@ import {
 import { WsException } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
 import { KnoxCache } from '../../cache/knox-cache.js';
-import { KnoxGuard } from '../../auth/knox.guard.js';
+import { KnoxGuard } from '../../guard/knox.guard.js';
 import { KnoxClock } from '../../knox-clock.js';
 import { KnoxMessages } from '../../knox.messages.js';
 import type { KnoxAuthResult } from '../../knox-token.service.js';
