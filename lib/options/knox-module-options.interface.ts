@@ -1,4 +1,3 @@
-import type { Type } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
 import type { KnoxCacheOptions } from './knox-cache-options.js';
 import type { KnoxCookieOptions } from './knox-cookie-options.js';
@@ -8,7 +7,7 @@ import type {
 } from './knox-option-checks.js';
 import type { KnoxClock } from '../knox-clock.js';
 import type { KnoxRequest } from '../knox-request.js';
-import type { KnoxTableSchema } from '../store/knox-token-table.js';
+import type { KnoxStoreSettings } from '../store/knox-store-settings.js';
 
 // The token shape and limit policy choices live beside their checks.
 export type { KnoxTokenFormat, KnoxTokenLimitPolicy };
@@ -383,17 +382,10 @@ export interface KnoxModuleOptions<User = any> {
 }
 
 /**
- * Settings that must be known when the module is declared, even under `forRootAsync`.
+ * Settings that must be known when the module is declared, even under `forRootAsync`: the
+ * store's (`userEntity`, `tableName`, `schema`) and the module's own.
  */
-export interface KnoxModuleExtras<User = any> {
-  /**
-   * The app's TypeORM user entity. The token table gets a foreign key `user_id` to its primary
-   * key, with `ON DELETE CASCADE` (with `schema: 'django'`, Django's own foreign key: no cascade).
-   * The user type of the hooks (`validateUser`, `isUserActive`, `getTokenTtl`, …) is inferred
-   * from it.
-   */
-  userEntity: Type<User>;
-
+export interface KnoxModuleExtras<User = any> extends KnoxStoreSettings<User> {
   /**
    * Register the module globally, so `@UseGuards(KnoxGuard)` resolves in every module.
    * @default true
@@ -411,23 +403,6 @@ export interface KnoxModuleExtras<User = any> {
    * @default 'auth'
    */
   path?: string;
-
-  /**
-   * The token table.
-   * @default 'knox_authtoken'
-   */
-  tableName?: string;
-
-  /**
-   * The token table's layout. `'knox'`: the table the shipped migration
-   * (`knoxMigrations(User)`) or `synchronize` creates. `'django'`: a django-rest-knox table
-   * completed by the takeover migration (`knoxMigrations(User, { schema: 'django' })`); the
-   * entity then declares Django's foreign key (no cascade, deferred) and Django's index names,
-   * so TypeORM's diff leaves Django's schema alone. Use the same value for `knoxMigrations` and
-   * `knoxTokenEntity`.
-   * @default 'knox'
-   */
-  schema?: KnoxTableSchema;
 
   /**
    * The TypeORM data source (its name, or the `DataSource` options' name) holding the tables.

@@ -4,7 +4,7 @@ import {
   KNOX_MODULE_EXTRAS,
   KNOX_TOKEN_REPOSITORY,
 } from '../knox.constants.js';
-import type { KnoxModuleExtras } from '../options/knox-module-options.interface.js';
+import type { KnoxStoreSettings } from './knox-store-settings.js';
 import type { KnoxToken } from './knox-token.entity.js';
 import { KNOX_MIGRATION_NAMES } from './migrations/knox-migrations.js';
 import { KNOX_DEFAULT_TABLE_NAME } from './knox-token-table.js';
@@ -46,7 +46,7 @@ export class KnoxSchemaCheck implements OnModuleInit {
     @Inject(KNOX_TOKEN_REPOSITORY)
     private readonly tokens: Repository<KnoxToken>,
     @Inject(KNOX_MODULE_EXTRAS)
-    private readonly extras: KnoxModuleExtras,
+    private readonly extras: KnoxStoreSettings,
   ) {}
 
   async onModuleInit(): Promise<void> {

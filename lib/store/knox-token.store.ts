@@ -14,7 +14,7 @@ import {
   KNOX_TOKEN_REPOSITORY,
 } from '../knox.constants.js';
 import { KnoxMessages } from '../knox.messages.js';
-import type { KnoxModuleExtras } from '../options/knox-module-options.interface.js';
+import type { KnoxStoreSettings } from './knox-store-settings.js';
 import { KnoxToken } from './knox-token.entity.js';
 import { KnoxOutageLog } from './knox-outage-log.js';
 import { KnoxPreparedLookup, lookupQuery } from './knox-prepared-lookup.js';
@@ -83,7 +83,7 @@ export class KnoxTokenStore {
     @Inject(KNOX_TOKEN_REPOSITORY)
     readonly repository: Repository<KnoxToken>,
     @Inject(KNOX_MODULE_EXTRAS)
-    private readonly extras: KnoxModuleExtras,
+    private readonly extras: KnoxStoreSettings,
   ) {
     this.table = quote(repository.metadata.tablePath);
     this.lookup = new KnoxPreparedLookup(repository);
