@@ -80,4 +80,4 @@ export {
   type KnoxDocumentBuilder,
   type KnoxSecuritySchemeObject,
   type KnoxOpenApiSecurityOptions,
-} from './http/knox-openapi.js';
+} from './http/openapi/add-knox-security.js';
