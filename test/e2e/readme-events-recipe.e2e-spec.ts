@@ -1,7 +1,8 @@
 /**
- * Issue 12: the README's audit-everything recipe. `@OnEvent('knox.*')` fires for every knox event
- * when EventEmitterModule is set up with `wildcard: true`, and never without it (the trap the
- * README warns about); a listener per name of `KnoxEvents` needs no wildcard.
+ * Issue 12: the audit-everything recipe of docs/events.md ("Audit everything"). `@OnEvent('knox.*')`
+ * fires for every knox event when EventEmitterModule is set up with `wildcard: true`, and never
+ * without it (the trap the page warns about); a listener per name of `KnoxEvents` needs no
+ * wildcard. (The page's code blocks themselves are type-checked by test/docs/.)
  */
 import { describe, expect, it } from '@jest/globals';
 import { Injectable, Module, type OnModuleInit } from '@nestjs/common';
@@ -43,7 +44,7 @@ function recipeModule(wildcard: boolean) {
 }
 
 describe.each([true, false])(
-  "README events recipe: @OnEvent('knox.*') with wildcard: %s",
+  "docs/events.md recipe: @OnEvent('knox.*') with wildcard: %s",
   (wildcard) => {
     const { RecipeModule, AuthAuditListener } = recipeModule(wildcard);
     const t = useTestApp({ events: false, imports: [RecipeModule] });
