@@ -11,6 +11,7 @@ import {
   EventEmitterModule,
   OnEvent,
 } from '@nestjs/event-emitter';
+import { readFileSync } from 'node:fs';
 import { KnoxEvents, type KnoxTokenEvent } from '../../lib/index.js';
 import { login, useTestApp } from '../support/test-app.js';
 
@@ -83,3 +84,21 @@ describe.each([true, false])(
     );
   },
 );
+
+describe('docs/events.md', () => {
+  it('still shows the recipe tested above', () => {
+    const page = readFileSync(
+      new URL('../../docs/events.md', import.meta.url),
+      'utf8',
+    );
+    const recipe = page.slice(page.indexOf('\n## Audit everything'));
+    for (const line of [
+      "@OnEvent('knox.*')",
+      'EventEmitterModule.forRoot({ wildcard: true })',
+      'for (const name of Object.values(KnoxEvents)) {',
+      'this.events.on(name, (payload: Partial<KnoxTokenEvent>) =>',
+    ]) {
+      expect(recipe).toContain(line);
+    }
+  });
+});
