@@ -1,7 +1,8 @@
 /**
  * Every relative link and `#anchor` in README.md, SECURITY.md and docs/*.md resolves: the file
  * (or folder) exists, and an anchor names a heading of the page it points to (GitHub's slugs).
- * Links to other sites are not fetched.
+ * Links to other sites are not fetched. And the maps stay maps: every docs page is in
+ * docs/README.md and README.md's, and README.md stays a front door (issue 24: at most 300 lines).
  */
 import { describe, expect, it } from '@jest/globals';
 import { existsSync, statSync } from 'node:fs';
@@ -86,5 +87,29 @@ describe('links in the docs', () => {
     expect(brokenBecause('docs/README.md', '../SECURITY.md#nowhere')).toMatch(
       /has no heading #nowhere/,
     );
+  });
+});
+
+describe('the maps of the docs', () => {
+  const pages = docPages().filter(
+    (page) => page.startsWith('docs/') && page !== 'docs/README.md',
+  );
+  const linked = (from: string) =>
+    new Set(
+      links(from).map((link) =>
+        normalize(join(dirname(from), link.target.replace(/#.*$/, ''))),
+      ),
+    );
+
+  it.each(['docs/README.md', 'README.md'])(
+    '%s links every page of docs/',
+    (map) => {
+      const targets = linked(map);
+      expect(pages.filter((page) => !targets.has(page))).toEqual([]);
+    },
+  );
+
+  it('README.md is at most 300 lines: the rest goes to a page of docs/', () => {
+    expect(readPage('README.md').split('\n').length).toBeLessThanOrEqual(300);
   });
 });
