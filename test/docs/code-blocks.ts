@@ -1,5 +1,5 @@
 /**
- * Type-checks the ```ts blocks of README.md and docs/*.md against the library's sources, in
+ * Type-checks the ```ts blocks of README.md, SECURITY.md and docs/*.md against the library's sources, in
  * memory (nothing is written to disk). How a block is read:
  *
  * - **A file**: a block whose first line names it (`// users/user.entity.ts`, `// main.ts: …`)
