@@ -1,6 +1,6 @@
 /**
- * Type-checks the ```ts blocks of README.md, SECURITY.md and docs/*.md against the library's sources, in
- * memory (nothing is written to disk). How a block is read:
+ * Type-checks the ```ts blocks of README.md, SECURITY.md and docs/*.md against the library's
+ * sources, in memory (nothing is written to disk). How a block is read:
  *
  * - **A file**: a block whose first line names it (`// users/user.entity.ts`, `// main.ts: …`)
  *   is that file of an app, compiled exactly as printed. Each page gets its own app folder,
