@@ -353,48 +353,57 @@ export function snippetFile(block: CodeBlock, path: string): VirtualFile {
   };
 }
 
-/** The files of one page's app folder: the Quick start's, the fixtures, then the page's. */
+/**
+ * The files of one page's app folder: the Quick start's, the fixtures, then the page's. A page
+ * that shows the same file twice (two variants of `app.module.ts`, say) gets a second folder
+ * from the second on: a copy of the first's files with the new variant.
+ */
 export function pageFiles(
   page: string,
   blocks = codeBlocks(page),
 ): VirtualFile[] {
-  const folder = join(VIRTUAL, page.replace(/[/.]/g, '_'));
-  const files = new Map<string, VirtualFile>();
-  const named = new Set<string>();
+  type Entry = Omit<VirtualFile, 'path'> & { own: boolean };
+  const first = new Map<string, Entry>();
   for (const [name, block] of quickStartFiles()) {
-    files.set(name, {
-      path: join(folder, name),
-      page: block.page,
-      lines: linesOf(block),
-      shape: 'file',
-    });
+    const lines = linesOf(block);
+    first.set(name, { page: block.page, lines, shape: 'file', own: false });
   }
   for (const [name, text] of Object.entries({
     ...FIXTURES,
     '_context.ts': contextFile(page),
   })) {
     const lines = text.split('\n').map((t) => ({ text: t, from: null }));
-    files.set(name, { path: join(folder, name), page, lines, shape: 'file' });
+    first.set(name, { page, lines, shape: 'file', own: false });
   }
+  const folders = [first];
   for (const block of blocks.filter(isTs)) {
+    let current = folders[folders.length - 1];
     const name = FILE_NAME.exec(block.code)?.[1];
     if (!name) {
-      const file = `_block-line-${block.line}.ts`;
-      files.set(file, snippetFile(block, join(folder, file)));
+      const snippet = snippetFile(block, '');
+      current.set(`_block-line-${block.line}.ts`, { ...snippet, own: false });
       continue;
     }
-    if (named.has(name)) {
-      throw new Error(`${page}:${block.line}: a second block names ${name}`);
+    if (current.get(name)?.own) {
+      current = new Map(
+        [...current].filter(([file]) => !file.startsWith('_block-line-')),
+      );
+      folders.push(current);
     }
-    named.add(name);
-    files.set(name, {
-      path: join(folder, name),
+    current.set(name, {
       page,
       lines: linesOf(block),
       shape: 'file',
+      own: true,
     });
   }
-  return [...files.values()];
+  const base = join(VIRTUAL, page.replace(/[/.]/g, '_'));
+  return folders.flatMap((entries, i) =>
+    [...entries].map(([name, { own: _own, ...file }]) => ({
+      ...file,
+      path: join(i === 0 ? base : `${base}-${i + 1}`, name),
+    })),
+  );
 }
 
 /** Type-checks the files; the problems, each at the page line it comes from. */
