@@ -47,7 +47,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * `pruneExpired`'s default batch: small enough that one batch (one autocommit DELETE, which holds
- * its rows' locks until it commits) stays far under 100 ms on a loaded machine (README "Numbers").
+ * its rows' locks until it commits) stays far under 100 ms on a loaded machine (docs/performance.md).
  */
 const PRUNE_BATCH_SIZE = 100;
 
