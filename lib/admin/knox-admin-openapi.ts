@@ -1,11 +1,11 @@
 import type { Provider } from '@nestjs/common';
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
 import {
-  KNOX_ERROR_SCHEMA,
   applyKnoxOpenApi,
-  type KnoxRouteDoc,
   type SwaggerApi,
-} from '../http/knox-openapi.js';
+} from '../http/openapi/knox-openapi.js';
+import type { KnoxRouteDoc } from '../http/openapi/knox-openapi.routes.js';
+import { KNOX_ERROR_SCHEMA } from '../http/openapi/knox-openapi.schemas.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
 import { KnoxAdminController } from './knox-admin.controller.js';
 import {

@@ -7,10 +7,10 @@ import {
 } from '@nestjs/common';
 import { KnoxClock } from '../knox-clock.js';
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
-import { KnoxCache } from '../auth/cache/knox-cache.js';
+import { KnoxCache } from '../cache/knox-cache.js';
 import { KnoxEventSink } from '../events/knox-event-sink.js';
 import { KnoxEvents, type KnoxClientInfo } from '../events/knox.events.js';
-import { KnoxOptionsError } from '../options/knox-option-checks.js';
+import { KnoxOptionsError } from '../options/knox-options-error.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
 import { KnoxSessions } from '../sessions/knox-sessions.js';
 import type { KnoxToken, KnoxTokenKind } from '../store/knox-token.entity.js';

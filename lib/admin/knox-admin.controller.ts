@@ -22,9 +22,8 @@ import { KnoxMessages } from '../knox.messages.js';
 import { KnoxAbilities } from '../abilities/knox-abilities.decorator.js';
 import { KnoxPublic } from '../decorators/knox-public.decorator.js';
 import { KnoxTokenService } from '../knox-token.service.js';
-import { clientInfoOf } from '../http/knox-request.util.js';
+import { clientInfoOf, type KnoxRequest } from '../knox-request.js';
 import { knoxRoutePath } from '../http/knox-method-not-allowed.js';
-import type { KnoxRequest } from '../options/knox-module-options.interface.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
 import { KnoxAdminGuard, adminRouteMissing } from './knox-admin.guard.js';
 import {

@@ -11,9 +11,9 @@ import {
 } from '@nestjs/common';
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
 import { KnoxMessages } from '../knox.messages.js';
-import { KnoxGuard } from '../auth/knox.guard.js';
+import { KnoxGuard } from '../guard/knox.guard.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
-import type { KnoxRequest } from '../options/knox-module-options.interface.js';
+import type { KnoxRequest } from '../knox-request.js';
 
 /**
  * 404 as Nest answers a route that does not exist: the admin's routes without the `admin`

@@ -5,7 +5,7 @@ import {
   UnauthorizedException,
 } from '@nestjs/common';
 import { KnoxClock } from '../knox-clock.js';
-import { KnoxCache } from './cache/knox-cache.js';
+import { KnoxCache } from '../cache/knox-cache.js';
 import {
   KNOX_RESOLVED_OPTIONS,
   MAXIMUM_TOKEN_PREFIX_LENGTH,

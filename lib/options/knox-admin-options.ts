@@ -1,4 +1,5 @@
-import { KnoxOptionsError, checkFunction } from './knox-option-checks.js';
+import { checkFunction } from './knox-option-checks.js';
+import { KnoxOptionsError } from './knox-options-error.js';
 import { resolveTable, type KnoxOptionTable } from './knox-option-table.js';
 
 /**

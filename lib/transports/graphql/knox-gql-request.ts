@@ -1,4 +1,4 @@
-import type { KnoxRequest } from '../../options/knox-module-options.interface.js';
+import type { KnoxRequest } from '../../knox-request.js';
 
 /**
  * The HTTP request inside a GraphQL context, without importing `@nestjs/graphql`: Apollo's

@@ -1,7 +1,7 @@
 import { Injectable, type ExecutionContext } from '@nestjs/common';
 import { GraphQLError } from 'graphql';
-import { KnoxGuard } from '../../auth/knox.guard.js';
-import type { KnoxRequest } from '../../options/knox-module-options.interface.js';
+import { KnoxGuard } from '../../guard/knox.guard.js';
+import type { KnoxRequest } from '../../knox-request.js';
 import { knoxErrorPayload } from '../knox-transport-errors.js';
 import { knoxGqlRequestOf } from './knox-gql-request.js';
 

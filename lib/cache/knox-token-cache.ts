@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
-import type { KnoxClock } from '../../knox-clock.js';
-import type { KnoxToken } from '../../store/knox-token.entity.js';
+import type { KnoxClock } from '../knox-clock.js';
+import type { KnoxToken } from '../store/knox-token.entity.js';
 
 /** What the cache keeps for one token: the record and its owner, as the database returned them. */
 export interface KnoxCachedAuth<User = any> {

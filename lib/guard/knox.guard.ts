@@ -14,9 +14,9 @@ import {
   cachedAuthentication,
   type KnoxAuthResult,
 } from '../knox-token.service.js';
-import type { KnoxRequest } from '../options/knox-module-options.interface.js';
+import type { KnoxRequest } from '../knox-request.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
-import { clientInfoOf, setResponseHeader } from '../http/knox-request.util.js';
+import { clientInfoOf, setResponseHeader } from '../knox-request.js';
 import type { KnoxToken } from '../store/knox-token.entity.js';
 import {
   missingAbilities,
@@ -25,11 +25,7 @@ import {
 } from '../abilities/knox-abilities.js';
 import { abilityRequirementsOf } from '../abilities/knox-abilities.decorator.js';
 import { digestToken, digestsEqual } from '../tokens/knox-token-format.js';
-import {
-  checkKnoxCsrf,
-  isCookieToken,
-  readKnoxCookie,
-} from '../transports/cookie/knox-cookie.js';
+import { checkKnoxCsrf, isCookieToken, readKnoxCookie } from './knox-cookie.js';
 
 const PRINTABLE_HEADER = /^[\x20-\x7e\t]*$/;
 const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;

@@ -10,23 +10,23 @@ import type {
   KnoxPgClientConfig,
 } from './knox-pg-client.js';
 import type { Repository } from 'typeorm';
-import { KnoxClock } from '../../knox-clock.js';
+import { KnoxClock } from '../knox-clock.js';
 import {
   KNOX_RESOLVED_OPTIONS,
   KNOX_TOKEN_REPOSITORY,
-} from '../../knox.constants.js';
-import type { ResolvedKnoxOptions } from '../../options/knox-options.js';
-import { KnoxOptionsError } from '../../options/knox-options.js';
-import type { KnoxToken } from '../../store/knox-token.entity.js';
+} from '../knox.constants.js';
+import type { ResolvedKnoxOptions } from '../options/knox-options.js';
+import { KnoxOptionsError } from '../options/knox-options-error.js';
+import type { KnoxToken } from '../store/knox-token.entity.js';
 import {
   hasKnoxCacheAbilitiesTrigger,
   installKnoxCacheAbilitiesTrigger,
-} from '../../store/migrations/knox-cache-abilities.migration.js';
+} from '../store/migrations/knox-cache-abilities.migration.js';
 import {
   hasKnoxCacheTriggers,
   installKnoxCacheTriggers,
-} from '../../store/migrations/knox-cache-migrations.js';
-import type { ResolvedKnoxCacheOptions } from './knox-cache-options.js';
+} from '../store/migrations/knox-cache-migrations.js';
+import type { ResolvedKnoxCacheOptions } from '../options/knox-cache-options.js';
 import { KnoxPgListener } from './knox-pg-listener.js';
 import { KnoxRedisBus } from './knox-redis-bus.js';
 import {
