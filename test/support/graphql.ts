@@ -53,6 +53,7 @@ export async function bootGraphQL(
     imports: [AliasesApp],
     ...options,
     configureApp: (app) => {
+      options.configureApp?.(app);
       app.useLogger(log);
       // 9 000 aliases are more than Express's default 100 kB JSON body.
       (app as NestExpressApplication).useBodyParser('json', { limit: '1mb' });

@@ -13,3 +13,11 @@ export function knoxGqlRequestOf(gqlContext: unknown): KnoxRequest | undefined {
   } | null;
   return ctx?.req ?? ctx?.request ?? ctx?.reply?.request ?? undefined;
 }
+
+/** The request views {@link knoxGqlRequestOf} made for graphql-ws connections. */
+const wsViews = new WeakSet<object>();
+
+/** Whether `request` is the view of a graphql-ws connection (not an HTTP request). */
+export function isKnoxGqlWsView(request: KnoxRequest): boolean {
+  return wsViews.has(request);
+}

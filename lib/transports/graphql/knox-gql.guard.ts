@@ -2,7 +2,7 @@ import { Injectable, type ExecutionContext } from '@nestjs/common';
 import { KnoxGuard } from '../../auth/knox.guard.js';
 import type { KnoxRequest } from '../../options/knox-module-options.interface.js';
 import { knoxErrorPayload } from '../knox-transport-errors.js';
-import { knoxGqlRequestOf } from './knox-gql-request.js';
+import { isKnoxGqlWsView, knoxGqlRequestOf } from './knox-gql-request.js';
 import { KnoxGqlRefusal } from './knox-gql-refusal.js';
 
 /** The `extensions.code` of each status a Knox failure can have. */
@@ -42,6 +42,26 @@ export class KnoxGqlGuard extends KnoxGuard {
         ? this.toGraphQLError(error)
         : error;
     }
+  }
+
+  /**
+   * A query's or mutation's HTTP request: its guarded fields (aliases included) share one
+   * authentication per token. A subscription, and any operation over a WebSocket, authenticates
+   * on its own (its connection outlives a revocation).
+   */
+  protected override sharedAuthenticationScope(
+    context: ExecutionContext,
+    request: KnoxRequest,
+  ): object | undefined {
+    if (context.getType<string>() !== 'graphql') {
+      return undefined;
+    }
+    const info = context.getArgByIndex(3) as
+      { operation?: { operation?: string } } | undefined;
+    return info?.operation?.operation === 'subscription' ||
+      isKnoxGqlWsView(request)
+      ? undefined
+      : request;
   }
 
   /** The HTTP request of the GraphQL context (`req`, or Mercurius' `reply.request`). */
