@@ -56,6 +56,23 @@ class WhoamiResolver {
 })
 class SubscriptionsApp {}
 
+/** The same app with the `context` factory docs/transports-graphql.md shows. */
+@Module({
+  imports: [
+    GraphQLModule.forRoot<ApolloDriverConfig>({
+      driver: ApolloDriver,
+      typeDefs:
+        'type Query { me: String } type Subscription { whoami: String }',
+      subscriptions: { 'graphql-ws': true },
+      includeStacktraceInErrorResponses: false,
+      context: (ctx: { req?: unknown }) =>
+        ctx.req ? { req: ctx.req, own: true } : { req: ctx, own: true },
+    }),
+  ],
+  providers: [WhoamiResolver],
+})
+class OwnContextApp {}
+
 /** A `ws` WebSocket that sends `headers` with its upgrade request. */
 function withHeaders(headers: Record<string, string>) {
   return class extends WebSocket {
@@ -117,9 +134,10 @@ async function bootListening(
   log: LogLines,
   subscriber: Subscriber,
   knox: TestAppOptions['knox'] = {},
+  app: TestAppOptions['imports'] = [SubscriptionsApp],
 ): Promise<TestApp> {
   const t = await createTestApp({
-    imports: [SubscriptionsApp],
+    imports: app,
     configureApp: (app) => app.useLogger(log),
     knox,
   });
@@ -264,6 +282,38 @@ describe('KnoxGqlGuard on graphql-ws with the cookie transport on', () => {
       message: KnoxMessages.CSRF_NO_ORIGIN,
       extensions: { code: 'FORBIDDEN', status: 403 },
     });
+    expect(log.lines()).toBe(0);
+  });
+});
+
+describe("KnoxGqlGuard on graphql-ws with the app's own context factory (docs)", () => {
+  const log = new LogLines();
+  const ws = new Subscriber();
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await bootListening(log, ws, {}, [OwnContextApp]);
+  });
+  afterAll(async () => {
+    await ws.dispose();
+    await t.close();
+  });
+
+  it('subscriptions and HTTP queries authenticate; no token is refused', async () => {
+    const token = await login(t, 'alice');
+    expect(
+      await ws.subscribe({
+        connectionParams: { Authorization: `Token ${token}` },
+      }),
+    ).toEqual([{ data: { whoami: expect.stringMatching(/^alice /) } }]);
+    expect((await ws.subscribe({}))[0].errors?.[0]).toMatchObject({
+      message: KnoxMessages.NOT_PROVIDED,
+      extensions: { code: 'UNAUTHENTICATED' },
+    });
+    const res = await t.http
+      .post('/graphql')
+      .set('Authorization', `Token ${token}`)
+      .send({ query: '{ me }' });
+    expect(res.body).toEqual({ data: { me: 'alice' } });
     expect(log.lines()).toBe(0);
   });
 });
