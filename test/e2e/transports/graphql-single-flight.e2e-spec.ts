@@ -3,6 +3,17 @@
  * and off, however many aliases it has; concurrent lookups of one token share one query.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Module, UseGuards } from '@nestjs/common';
+import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
+import { GraphQLModule, Query, Resolver } from '@nestjs/graphql';
+import {
+  KnoxAbilities,
+  KnoxMessages,
+  KnoxTokenService,
+  KnoxUser,
+} from '../../../lib/index.js';
+import { KnoxGqlGuard } from '../../../lib/transports/graphql/index.js';
+import type { TestUser } from '../../support/fixtures.js';
 import {
   aliases,
   bootGraphQL as boot,
@@ -48,6 +59,72 @@ describe.each([
     });
   },
 );
+
+@Resolver()
+@UseGuards(KnoxGqlGuard)
+class PostsResolver {
+  @KnoxAbilities('posts:read')
+  @Query('posts')
+  posts(@KnoxUser() user: TestUser) {
+    return `posts of ${user.username}`;
+  }
+
+  @KnoxAbilities('posts:write')
+  @Query('drafts')
+  drafts(@KnoxUser() user: TestUser) {
+    return `drafts of ${user.username}`;
+  }
+}
+
+@Module({
+  imports: [
+    GraphQLModule.forRoot<ApolloDriverConfig>({
+      driver: ApolloDriver,
+      typeDefs: 'type Query { posts: String, drafts: String }',
+      includeStacktraceInErrorResponses: false,
+    }),
+  ],
+  providers: [PostsResolver],
+})
+class PostsApp {}
+
+describe('the shared authentication still checks each field’s abilities', () => {
+  const log = new LogLines();
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await boot(log, { imports: [PostsApp] });
+  });
+  afterAll(() => t.close());
+
+  it('a posts:read token: every `posts` alias answers, every `drafts` alias is FORBIDDEN, one lookup', async () => {
+    const [alice] = (await t.dataSource.query(
+      `SELECT * FROM knox_test_user WHERE username = 'alice'`,
+    )) as TestUser[];
+    const { token } = await t.app
+      .get(KnoxTokenService)
+      .create(alice, { abilities: ['posts:read'] });
+    const fields = Array.from({ length: 200 }, (_, i) =>
+      i % 2 === 0 ? `p${i}: posts` : `d${i}: drafts`,
+    );
+    t.recorder.reset();
+    log.reset();
+    const res = await post(t, `{ ${fields.join(' ')} }`, token);
+    expect(lookups(t)).toBe(1);
+    const data = res.body.data ?? {};
+    for (let i = 0; i < 200; i += 2) {
+      expect(data[`p${i}`]).toBe('posts of alice');
+      expect(data[`d${i + 1}`]).toBeNull();
+    }
+    expect(res.body.errors).toHaveLength(100);
+    for (const error of res.body.errors ?? []) {
+      expect(error).toMatchObject({
+        message: KnoxMessages.MISSING_ABILITIES(['posts:write']),
+        extensions: { code: 'FORBIDDEN', status: 403 },
+      });
+    }
+    expect(log.lines()).toBe(0);
+  });
+});
 
 describe('many aliases do not starve a concurrent login (issue 23 item 2)', () => {
   const log = new LogLines();
