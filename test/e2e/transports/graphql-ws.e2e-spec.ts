@@ -92,13 +92,21 @@ class Subscriber {
   url = '';
   private readonly clients: Client[] = [];
 
-  /** A client on a new connection (lazy: it connects on its first subscription). */
-  client(options: SubscribeOptions = {}): Client {
+  /** Connections the clients of this describe opened. */
+  connections = 0;
+
+  /**
+   * A client on a new connection. Lazy by default: it connects on its first subscription and
+   * closes after its last; `lazy: false` keeps one connection open until disposed.
+   */
+  client(options: SubscribeOptions & { lazy?: boolean } = {}): Client {
     const client = createClient({
       url: this.url,
       webSocketImpl: withHeaders(options.headers ?? {}),
       connectionParams: options.connectionParams,
       retryAttempts: 0,
+      lazy: options.lazy ?? true,
+      on: { connected: () => this.connections++ },
     });
     this.clients.push(client);
     return client;
@@ -221,8 +229,10 @@ describe('KnoxGqlGuard on graphql-ws subscriptions (issue 23 item 9)', () => {
 
   it('a token revoked between two subscriptions of one connection: the second is refused', async () => {
     const token = await login(t, 'alice');
+    ws.connections = 0;
     const client = ws.client({
       connectionParams: { Authorization: `Token ${token}` },
+      lazy: false,
     });
     const once = () => ws.once(client);
     expect((await once())[0].data).toEqual({
@@ -233,6 +243,8 @@ describe('KnoxGqlGuard on graphql-ws subscriptions (issue 23 item 9)', () => {
       message: KnoxMessages.INVALID_TOKEN,
       extensions: { code: 'UNAUTHENTICATED' },
     });
+    // Both on the one connection: its authentication is not reused after the revocation.
+    expect(ws.connections).toBe(1);
   });
 
   it('queries over HTTP still read the HTTP request', async () => {
