@@ -24,6 +24,7 @@ import {
 import { KnoxMessages } from '../knox.messages.js';
 import { HttpAdapterHost } from '@nestjs/core';
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
+import { KnoxClock } from '../knox-clock.js';
 import { KnoxPublic } from '../decorators/knox-public.decorator.js';
 import { KnoxGuard } from '../auth/knox.guard.js';
 import {
@@ -62,6 +63,7 @@ import {
   type KnoxPersonalTokenRequest,
 } from './knox-token-body.js';
 import { missingAbilities, namesExactly } from '../abilities/knox-abilities.js';
+import { personalTokenCap } from '../sessions/knox-session-rules.js';
 
 const BASIC_REALM = 'Basic realm="api"';
 
@@ -121,6 +123,10 @@ export class KnoxController {
   /** Sets headers and reads methods the same way on Express and Fastify. */
   @Inject(HttpAdapterHost)
   protected readonly adapterHost: HttpAdapterHost;
+
+  /** The module's clock: a personal access token's cap counts from its creation. */
+  @Inject(KnoxClock)
+  protected readonly clock: KnoxClock;
 
   constructor(
     protected readonly tokens: KnoxTokenService,
@@ -256,11 +262,21 @@ export class KnoxController {
         this.options.tokenNameMaxLength,
         settings.maxTtl,
       );
-      await this.checkMayCreate(request, response, asked, settings);
+      const byPassword = await this.checkMayCreate(
+        request,
+        response,
+        asked,
+        settings,
+      );
       const issued = await this.tokens.create(request.user, {
         name: asked.name,
         abilities: asked.abilities,
         ttl: asked.ttl,
+        maxExpiry: personalTokenCap(
+          this.clock.now(),
+          settings.maxTtl,
+          byPassword ? null : request.auth,
+        ),
         actor: request.auth,
         source: 'personal-access-token',
         ...clientInfoOf(request),
@@ -430,13 +446,14 @@ export class KnoxController {
   /**
    * Whether the caller may create this personal access token: 403 for abilities its own token
    * lacks; then the password again, unless its token names `createAbility` (400 without both).
+   * Resolves to whether the password was given (`false`: the calling token's ability).
    */
   private async checkMayCreate(
     request: AuthenticatedRequest,
     response: unknown,
     asked: KnoxPersonalTokenRequest,
     settings: { createAbility: string | null },
-  ): Promise<void> {
+  ): Promise<boolean> {
     const beyond = missingAbilities(request.auth.abilities, asked.abilities);
     if (beyond.length > 0) {
       throw new ForbiddenException(
@@ -445,12 +462,15 @@ export class KnoxController {
     }
     if (asked.password !== undefined) {
       await this.reauthenticate(request, response, asked.password);
-    } else if (
+      return true;
+    }
+    if (
       settings.createAbility === null ||
       !namesExactly(request.auth.abilities, settings.createAbility)
     ) {
       throw new BadRequestException(KnoxMessages.PASSWORD_REQUIRED);
     }
+    return false;
   }
 
   private formatExpiry(expiry: Date | null): string | number | null {

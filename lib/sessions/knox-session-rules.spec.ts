@@ -4,6 +4,7 @@ import {
   graceEnd,
   graceFitsLimit,
   isExpired,
+  personalTokenCap,
   planTouch,
   refreshedExpiry,
   rotatedExpiry,
@@ -56,6 +57,44 @@ describe('refreshedExpiry', () => {
     expect(
       refreshedExpiry(token(), at(HOUR), { ...options, tokenTtl: null }),
     ).toBeNull();
+  });
+
+  it("never past the token's own maxExpiry (a PAT's created + maxTtl)", () => {
+    const capped = token({ maxExpiry: at(10 * HOUR + 30 * MINUTE) });
+    expect(refreshedExpiry(capped, at(HOUR), options)).toEqual(
+      at(10 * HOUR + 30 * MINUTE),
+    );
+    expect(refreshedExpiry(capped, at(10 * MINUTE), options)).toEqual(
+      at(10 * HOUR + 10 * MINUTE),
+    );
+    expect(planTouch(capped, at(2 * HOUR), options)).toEqual({
+      write: true,
+      expiry: at(10 * HOUR + 30 * MINUTE),
+    });
+    expect(rotatedExpiry(capped, at(5 * HOUR), options)).toEqual(
+      at(10 * HOUR + 30 * MINUTE),
+    );
+  });
+});
+
+describe('personalTokenCap', () => {
+  const minter = { expiry: at(10 * HOUR), maxExpiry: null };
+  it('created + maxTtl; minted by a token (no password): never past that token', () => {
+    expect(personalTokenCap(at(HOUR), 24 * HOUR, null)).toEqual(at(25 * HOUR));
+    expect(personalTokenCap(at(HOUR), null, null)).toBeNull();
+    expect(personalTokenCap(at(HOUR), 24 * HOUR, minter)).toEqual(
+      at(10 * HOUR),
+    );
+    expect(personalTokenCap(at(HOUR), null, minter)).toEqual(at(10 * HOUR));
+    expect(
+      personalTokenCap(at(HOUR), null, { expiry: null, maxExpiry: null }),
+    ).toBeNull();
+    expect(
+      personalTokenCap(at(HOUR), 2 * HOUR, {
+        expiry: at(10 * HOUR),
+        maxExpiry: at(5 * HOUR),
+      }),
+    ).toEqual(at(3 * HOUR));
   });
 });
 

@@ -23,14 +23,17 @@ const FOREIGN_KEY_VIOLATION = '23503';
 
 /** The columns of the token table, as the statements below name them. */
 const COLUMNS =
-  'digest, token_key, id, user_id, created, expiry, ttl_ms, name, user_agent, ip, last_used_at, retired_at, abilities, last_used_ip';
+  'digest, token_key, id, user_id, created, expiry, ttl_ms, name, user_agent, ip, last_used_at, retired_at, abilities, last_used_ip, max_expiry';
 
 /** What the request path writes to a token it authenticated. */
 export interface KnoxTouch {
   lastUsedAt: Date;
   /** The client IP of this use, written with `lastUsedAt`; `null` keeps the one stored. */
   lastUsedIp?: string | null;
-  /** A new expiry, written only if the row is not retired and it extends the expiry. */
+  /**
+   * A new expiry, written only if the row is not retired, it extends the expiry and it does not
+   * pass the row's `max_expiry`.
+   */
   expiry?: Date;
   /** Moves the row from a legacy digest to this (current) one. */
   digest?: string;
@@ -55,7 +58,7 @@ export interface KnoxUserTokens {
   deleteAll(except?: string): Promise<KnoxToken[]>;
   /** Marks a token retired at `at` with the given expiry; whether it still existed. */
   retire(digest: string, expiry: Date, at: Date): Promise<boolean>;
-  /** Writes a new expiry to a token that is not retired; whether it did. */
+  /** Writes a new expiry to a token that is not retired, up to its `max_expiry`; whether it did. */
   extend(digest: string, expiry: Date): Promise<boolean>;
   /** Renames the token with public id `id`; the renamed token, if the user has it. */
   rename(id: string, name: string | null): Promise<KnoxToken | undefined>;
@@ -123,7 +126,7 @@ export class KnoxTokenStore {
     if (change.expiry) {
       params.push(change.expiry);
       sets.push(
-        `"expiry" = CASE WHEN "retired_at" IS NULL AND "expiry" < $${params.length} THEN $${params.length} ELSE "expiry" END`,
+        `"expiry" = CASE WHEN "retired_at" IS NULL AND "expiry" < $${params.length} AND ("max_expiry" IS NULL OR "max_expiry" >= $${params.length}) THEN $${params.length} ELSE "expiry" END`,
       );
     }
     if (change.digest) {
@@ -364,7 +367,7 @@ class UserTokensInTransaction implements KnoxUserTokens {
 
   async extend(digest: string, expiry: Date): Promise<boolean> {
     const [, count] = await this.query<[unknown, number]>(
-      `UPDATE ${this.table} SET expiry = $1 WHERE digest = $2 AND retired_at IS NULL`,
+      `UPDATE ${this.table} SET expiry = $1 WHERE digest = $2 AND retired_at IS NULL AND (max_expiry IS NULL OR max_expiry >= $1)`,
       [expiry, digest],
     );
     return count > 0;
@@ -423,5 +426,6 @@ function toToken(row: Record<string, unknown>): KnoxToken {
     retiredAt: toDate(row.retired_at),
     abilities: (row.abilities as string[] | null | undefined) ?? null,
     lastUsedIp: (row.last_used_ip as string | null | undefined) ?? null,
+    maxExpiry: toDate(row.max_expiry),
   });
 }
