@@ -47,7 +47,7 @@ import {
   sentByBrowser,
   knoxClearedCookie,
   knoxTokenCookie,
-  readKnoxCookie,
+  readKnoxCookies,
 } from '../transports/cookie/knox-cookie.js';
 import { digestToken, digestsEqual } from '../tokens/knox-token-format.js';
 import {
@@ -188,7 +188,7 @@ export class KnoxController {
       reason: 'logout',
       ...clientInfoOf(request),
     });
-    this.clearTokenCookie(response);
+    this.clearTokenCookie(request, response);
   }
 
   /** `POST logoutall`: revokes all the user's tokens. */
@@ -206,7 +206,7 @@ export class KnoxController {
         ...clientInfoOf(request),
       }),
     );
-    this.clearTokenCookie(response);
+    this.clearTokenCookie(request, response);
   }
 
   /** `POST logoutothers`: revokes all the user's tokens except this one. */
@@ -567,9 +567,16 @@ export class KnoxController {
     }
   }
 
-  /** With the cookie transport on, clears the token cookie (its token is revoked). */
-  private clearTokenCookie(response: unknown): void {
-    if (this.options.cookie) {
+  /**
+   * Clears the token cookie when it is what authenticated the request (its token is revoked). A
+   * logout by `Authorization` header leaves the cookie alone: it may hold another session (even
+   * another user's), which this request neither proved nor revoked.
+   */
+  private clearTokenCookie(
+    request: AuthenticatedRequest,
+    response: unknown,
+  ): void {
+    if (this.options.cookie && this.cookieCredential(request) !== null) {
       this.setHeader(
         response,
         'Set-Cookie',
@@ -604,8 +611,10 @@ export class KnoxController {
    */
   private cookieCredential(request: AuthenticatedRequest): string | null {
     const cookie = this.options.cookie;
-    const token = cookie ? readKnoxCookie(request, cookie) : null;
-    return token !== null &&
+    // Several token cookies are never what authenticated a request (the guard refuses them).
+    const [token, ...others] = cookie ? readKnoxCookies(request, cookie) : [];
+    return token !== undefined &&
+      others.length === 0 &&
       digestsEqual(digestToken(token), request.auth.digest)
       ? token
       : null;

@@ -89,8 +89,12 @@ export interface KnoxLoginResponse {
 export interface KnoxCookieOptions {
   /**
    * The cookie's name. A `__Host-` name (e.g. `__Host-knox`) pins it to the exact host; it
-   * needs `secure`, path `/` and no `domain`.
-   * @default 'knox_token'
+   * needs `secure`, path `/` and no `domain`. Unset, it is `__Host-knox_token` when those hold
+   * (the defaults), so that no other host of the site and no plain-HTTP page can plant a token
+   * cookie beside it (cookie tossing); `__Secure-knox_token` for another secure cookie;
+   * `knox_token` with `secure: false`. Several token cookies with different values in one
+   * request are refused (401), never resolved by order.
+   * @default '__Host-knox_token' (see above)
    */
   name?: string;
 

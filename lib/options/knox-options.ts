@@ -374,6 +374,21 @@ export const COOKIE_OPTIONS: KnoxOptionTable = {
   },
 };
 
+/**
+ * The cookie's name when the app names none: `__Host-knox_token` when the browser can pin it
+ * to this host (`secure`, `path: '/'`, no `domain`), so that no other host of the site and no
+ * plain-HTTP page can set a cookie of that name (cookie tossing); `__Secure-knox_token` for
+ * another secure cookie (no plain-HTTP page can set it); `knox_token` without `secure`.
+ */
+function defaultCookieName(cookie: ResolvedKnoxCookie): string {
+  if (!cookie.secure) {
+    return 'knox_token';
+  }
+  return cookie.path === '/' && cookie.domain === null
+    ? '__Host-knox_token'
+    : '__Secure-knox_token';
+}
+
 function checkCookie(value: unknown): unknown {
   if (value === false) {
     return null;
@@ -391,6 +406,9 @@ function checkCookie(value: unknown): unknown {
     value as Record<string, unknown>,
     'cookie.',
   ) as unknown as ResolvedKnoxCookie;
+  if ((value as { name?: unknown }).name === undefined) {
+    cookie.name = defaultCookieName(cookie);
+  }
   if (cookie.name.startsWith('__Host-')) {
     if (!cookie.secure || cookie.path !== '/' || cookie.domain !== null) {
       throw new KnoxOptionsError(
