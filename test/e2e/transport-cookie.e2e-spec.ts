@@ -160,7 +160,9 @@ describe.each(['express', 'fastify'] as const)(
         .set('Cookie', `__Host-knox_token=${'y'.repeat(64)}`);
       expect(res.status).toBe(401);
       expect(res.body.message).toBe(KnoxMessages.INVALID_TOKEN);
-      const missing = await t.http.get('/me').set('Cookie', '__Host-knox_token=');
+      const missing = await t.http
+        .get('/me')
+        .set('Cookie', '__Host-knox_token=');
       expect(missing.status).toBe(401);
       expect(missing.body.message).toBe(KnoxMessages.NOT_PROVIDED);
     });
