@@ -25,6 +25,8 @@ import { KnoxMessages } from '../knox.messages.js';
 import { HttpAdapterHost } from '@nestjs/core';
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
 import { KnoxClock } from '../knox-clock.js';
+import { KnoxTokenStore } from '../store/knox-token.store.js';
+import { isDatabaseOutage } from '../store/knox-outage-log.js';
 import { KnoxPublic } from '../decorators/knox-public.decorator.js';
 import { KnoxGuard } from '../auth/knox.guard.js';
 import {
@@ -123,6 +125,10 @@ export class KnoxController {
   /** Sets headers and reads methods the same way on Express and Fastify. */
   @Inject(HttpAdapterHost)
   protected readonly adapterHost: HttpAdapterHost;
+
+  /** Where a `validateUser` failure that is a database outage is counted. */
+  @Inject(KnoxTokenStore)
+  protected readonly store: KnoxTokenStore;
 
   /** The module's clock: a personal access token's cap counts from its creation. */
   @Inject(KnoxClock)
@@ -636,11 +642,16 @@ export class KnoxController {
       if (error instanceof HttpException) {
         throw error;
       }
-      // With the stack: a bug in the app's own check must not pass for a database outage.
-      this.logger.error(
-        `validateUser failed: ${(error as Error)?.message ?? String(error)}`,
-        (error as Error)?.stack,
-      );
+      if (isDatabaseOutage(error)) {
+        // Counted in the token store's outage log: a few summary lines for an outage.
+        this.store.reportOutage(error);
+      } else {
+        // With the stack: a bug in the app's own check must not pass for a database outage.
+        this.logger.error(
+          `validateUser failed: ${(error as Error)?.message ?? String(error)}`,
+          (error as Error)?.stack,
+        );
+      }
       throw new ServiceUnavailableException(KnoxMessages.UNAVAILABLE);
     }
     if (!user) {

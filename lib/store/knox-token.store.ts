@@ -269,6 +269,15 @@ export class KnoxTokenStore {
     return result;
   }
 
+  /**
+   * Counts a database failure met outside the store's own statements (the app's
+   * `validateUser` during an outage) in the same outage log: a few summary lines for an
+   * outage, not a line and a stack per request.
+   */
+  reportOutage(error: unknown): void {
+    this.outage.failure(error);
+  }
+
   private userTokens(manager: EntityManager, userId: unknown): KnoxUserTokens {
     return new UserTokensInTransaction(
       manager,
