@@ -112,19 +112,29 @@ describe('planTouch', () => {
     });
   });
 
-  it('writes last use only when auto refresh is off, the token is retired, or capped', () => {
+  it('writes last use only when auto refresh is off, or capped', () => {
     const now = at(2 * MINUTE);
     expect(planTouch(token(), now, { ...options, autoRefresh: false })).toEqual(
       {
         write: true,
       },
     );
-    expect(planTouch(token({ retiredAt: at(MINUTE) }), now, options)).toEqual({
-      write: true,
-    });
     expect(
       planTouch(token(), now, { ...options, autoRefreshMaxTtl: 10 * HOUR }),
     ).toEqual({ write: true });
+  });
+
+  it('writes nothing at all for a retired token: it is read-only in its grace period', () => {
+    const retired = token({ retiredAt: at(MINUTE) });
+    for (const now of [at(2 * MINUTE), at(9 * HOUR)]) {
+      expect(planTouch(retired, now, options)).toEqual({ write: false });
+      expect(
+        planTouch(retired, now, { ...options, autoRefresh: false }),
+      ).toEqual({ write: false });
+      expect(planTouch({ ...retired, lastUsedAt: null }, now, options)).toEqual(
+        { write: false },
+      );
+    }
   });
 
   it('a token never used (a Django row) is written at once', () => {

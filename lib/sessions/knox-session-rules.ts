@@ -61,7 +61,8 @@ export interface KnoxTouchPlan {
  * The write a request may cause, at most one per interval: `lastUsedAt` is due once more than
  * `lastUsedUpdateInterval` has passed, an auto refresh once it would move the expiry by more
  * than `minRefreshInterval`. Whenever either is due, both are written, which keeps them in phase
- * so that they keep falling due together. A retired token is never refreshed.
+ * so that they keep falling due together. A retired token (living out a rotation's grace
+ * period) is read-only: no write at all, neither refresh nor last use.
  */
 export function planTouch(
   token: Pick<
@@ -72,8 +73,11 @@ export function planTouch(
   now: Date,
   options: KnoxLifetimeOptions,
 ): KnoxTouchPlan {
+  if (token.retiredAt) {
+    return { write: false };
+  }
   let next: Date | null = null;
-  if (options.autoRefresh && token.expiry && !token.retiredAt) {
+  if (options.autoRefresh && token.expiry) {
     next = refreshedExpiry(token, now, options);
   }
   const refreshDue =

@@ -104,24 +104,31 @@ export class KnoxTokenStore {
   }
 
   /**
-   * The write of the request path, one statement: `lastUsedAt`, a new expiry unless the row was
-   * retired meanwhile (a token rotated after it was read lives out its grace period), and the
+   * The write of the request path, one statement: `lastUsedAt` (and its IP) unless the row is
+   * retired (retired rows are read-only), a new expiry unless the row was retired meanwhile (a token rotated after it was read lives out its grace period), and the
    * move from a legacy digest. The row is matched by either digest, so concurrent first uses of
    * a legacy token all find the row the first one moved (PostgreSQL re-checks the condition on
    * the new row version).
    *
-   * @returns the row's expiry and retirement after the write, or `undefined` when it is gone
+   * @returns the row's expiry, retirement and last use after the write, or `undefined` when it
+   *   is gone
    */
   async touch(
     digest: string,
     change: KnoxTouch,
-  ): Promise<Pick<KnoxToken, 'expiry' | 'retiredAt'> | undefined> {
+  ): Promise<
+    | Pick<KnoxToken, 'expiry' | 'retiredAt' | 'lastUsedAt' | 'lastUsedIp'>
+    | undefined
+  > {
     const digests = change.digest ? [digest, change.digest] : [digest];
     const params: unknown[] = [digests, change.lastUsedAt];
-    const sets = ['"last_used_at" = $2'];
+    // A retired row (in a rotation's grace period, retired since it was read) is read-only.
+    const unlessRetired = (column: string, param: number) =>
+      `"${column}" = CASE WHEN "retired_at" IS NULL THEN $${param} ELSE "${column}" END`;
+    const sets = [unlessRetired('last_used_at', 2)];
     if (change.lastUsedIp) {
       params.push(change.lastUsedIp.slice(0, 45));
-      sets.push(`"last_used_ip" = $${params.length}`);
+      sets.push(unlessRetired('last_used_ip', params.length));
     }
     if (change.expiry) {
       params.push(change.expiry);
@@ -136,13 +143,18 @@ export class KnoxTokenStore {
     const [rows] = await this.db(
       () =>
         this.repository.query(
-          `UPDATE ${this.table} SET ${sets.join(', ')} WHERE "digest" = ANY($1) RETURNING expiry, retired_at`,
+          `UPDATE ${this.table} SET ${sets.join(', ')} WHERE "digest" = ANY($1) RETURNING expiry, retired_at, last_used_at, last_used_ip`,
           params,
         ) as Promise<[Record<string, unknown>[], number]>,
     );
     const row = rows[0];
     return (
-      row && { expiry: toDate(row.expiry), retiredAt: toDate(row.retired_at) }
+      row && {
+        expiry: toDate(row.expiry),
+        retiredAt: toDate(row.retired_at),
+        lastUsedAt: toDate(row.last_used_at),
+        lastUsedIp: (row.last_used_ip as string | null) ?? null,
+      }
     );
   }
 
