@@ -78,6 +78,30 @@ describe.each(['express', 'fastify'] as const)(
       expect((await refresh(t, pat)).status).toBe(401);
     });
 
+    it('ttl may be exactly maxTtl, not one millisecond more (boundary)', async () => {
+      const session = await loginAs(t);
+      const over = await t.http
+        .post('/auth/tokens')
+        .set('Authorization', bearer(session))
+        .send({
+          name: 'k',
+          abilities: [],
+          password: PASSWORD,
+          ttl: MAX_TTL + 1,
+        });
+      expect(over.status).toBe(400);
+      expect(over.body.message).toBe(
+        `\`ttl\` must be a whole number of milliseconds >= 1 (at most ${MAX_TTL}, the longest allowed here).`,
+      );
+      const pat = await createPat(t, session, {
+        password: PASSWORD,
+        ttl: MAX_TTL,
+      });
+      const row = await rowOf(t, pat);
+      expect(row.expiry).toEqual(at(MAX_TTL));
+      expect(row.max_expiry).toEqual(at(MAX_TTL));
+    });
+
     it('rotation carries the cap to the successor: rotating and refreshing it stop there too', async () => {
       const pat = await createPat(t, await loginAs(t), {
         password: PASSWORD,
