@@ -15,11 +15,7 @@ import {
   jest,
 } from '@jest/globals';
 import { KnoxTokenService } from '../../../lib/index.js';
-import {
-  EMBEDDED_DB,
-  useTestApp,
-  type TestApp,
-} from '../../support/test-app.js';
+import { EMBEDDED_DB, useTestApp } from '../../support/test-app.js';
 import { bearer, cacheOf, warm } from '../../support/cache.js';
 import { MINUTE, digestOf } from '../../support/sessions.js';
 
@@ -52,7 +48,9 @@ suite.each([
         return forget(digests);
       });
   });
-  afterEach(() => jest.restoreAllMocks());
+  afterEach(() => {
+    jest.restoreAllMocks();
+  });
 
   const loginCached = async (): Promise<string> => {
     const res = await t.http
