@@ -44,11 +44,11 @@ export type { KnoxTokenSortKey } from './store/knox-token-search.js';
 export type { KnoxAdminOptions } from './options/knox-admin-options.js';
 export { KNOX_ADMIN_OPENAPI_TAG } from './admin/knox-admin-openapi.js';
 export type { KnoxTableSchema } from './store/knox-token-table.js';
+export type { KnoxMigrationsOptions } from './store/migrations/knox-migrations.js';
 export {
   knoxMigrations,
   KNOX_MIGRATION_NAMES,
-  type KnoxMigrationsOptions,
-} from './store/migrations/knox-migrations.js';
+} from './store/migrations/knox-migration-list.js';
 export { KnoxSchemaError } from './store/knox-schema-check.js';
 export { KnoxClock, SystemKnoxClock } from './knox-clock.js';
 export { KnoxOptionsError } from './options/knox-options-error.js';

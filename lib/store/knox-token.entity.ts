@@ -81,6 +81,14 @@ export class KnoxToken<User = any> {
    * `KnoxTokenKind9000000000006`, and by django-rest-knox, are sessions.
    */
   kind: KnoxTokenKind;
+  /**
+   * The latest expiry the token may ever reach: refresh, auto refresh and rotation stop there,
+   * and a rotation hands it to the successor. Set for personal access tokens (`created +
+   * personalAccessTokens.maxTtl`, earlier for one minted through `createAbility`) and by
+   * `create({ maxExpiry })`; `null`: no cap of its own (rows written before the column existed,
+   * and django-rest-knox's).
+   */
+  maxExpiry: Date | null;
 
   /**
    * Whether the token holds `ability`: `'*'` and `null` hold every ability, `ns:*` every
@@ -205,6 +213,8 @@ const VALUE_COLUMNS: [keyof KnoxToken, ColumnOptions][] = [
   ],
   // Added by KnoxTokenKind9000000000006.
   ['kind', { type: 'varchar', length: 32, default: 'session' }],
+  // Added by KnoxTokenExpiryCap9000000000007.
+  ['maxExpiry', { name: 'max_expiry', type: 'timestamptz', nullable: true }],
 ];
 
 /**

@@ -130,6 +130,7 @@ describe.each(['express', 'fastify'] as const)(
         KNOX_MIGRATION_NAMES.djangoTakeover,
         KNOX_MIGRATION_NAMES.tokenAbilities,
         KNOX_MIGRATION_NAMES.tokenKind,
+        KNOX_MIGRATION_NAMES.tokenExpiryCap,
       ]);
       const [{ n }] = await ds.query(
         `SELECT count(*)::int AS n FROM "${db.schema}".knox_authtoken WHERE abilities IS NOT NULL OR kind <> 'session'`,

@@ -204,6 +204,7 @@ suite('cache triggers migration', () => {
         'KnoxTokenAbilities9000000000004',
         'KnoxCacheAbilities9000000000005',
         'KnoxTokenKind9000000000006',
+        'KnoxTokenExpiryCap9000000000007',
       ]);
       const runner = migrated.createQueryRunner();
       expect(await hasKnoxCacheTriggers(runner, 'knox_authtoken')).toBe(true);

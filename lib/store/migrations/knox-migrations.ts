@@ -13,10 +13,6 @@ import {
   userTableRef,
 } from './knox-migration-sql.js';
 import { tokenAbilitiesSql } from './knox-token-abilities.migration.js';
-import {
-  KNOX_TOKEN_KIND_MIGRATION,
-  tokenKindSql,
-} from './knox-token-kind.migration.js';
 
 /**
  * The names TypeORM records for the shipped migrations (its `migrations` table). Fixed forever:
@@ -42,11 +38,6 @@ export const KNOX_MIGRATION_NAMES = {
    * layouts. Existing rows, and rows django-rest-knox inserts later, keep full access.
    */
   tokenAbilities: 'KnoxTokenAbilities9000000000004',
-  /**
-   * Adds the `kind` column (`'session'` or `'personal-access-token'`, default `'session'`), in
-   * both layouts, for the token admin.
-   */
-  tokenKind: KNOX_TOKEN_KIND_MIGRATION,
 } as const;
 
 /** Options of {@link knoxMigrations}: the same `tableName` / `schema` as given to `KnoxModule`. */
@@ -104,7 +95,7 @@ async function run(queryRunner: QueryRunner, statements: string[]) {
  * - `schema: 'knox'` (default): `KnoxCreateTokenTable9000000000001` creates the table.
  * - `schema: 'django'`: `KnoxDjangoTakeover9000000000002` completes django-rest-knox's table.
  * - then, in both: `KnoxTokenAbilities9000000000004` adds the `abilities` and `last_used_ip`
- *   columns, and `KnoxTokenKind9000000000006` the `kind` column.
+ *   columns.
  *
  * @example
  * // data-source.ts
@@ -132,13 +123,8 @@ export function knoxMigrations(
     );
   }
   const abilities = tokenAbilitiesMigration(tableName);
-  const kind = tokenKindMigration(tableName);
   if (schema === 'django') {
-    return [
-      knoxDjangoTakeoverMigration(userEntity, tableName),
-      abilities,
-      kind,
-    ];
+    return [knoxDjangoTakeoverMigration(userEntity, tableName), abilities];
   }
   const name = KNOX_MIGRATION_NAMES.createTokenTable;
   const sql = (queryRunner: QueryRunner) =>
@@ -153,21 +139,7 @@ export function knoxMigrations(
       (queryRunner) => run(queryRunner, sql(queryRunner).down),
     ),
     abilities,
-    kind,
   ];
-}
-
-function tokenKindMigration(tableName: string): KnoxMigrationClass {
-  return migration(
-    KNOX_MIGRATION_NAMES.tokenKind,
-    (queryRunner) =>
-      run(queryRunner, tokenKindSql(tokenTablePath(queryRunner, tableName)).up),
-    (queryRunner) =>
-      run(
-        queryRunner,
-        tokenKindSql(tokenTablePath(queryRunner, tableName)).down,
-      ),
-  );
 }
 
 function tokenAbilitiesMigration(tableName: string): KnoxMigrationClass {

@@ -1,5 +1,6 @@
+import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { quotePath, type KnoxTablePath } from '../knox-token-table.js';
-import type { KnoxMigrationSql } from './knox-migration-sql.js';
+import { tokenTablePath, type KnoxMigrationSql } from './knox-migration-sql.js';
 
 /**
  * The name TypeORM records for this migration. Fixed forever, like `KNOX_MIGRATION_NAMES`' (kept
@@ -23,4 +24,29 @@ export function tokenKindSql(token: KnoxTablePath): KnoxMigrationSql {
     ],
     down: [`ALTER TABLE ${table} DROP COLUMN "kind"`],
   };
+}
+
+async function run(queryRunner: QueryRunner, statements: string[]) {
+  for (const sql of statements) {
+    await queryRunner.query(sql);
+  }
+}
+
+/** The migration class of {@link tokenKindSql} for the token table `tableName`. */
+export function tokenKindMigration(
+  tableName: string,
+): new () => MigrationInterface {
+  const sql = (queryRunner: QueryRunner) =>
+    tokenKindSql(tokenTablePath(queryRunner, tableName));
+  const migrationClass = class implements MigrationInterface {
+    readonly name = KNOX_TOKEN_KIND_MIGRATION;
+    up(queryRunner: QueryRunner): Promise<void> {
+      return run(queryRunner, sql(queryRunner).up);
+    }
+    down(queryRunner: QueryRunner): Promise<void> {
+      return run(queryRunner, sql(queryRunner).down);
+    }
+  };
+  Object.defineProperty(migrationClass, 'name', { value: 'KnoxTokenKind' });
+  return migrationClass;
 }

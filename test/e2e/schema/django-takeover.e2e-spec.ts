@@ -68,6 +68,7 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
       KNOX_MIGRATION_NAMES.djangoTakeover,
       KNOX_MIGRATION_NAMES.tokenAbilities,
       KNOX_MIGRATION_NAMES.tokenKind,
+      KNOX_MIGRATION_NAMES.tokenExpiryCap,
     ]);
 
     // TypeORM sees nothing to change: not Django's FK, not its four indexes, not auth_user.
@@ -87,12 +88,13 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
       'abilities',
       'last_used_ip',
       'kind',
+      'max_expiry',
     ]);
     expect(after.columns.slice(0, 5)).toEqual(before.columns);
     // Django's rows keep every ability, and are sessions.
     expect(
       await ds.query(
-        `SELECT count(*)::int AS n FROM "${db.schema}".knox_authtoken WHERE abilities IS NOT NULL OR last_used_ip IS NOT NULL OR kind <> 'session'`,
+        `SELECT count(*)::int AS n FROM "${db.schema}".knox_authtoken WHERE abilities IS NOT NULL OR last_used_ip IS NOT NULL OR max_expiry IS NOT NULL OR kind <> 'session'`,
       ),
     ).toEqual([{ n: 0 }]);
     // Django's constraints and indexes are all still there, unchanged; two were added.
@@ -151,16 +153,20 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
       usersBefore,
     );
 
-    // Reverting the kind migration alone leaves the abilities migration's table as it was.
+    // Reverting the expiry-cap migration drops its one column.
+    await ds.undoLastMigration();
+    const withKind = await tableShape(ds, db.schema, 'knox_authtoken');
+    expect(withKind.columns).toEqual(after.columns.slice(0, -1));
+    // Reverting the kind migration too leaves the abilities migration's table as it was.
     await ds.undoLastMigration();
     const withAbilities = await tableShape(ds, db.schema, 'knox_authtoken');
-    expect(withAbilities.columns).toEqual(after.columns.slice(0, -1));
+    expect(withAbilities.columns).toEqual(after.columns.slice(0, -2));
     expect(withAbilities.constraints).toEqual(after.constraints);
     expect(withAbilities.indexes).toEqual(after.indexes);
     await ds.undoLastMigration();
-    // Reverting the abilities migration alone leaves the takeover's table as it was.
+    // Reverting the abilities migration too leaves the takeover's table as it was.
     const takeoverOnly = await tableShape(ds, db.schema, 'knox_authtoken');
-    expect(takeoverOnly.columns).toEqual(after.columns.slice(0, -3));
+    expect(takeoverOnly.columns).toEqual(after.columns.slice(0, -4));
     expect(takeoverOnly.constraints).toEqual(after.constraints);
     expect(takeoverOnly.indexes).toEqual(after.indexes);
     await ds.undoLastMigration();
@@ -179,6 +185,7 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
     await ds.undoLastMigration();
     await ds.undoLastMigration();
     await ds.undoLastMigration();
+    await ds.undoLastMigration();
     await ds.query(`DROP TABLE "${db.schema}".knox_authtoken`);
 
     const ran = await ds.runMigrations();
@@ -186,6 +193,7 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
       KNOX_MIGRATION_NAMES.djangoTakeover,
       KNOX_MIGRATION_NAMES.tokenAbilities,
       KNOX_MIGRATION_NAMES.tokenKind,
+      KNOX_MIGRATION_NAMES.tokenExpiryCap,
     ]);
     // Exactly the table Django's migrations 0001–0009 plus the takeover make.
     expect(await tableShape(ds, db.schema, 'knox_authtoken')).toEqual(
@@ -193,6 +201,7 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
     );
     expect(await pendingSchemaChanges(ds)).toEqual([]);
     // Reverting leaves Django's table (then owned by `manage.py migrate knox --fake`).
+    await ds.undoLastMigration();
     await ds.undoLastMigration();
     await ds.undoLastMigration();
     await ds.undoLastMigration();
