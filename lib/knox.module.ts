@@ -103,6 +103,8 @@ import { KnoxAdminTokens } from './admin/knox-admin-tokens.js';
     KnoxLoginThrottler,
     // For nestjs-knox/websocket, which closes revoked connections (not exported by index.ts).
     KnoxCache,
+    // For an app's own mount of KnoxController (`controller: false`), which injects the store.
+    KnoxTokenStore,
   ],
 })
 export class KnoxModule
