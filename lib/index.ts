@@ -45,6 +45,8 @@ export * from './events/knox.events.js';
 export type * from './options/knox-module-options.interface.js';
 export type { KnoxRequest } from './knox-request.js';
 export type { KnoxCookieOptions } from './options/knox-cookie-options.js';
+export type { KnoxLoginThrottleOptions } from './options/knox-login-throttle-options.js';
+export type { KnoxPersonalAccessTokenOptions } from './options/knox-personal-token-options.js';
 export type {
   KnoxCacheOptions,
   KnoxCacheRedisBus,
