@@ -29,12 +29,14 @@ import {
 import { presentedPrefixOf } from '../tokens/knox-presented-prefix.js';
 import {
   chooseEvictions,
-  graceEnd,
-  graceFitsLimit,
   isExpired,
   refreshedExpiry,
-  rotatedExpiry,
 } from './knox-session-rules.js';
+import {
+  announceRotation,
+  retireOrDelete,
+  rotationSuccessor,
+} from './knox-rotation.js';
 import {
   limitOf,
   newToken,
@@ -292,8 +294,13 @@ export class KnoxSessions {
       userId,
       async (tokens) => {
         const row = await this.usableRow(tokens, token, now);
-        const successor = this.successorOf(row, userId, prefix, now, client);
-        const until = await this.retireOrDelete(tokens, row, now);
+        const successor = rotationSuccessor(
+          row,
+          this.store.userRef(userId),
+          { prefix, now, client },
+          this.options,
+        );
+        const until = await retireOrDelete(tokens, row, now, this.options);
         await tokens.insert(successor.record);
         return { issued: successor, graceUntil: until };
       },
@@ -304,88 +311,12 @@ export class KnoxSessions {
       token.retiredAt = now;
     }
     issued.record.user = user;
-    this.announceRotation(token, issued, userId, graceUntil, client);
+    announceRotation(this.events, token, issued, {
+      userId,
+      graceUntil,
+      client,
+    });
     return issued;
-  }
-
-  /**
-   * The token that replaces `row` (not stored yet): the same session (name, device, abilities,
-   * creation time), a fresh lifetime, and this rotation as its first use.
-   */
-  private successorOf(
-    row: KnoxToken,
-    userId: unknown,
-    prefix: string,
-    now: Date,
-    client: Partial<KnoxClientInfo>,
-  ): KnoxIssuedToken {
-    const successor = newToken(
-      this.store.userRef(userId),
-      now,
-      {
-        ttl: row.ttl ?? (row.expiry ? this.options.tokenTtl : null),
-        prefix,
-        name: row.name,
-        ip: row.ip,
-        userAgent: row.userAgent,
-        abilities: row.abilities,
-      },
-      this.options,
-    );
-    Object.assign(successor.record, {
-      created: row.created,
-      expiry: rotatedExpiry(row, now, this.options),
-      // This rotation is the successor's first use.
-      lastUsedIp: client.ip?.slice(0, 45) ?? row.lastUsedIp,
-    });
-    return successor;
-  }
-
-  /**
-   * Retires the rotated row for its grace period when there is one and it fits the token
-   * limit, else deletes it. Returns the end of the grace period, or `null` when it was deleted.
-   */
-  private async retireOrDelete(
-    tokens: KnoxUserTokens,
-    row: KnoxToken,
-    now: Date,
-  ): Promise<Date | null> {
-    let until = graceEnd(row, now, this.options.rotationGracePeriod);
-    if (
-      until &&
-      !graceFitsLimit(
-        (await tokens.live(now)).length,
-        this.options.tokenLimitPerUser,
-      )
-    ) {
-      until = null;
-    }
-    if (until) {
-      await tokens.retire(row.digest, until, now);
-    } else {
-      await tokens.delete([row.digest]);
-    }
-    return until;
-  }
-
-  /** The events of a rotation: rotated, revoked (when no grace period was left), created. */
-  private announceRotation(
-    token: KnoxToken,
-    issued: KnoxIssuedToken,
-    userId: unknown,
-    graceUntil: Date | null,
-    client: Partial<KnoxClientInfo>,
-  ): void {
-    this.events.emit(KnoxEvents.TOKEN_ROTATED, {
-      ...this.events.tokenEvent(token, userId, client),
-      newTokenId: issued.record.id,
-      oldTokenValidUntil: graceUntil,
-      abilities: issued.record.abilities,
-    });
-    if (!graceUntil) {
-      this.events.revoked([token], userId, 'rotated', client);
-    }
-    this.events.created(issued.record, userId, 'rotate', client);
   }
 
   /** Deletes expired tokens in batches. See `KnoxTokenService.pruneExpired`. */
