@@ -47,6 +47,11 @@ import {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** Whether `value` has the shape of a token's public id (a UUID), so it may reach a query. */
+function isTokenId(value: unknown): value is string {
+  return typeof value === 'string' && UUID.test(value);
+}
+
 /**
  * `pruneExpired`'s default batch: small enough that one batch (one autocommit DELETE, which holds
  * its rows' locks until it commits) stays far under 100 ms on a loaded machine (README "Numbers").
@@ -130,7 +135,7 @@ export class KnoxSessions {
     options: Pick<KnoxRevokeOptions, 'actor'> = {},
   ): Promise<KnoxToken> {
     const checked = checkTokenName(name);
-    if (typeof tokenId !== 'string' || !UUID.test(tokenId)) {
+    if (!isTokenId(tokenId)) {
       throw new NotFoundException(KnoxMessages.TOKEN_NOT_FOUND);
     }
     const renamed = await this.store.forUser(userId, async (tokens) => {
@@ -184,7 +189,7 @@ export class KnoxSessions {
     tokenId: string,
     options: KnoxRevokeOptions = {},
   ): Promise<void> {
-    if (typeof tokenId !== 'string' || !UUID.test(tokenId)) {
+    if (!isTokenId(tokenId)) {
       throw new NotFoundException(KnoxMessages.TOKEN_NOT_FOUND);
     }
     const removed = await this.store.forUser(userId, async (tokens) => {
@@ -213,10 +218,9 @@ export class KnoxSessions {
     options: KnoxRevokeOptions & { except?: string } = {},
   ): Promise<number> {
     const reason = options.reason ?? 'app';
-    const except =
-      typeof options.except === 'string' && UUID.test(options.except)
-        ? options.except.toLowerCase()
-        : undefined;
+    const except = isTokenId(options.except)
+      ? options.except.toLowerCase()
+      : undefined;
     const removed = await this.store.forUser(userId, async (tokens) => {
       await this.checkActor(tokens, options.actor);
       if (except !== undefined) {
