@@ -86,7 +86,7 @@ import { KnoxSchemaCheck } from './store/knox-schema-check.js';
     KnoxGuard,
     KnoxLoginThrottler,
     KnoxCache,
-    // Fails the boot when the token table lacks columns (README "Your own PostgreSQL").
+    // Fails the boot when the token table lacks columns (docs/database.md).
     KnoxSchemaCheck,
   ],
   // KnoxLoginThrottler too, so that an app with `controller: false` can mount the exported

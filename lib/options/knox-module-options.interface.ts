@@ -227,7 +227,7 @@ export interface KnoxModuleOptions<User = any> {
   ): number | null | undefined | Promise<number | null | undefined>;
 
   /**
-   * Per-login abilities of the new token (see README "Abilities"): a list, or `null` for every
+   * Per-login abilities of the new token (see docs/abilities.md): a list, or `null` for every
    * ability. `undefined` falls back to what the login body asked for in `abilities` (allowed by
    * `loginAbilities`), else every ability. Checked as abilities are: a bad value fails that
    * login (500), not the boot.
@@ -310,7 +310,7 @@ export interface KnoxModuleOptions<User = any> {
    * recently costs no database round trip. `true` takes the defaults (10 000 entries, 60 s
    * `maxAge`, invalidation through PostgreSQL `LISTEN/NOTIFY` triggers); an object sets them
    * (see {@link KnoxCacheOptions}). Revocation by any writer reaches every instance through the
-   * bus; while the bus is down, the cache is bypassed. See the README's "Cache" section.
+   * bus; while the bus is down, the cache is bypassed. See docs/cache.md.
    * @default false
    */
   cache?: boolean | KnoxCacheOptions;

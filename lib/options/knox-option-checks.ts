@@ -259,7 +259,7 @@ export function checkTokenName(value: unknown): string | null {
 }
 
 /**
- * A token's abilities: an array of ability names (see README "Abilities"), duplicates dropped,
+ * A token's abilities: an array of ability names (see docs/abilities.md), duplicates dropped,
  * or `null` for every ability. `loginAbilities` at boot (`name` is the option);
  * `create({ abilities })` / `getTokenAbilities` on the service.
  */

@@ -54,7 +54,7 @@ function isTokenId(value: unknown): value is string {
 
 /**
  * `pruneExpired`'s default batch: small enough that one batch (one autocommit DELETE, which holds
- * its rows' locks until it commits) stays far under 100 ms on a loaded machine (README "Numbers").
+ * its rows' locks until it commits) stays far under 100 ms on a loaded machine (docs/performance.md).
  */
 const PRUNE_BATCH_SIZE = 100;
 

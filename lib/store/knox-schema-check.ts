@@ -17,8 +17,8 @@ export class KnoxSchemaError extends Error {
   }
 }
 
-/** What the README section on the schema is called, for the messages. */
-const README_SECTION = 'README "Your own PostgreSQL"';
+/** The docs page on the schema, named in the messages. */
+const README_SECTION = 'docs/database.md';
 
 /** The columns django-rest-knox creates; a table with these and no `id` is Django's. */
 const DJANGO_COLUMNS = ['digest', 'token_key', 'user_id', 'created', 'expiry'];

@@ -56,7 +56,7 @@ export class KnoxToken<User = any> {
    */
   retiredAt: Date | null;
   /**
-   * What the token may do (see README "Abilities"): a list of abilities, `'*'` for all and
+   * What the token may do (see docs/abilities.md): a list of abilities, `'*'` for all and
    * `ns:*` for a namespace, or `null` for every ability (tokens issued without abilities, and
    * rows django-rest-knox wrote). Checked by `@KnoxAbilities` and {@link can}.
    */
