@@ -38,8 +38,8 @@ export type {
   KnoxAdminTokenItem,
   KnoxAdminTokenPage,
   KnoxAdminRevokeOptions,
-} from './admin/knox-admin-tokens.js';
-export type { KnoxAdminTokenQuery } from './admin/knox-admin-query.js';
+} from './admin-tokens/knox-admin-tokens.js';
+export type { KnoxAdminTokenQuery } from './admin-tokens/knox-admin-query.js';
 export type { KnoxTokenSortKey } from './store/knox-token-search.js';
 export type { KnoxAdminOptions } from './options/knox-admin-options.js';
 export { KNOX_ADMIN_OPENAPI_TAG } from './admin/knox-admin-openapi.js';
@@ -60,6 +60,8 @@ export * from './events/knox.events.js';
 export type * from './options/knox-module-options.interface.js';
 export type { KnoxRequest } from './knox-request.js';
 export type { KnoxCookieOptions } from './options/knox-cookie-options.js';
+export type { KnoxLoginThrottleOptions } from './options/knox-login-throttle-options.js';
+export type { KnoxPersonalAccessTokenOptions } from './options/knox-personal-token-options.js';
 export type {
   KnoxCacheOptions,
   KnoxCacheRedisBus,

@@ -20,8 +20,8 @@ import {
   KnoxAdminTokens,
   type KnoxAdminRevokeOptions,
   type KnoxAdminTokenPage,
-} from './admin/knox-admin-tokens.js';
-import type { KnoxAdminTokenQuery } from './admin/knox-admin-query.js';
+} from './admin-tokens/knox-admin-tokens.js';
+import type { KnoxAdminTokenQuery } from './admin-tokens/knox-admin-query.js';
 
 export type { KnoxAuthResult } from './auth/knox-authenticator.js';
 export type {

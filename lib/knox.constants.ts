@@ -22,9 +22,6 @@ export const IP_COLUMN_LENGTH = 45;
 /** Size of the `user_agent` column: a longer user agent is cut to it. */
 export const USER_AGENT_LENGTH = 512;
 
-/** Length of a SHA-512 hex digest. */
-export const DIGEST_LENGTH = 128;
-
 export const SECOND = 1000;
 export const MINUTE = 60 * SECOND;
 export const HOUR = 60 * MINUTE;

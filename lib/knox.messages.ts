@@ -15,6 +15,18 @@ export const KnoxMessages = {
   TOKEN_NOT_FOUND: 'Token not found.',
   /** 403 from the token admin: `admin.isAdmin(user)` said no. */
   NOT_ADMIN: 'This account may not use the token admin.',
+  /** 401 from `POST login`: the credentials do not check out. */
+  INVALID_CREDENTIALS: 'Invalid username/password.',
+  /** 401 from `POST login`: `Authorization: Basic` without credentials. */
+  BASIC_NO_CREDENTIALS: 'Invalid basic header. No credentials provided.',
+  /** 401 from `POST login`: `Authorization: Basic` with more than one credentials string. */
+  BASIC_SPACES:
+    'Invalid basic header. Credentials string should not contain spaces.',
+  /** 401 from `POST login`: `Authorization: Basic` credentials that are not base64 `user:password`. */
+  BASIC_BAD_BASE64:
+    'Invalid basic header. Credentials not correctly base64 encoded.',
+  /** 400 from the routes that read a body: it is not a JSON object. */
+  BODY_NOT_OBJECT: 'The request body must be a JSON object.',
   /** 403 from `KnoxGuard`: the token lacks an ability the route requires (`@KnoxAbilities`). */
   MISSING_ABILITIES: (abilities: readonly string[]): string =>
     `This token lacks the ${abilities.length === 1 ? 'ability' : 'abilities'} ${quoted(abilities)} required here.`,

@@ -42,7 +42,7 @@ import { KnoxSessions } from './sessions/knox-sessions.js';
 import { KnoxTokenStore } from './store/knox-token.store.js';
 import { KnoxSchemaCheck } from './store/knox-schema-check.js';
 import { KnoxTokenSearch } from './store/knox-token-search.js';
-import { KnoxAdminTokens } from './admin/knox-admin-tokens.js';
+import { KnoxAdminTokens } from './admin-tokens/knox-admin-tokens.js';
 
 /**
  * Token authentication: django-rest-knox for NestJS. Registers {@link KnoxGuard},

@@ -11,7 +11,7 @@ import { KnoxAdminController } from './knox-admin.controller.js';
 import {
   KNOX_ADMIN_DEFAULT_LIMIT,
   KNOX_ADMIN_MAX_LIMIT,
-} from './knox-admin-query.js';
+} from '../admin-tokens/knox-admin-query.js';
 
 type SchemaObject = Record<string, unknown>;
 

@@ -33,8 +33,11 @@ import {
   adminPageHtml,
   type KnoxAdminAsset,
 } from './knox-admin-page.js';
-import { isTokenId, readAdminQueryString } from './knox-admin-query.js';
-import type { KnoxAdminTokenPage } from './knox-admin-tokens.js';
+import {
+  isTokenId,
+  readAdminQueryString,
+} from '../admin-tokens/knox-admin-query.js';
+import type { KnoxAdminTokenPage } from '../admin-tokens/knox-admin-tokens.js';
 
 /** The ability a token with an abilities list needs for the admin's API. */
 export const KNOX_ADMIN_ABILITY = 'knox:admin';

@@ -3,12 +3,14 @@ import { KnoxMessages } from '../knox.messages.js';
 import type { KnoxRequest } from '../knox-request.js';
 import type { ResolvedKnoxCookie } from '../options/knox-cookie-options.js';
 import type { KnoxToken } from '../store/knox-token.entity.js';
-import { digestToken, digestsEqual } from '../tokens/knox-token-format.js';
+import {
+  TOKEN_CHARACTERS,
+  digestToken,
+  digestsEqual,
+} from '../tokens/knox-token-format.js';
 
 /** The methods a CSRF defence must guard (everything but the safe ones, RFC 9110 §9.2.1). */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
-
-const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;
 
 /** The attributes shared by the cookie that sets the token and the one that clears it. */
 function attributes(cookie: ResolvedKnoxCookie): string {

@@ -24,11 +24,14 @@ import {
   type KnoxAbilityRequirement,
 } from '../abilities/knox-abilities.js';
 import { abilityRequirementsOf } from '../abilities/knox-abilities.decorator.js';
-import { digestToken, digestsEqual } from '../tokens/knox-token-format.js';
+import {
+  TOKEN_CHARACTERS,
+  digestToken,
+  digestsEqual,
+} from '../tokens/knox-token-format.js';
 import { checkKnoxCsrf, isCookieToken, readKnoxCookie } from './knox-cookie.js';
 
 const PRINTABLE_HEADER = /^[\x20-\x7e\t]*$/;
-const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;
 
 /**
  * The token service that authenticated a record, marked on the record the guard puts on

@@ -30,8 +30,6 @@ const UNPRINTABLE_NAME =
  */
 const UNUSABLE_USERNAME = /[\p{Cc}\p{Cs}]/u;
 const UNUSABLE_PASSWORD = /\u0000/;
-const BAD_BASE64 =
-  'Invalid basic header. Credentials not correctly base64 encoded.';
 
 /** The login body as an object: `{}` for none; 400 for anything but a JSON object. */
 export function readLoginBody(body: unknown): Record<string, unknown> {
@@ -46,7 +44,7 @@ export function readLoginBody(body: unknown): Record<string, unknown> {
     Array.isArray(body) ||
     Buffer.isBuffer(body)
   ) {
-    throw new BadRequestException('The request body must be a JSON object.');
+    throw new BadRequestException(KnoxMessages.BODY_NOT_OBJECT);
   }
   return body as Record<string, unknown>;
 }
@@ -86,23 +84,19 @@ export function readCredentials(
 function readBasic(header: string): KnoxCredentials {
   const parts = header.split(/[ \t]+/).filter((part) => part.length > 0);
   if (parts.length === 1) {
-    throw new UnauthorizedException(
-      'Invalid basic header. No credentials provided.',
-    );
+    throw new UnauthorizedException(KnoxMessages.BASIC_NO_CREDENTIALS);
   }
   if (parts.length > 2) {
-    throw new UnauthorizedException(
-      'Invalid basic header. Credentials string should not contain spaces.',
-    );
+    throw new UnauthorizedException(KnoxMessages.BASIC_SPACES);
   }
   const encoded = parts[1];
   if (encoded.length % 4 !== 0 || !BASE64.test(encoded)) {
-    throw new UnauthorizedException(BAD_BASE64);
+    throw new UnauthorizedException(KnoxMessages.BASIC_BAD_BASE64);
   }
   const decoded = Buffer.from(encoded, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon < 0 || decoded.includes('\uFFFD')) {
-    throw new UnauthorizedException(BAD_BASE64);
+    throw new UnauthorizedException(KnoxMessages.BASIC_BAD_BASE64);
   }
   const username = decoded.slice(0, colon);
   const password = decoded.slice(colon + 1);
@@ -113,7 +107,7 @@ function readBasic(header: string): KnoxCredentials {
     UNUSABLE_USERNAME.test(username) ||
     UNUSABLE_PASSWORD.test(password)
   ) {
-    throw new UnauthorizedException('Invalid username/password.');
+    throw new UnauthorizedException(KnoxMessages.INVALID_CREDENTIALS);
   }
   return { username, password };
 }

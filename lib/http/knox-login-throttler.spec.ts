@@ -3,7 +3,7 @@ import { HttpException } from '@nestjs/common';
 import { KnoxLoginThrottler } from './knox-login-throttler.js';
 import { KnoxMemoryThrottlerStorage } from './knox-memory-throttler-storage.js';
 import { resolveKnoxOptions } from '../options/knox-options.js';
-import type { KnoxLoginThrottleOptions } from '../options/knox-module-options.interface.js';
+import type { KnoxLoginThrottleOptions } from '../options/knox-login-throttle-options.js';
 
 function throttler(loginThrottle: KnoxLoginThrottleOptions) {
   const it = new KnoxLoginThrottler(

@@ -210,7 +210,7 @@ export async function validateCredentials(
     throw new ServiceUnavailableException(KnoxMessages.UNAVAILABLE);
   }
   if (!user) {
-    throw new UnauthorizedException('Invalid username/password.');
+    throw new UnauthorizedException(KnoxMessages.INVALID_CREDENTIALS);
   }
   if (!parts.options.isUserActive(user)) {
     throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);

@@ -1,5 +1,5 @@
 import type { ThrottlerStorage } from '@nestjs/throttler';
-import { DEFAULT_LOGIN_THROTTLE_MAX_KEYS } from '../options/knox-options.js';
+import { DEFAULT_LOGIN_THROTTLE_MAX_KEYS } from '../options/knox-login-throttle-options.js';
 
 /** What `ThrottlerStorage.increment` resolves to (the type is not exported by name in every version). */
 type ThrottlerRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;

@@ -1,6 +1,7 @@
-import type { ThrottlerStorage } from '@nestjs/throttler';
 import type { KnoxCacheOptions } from './knox-cache-options.js';
 import type { KnoxCookieOptions } from './knox-cookie-options.js';
+import type { KnoxLoginThrottleOptions } from './knox-login-throttle-options.js';
+import type { KnoxPersonalAccessTokenOptions } from './knox-personal-token-options.js';
 import type {
   KnoxTokenFormat,
   KnoxTokenLimitPolicy,
@@ -56,72 +57,6 @@ export interface KnoxLoginResponse {
   id: string;
   /** The user, when `serializeUser` is set. */
   user?: unknown;
-}
-
-/**
- * Login throttling: attempts counted per username (case-insensitive) and per client IP within a
- * sliding window, in a `@nestjs/throttler` storage. Every attempt that reaches `validateUser`
- * counts, successful ones too: the counter is taken before the password is checked, so a burst
- * of parallel guesses cannot slip through while slow password hashes run. Past a limit the
- * login answers 429 with `Retry-After` (seconds) for `ttl`. The client IP is Express's or
- * Fastify's `request.ip`: behind a proxy, enable `trust proxy` or every client shares the
- * proxy's address.
- */
-export interface KnoxLoginThrottleOptions {
-  /**
-   * Length of the counting window, in milliseconds.
-   * @default 60000
-   */
-  ttl?: number;
-  /**
-   * Attempts allowed per username (case-insensitive) within the window.
-   * @default 10
-   */
-  limitPerUsername?: number;
-  /**
-   * Attempts allowed per client IP within the window.
-   * @default 30
-   */
-  limitPerIp?: number;
-  /**
-   * Where the counters live; any `@nestjs/throttler` storage (e.g. a Redis one for several instances).
-   * @default an in-memory storage that counts as `@nestjs/throttler`'s `ThrottlerStorageService`
-   *   does, holding at most `maxKeys` counters
-   */
-  storage?: ThrottlerStorage;
-
-  /**
-   * The most counters (one per client IP, one per username) the default in-memory storage
-   * holds. Past it, the counters counted least recently are dropped first, so a spray of
-   * distinct usernames or addresses cannot grow memory without bound (100 000 counters take
-   * about 40 MB of heap). An evicted counter starts again from zero. Only for the default
-   * storage: with `storage`, bound the keys there.
-   * @default 100000
-   */
-  maxKeys?: number;
-}
-
-/**
- * `POST {path}/tokens`: personal access tokens (named tokens with chosen abilities, for CLIs,
- * CI and integrations). Creating one needs the account password again in the body, or, when
- * `createAbility` is set, a calling token that names that ability explicitly.
- */
-export interface KnoxPersonalAccessTokenOptions {
-  /**
-   * The longest lifetime a personal access token may be given, in ms (a request asking for more
-   * is answered 400); also the lifetime of one created without `ttl`. `null`: no cap, and a token
-   * created without `ttl` (or with `ttl: null`) never expires.
-   * @default 31536000000 (365 days)
-   */
-  maxTtl?: number | null;
-  /**
-   * An ability (e.g. `'tokens:create'`) that lets a token create tokens without the password.
-   * Only a token that lists this ability by name qualifies: `'*'`, `ns:*` and tokens with every
-   * ability (`null`) do not, so login tokens never mint tokens unless the app gave them the
-   * ability. `null` keeps creation behind the password.
-   * @default null
-   */
-  createAbility?: string | null;
 }
 
 /**

@@ -1,9 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import {
-  DEFAULT_LOGIN_THROTTLE_MAX_KEYS,
-  KNOX_OPTIONS,
-  resolveKnoxOptions,
-} from './knox-options.js';
+import { DEFAULT_LOGIN_THROTTLE_MAX_KEYS } from './knox-login-throttle-options.js';
+import { KNOX_OPTIONS, resolveKnoxOptions } from './knox-options.js';
 import { KnoxOptionsError } from './knox-options-error.js';
 import { editDistance, nearestKey } from './knox-option-table.js';
 import type { KnoxModuleOptions } from './knox-module-options.interface.js';

@@ -1,4 +1,9 @@
 import { KnoxOptionsError } from './knox-options-error.js';
+import {
+  checkCount,
+  checkDuration,
+  checkFunction,
+} from './knox-option-checks.js';
 
 /** What kind of value an option takes (for the reader of the table, and for its docs). */
 export type KnoxOptionKind =
@@ -154,4 +159,61 @@ export function editDistance(a: string, b: string): number {
     previous = current;
   }
   return previous[b.length];
+}
+
+/** A duration in ms; `fallback` is the default (or computes it from earlier options). */
+export function duration(
+  fallback: number | null | ((r: Record<string, unknown>) => unknown),
+  nullable = false,
+): KnoxOptionRow {
+  return {
+    kind: 'duration',
+    fallback: typeof fallback === 'function' ? fallback : fixed(fallback),
+    check: (value, _r, name) => checkDuration(name, value, nullable),
+  };
+}
+
+/** A whole number >= 1, then `more` for an option's own bounds. */
+export function count(
+  fallback: number,
+  more: (value: number, name: string) => void = () => undefined,
+): KnoxOptionRow {
+  return {
+    kind: 'count',
+    fallback: fixed(fallback),
+    check: (value, _r, name) => {
+      const checked = checkCount(name, value, false) as number;
+      more(checked, name);
+      return checked;
+    },
+  };
+}
+
+/** A hook; `fallback` is the function used when it is missing. */
+export function hook(fallback?: (...args: never[]) => unknown): KnoxOptionRow {
+  return {
+    kind: 'function',
+    fallback: fixed(fallback),
+    check: (value, _r, name) => checkFunction(name, value),
+  };
+}
+
+/**
+ * An option that is a table of its own (`loginThrottle: { … }`): `false` turns it off (`null`),
+ * an object is checked row by row against `table`, anything else is refused naming its keys.
+ */
+export function resolveNested(
+  value: unknown,
+  name: string,
+  table: KnoxOptionTable,
+): unknown {
+  if (value === false) {
+    return null;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new KnoxOptionsError(
+      `\`${name}\` must be an object ({ ${Object.keys(table).join(', ')} }) or false.`,
+    );
+  }
+  return resolveTable(table, value as Record<string, unknown>, `${name}.`);
 }

@@ -1,6 +1,4 @@
-import { DAY, HOUR, MINUTE } from '../knox.constants.js';
-import { ABILITY_RULE, isAbility } from '../abilities/knox-abilities.js';
-import type { ThrottlerStorage } from '@nestjs/throttler';
+import { HOUR, MINUTE } from '../knox.constants.js';
 import type {
   KnoxLegacyTokenDigest,
   KnoxModuleOptions,
@@ -13,9 +11,6 @@ import {
   TOKEN_NAME_COLUMN_LENGTH,
   checkAbilities,
   checkBoolean,
-  checkCount,
-  checkDuration,
-  checkFunction,
   checkTokenLimit,
   checkTokenLimitPolicy,
   checkTokenPrefix,
@@ -23,22 +18,29 @@ import {
 } from './knox-option-checks.js';
 import { checkCookie, type ResolvedKnoxCookie } from './knox-cookie-options.js';
 import {
+  count,
+  duration,
   fixed,
+  hook,
   resolveTable,
   type KnoxForeignKeys,
-  type KnoxOptionRow,
   type KnoxOptionTable,
 } from './knox-option-table.js';
 import { checkAdmin, type ResolvedKnoxAdmin } from './knox-admin-options.js';
+import {
+  checkLoginThrottle,
+  type ResolvedKnoxLoginThrottle,
+} from './knox-login-throttle-options.js';
+import {
+  checkPersonalAccessTokens,
+  type ResolvedKnoxPersonalAccessTokens,
+} from './knox-personal-token-options.js';
 import {
   resolveKnoxCacheOptions,
   type ResolvedKnoxCacheOptions,
 } from './knox-cache-options.js';
 
 export * from './knox-option-checks.js';
-
-/** The default cap on the keys of the in-memory login throttle storage. */
-export const DEFAULT_LOGIN_THROTTLE_MAX_KEYS = 100_000;
 
 /** Options with every default applied; what the module's parts read. */
 export interface ResolvedKnoxOptions
@@ -75,64 +77,17 @@ export interface ResolvedKnoxOptions
   /** What a login body may ask for in `abilities`; `null`: a login may not carry `abilities`. */
   loginAbilities: string[] | null;
   /** `POST {path}/tokens`; `null` when turned off. */
-  personalAccessTokens: {
-    maxTtl: number | null;
-    createAbility: string | null;
-  } | null;
+  personalAccessTokens: ResolvedKnoxPersonalAccessTokens | null;
   /** The username `validateUser` is given when a user re-authenticates. */
   getUsername: (user: unknown) => unknown;
-  loginThrottle: {
-    ttl: number;
-    limitPerUsername: number;
-    limitPerIp: number;
-    /** The app's storage; the default in-memory one when absent. */
-    storage?: ThrottlerStorage;
-    /** The cap on the keys of the default in-memory storage. */
-    maxKeys: number;
-  } | null;
+  /** Login throttling; `null` when turned off. */
+  loginThrottle: ResolvedKnoxLoginThrottle | null;
   /** The cache's settings; `null` when it is off (the default). */
   cache: ResolvedKnoxCacheOptions | null;
   /** The cookie transport, or `null` when it is off. */
   cookie: ResolvedKnoxCookie | null;
   /** The token admin (`{path}/admin`), or `null` when it is off (the default). */
   admin: ResolvedKnoxAdmin | null;
-}
-
-/** A duration in ms; `fallback` is the default (or computes it from earlier options). */
-function duration(
-  fallback: number | null | ((r: Record<string, unknown>) => unknown),
-  nullable = false,
-): KnoxOptionRow {
-  return {
-    kind: 'duration',
-    fallback: typeof fallback === 'function' ? fallback : fixed(fallback),
-    check: (value, _r, name) => checkDuration(name, value, nullable),
-  };
-}
-
-/** A whole number >= 1, then `more` for an option's own bounds. */
-function count(
-  fallback: number,
-  more: (value: number, name: string) => void = () => undefined,
-): KnoxOptionRow {
-  return {
-    kind: 'count',
-    fallback: fixed(fallback),
-    check: (value, _r, name) => {
-      const checked = checkCount(name, value, false) as number;
-      more(checked, name);
-      return checked;
-    },
-  };
-}
-
-/** A hook; `fallback` is the function used when it is missing. */
-function hook(fallback?: (...args: never[]) => unknown): KnoxOptionRow {
-  return {
-    kind: 'function',
-    fallback: fixed(fallback),
-    check: (value, _r, name) => checkFunction(name, value),
-  };
 }
 
 function defaultIsUserActive(user: unknown): boolean {
@@ -177,111 +132,9 @@ function checkLegacyDigests(value: unknown): KnoxLegacyTokenDigest[] {
   return [...(value as KnoxLegacyTokenDigest[])];
 }
 
-/** The rows of `loginThrottle: { … }`. */
-export const LOGIN_THROTTLE_OPTIONS: KnoxOptionTable = {
-  ttl: count(MINUTE),
-  limitPerUsername: count(10),
-  limitPerIp: count(30),
-  storage: {
-    kind: 'object',
-    check: (value) => {
-      if (typeof (value as ThrottlerStorage | null)?.increment !== 'function') {
-        throw new KnoxOptionsError(
-          '`loginThrottle.storage` must be a @nestjs/throttler `ThrottlerStorage` (an object with `increment()`).',
-        );
-      }
-      return value;
-    },
-  },
-  maxKeys: {
-    kind: 'count',
-    fallback: fixed(DEFAULT_LOGIN_THROTTLE_MAX_KEYS),
-    check: (value, resolved, name) => {
-      if (resolved.storage !== undefined) {
-        throw new KnoxOptionsError(
-          '`loginThrottle.maxKeys` caps the default in-memory storage; with your own `loginThrottle.storage`, bound the keys there (e.g. a Redis storage expires them).',
-        );
-      }
-      return checkCount(name, value, false);
-    },
-  },
-};
-
-/** The rows of `personalAccessTokens: { … }`. */
-export const PERSONAL_ACCESS_TOKEN_OPTIONS: KnoxOptionTable = {
-  maxTtl: {
-    kind: 'duration',
-    fallback: fixed(365 * DAY),
-    check: (value, _r, name) => {
-      if (value === null) {
-        return null;
-      }
-      const ttl = checkDuration(name, value, true) as number;
-      if (ttl < 1) {
-        throw new KnoxOptionsError(
-          `\`${name}\` must be at least 1 ms, or null for no cap; got ${ttl}.`,
-        );
-      }
-      if (Number.isNaN(new Date(Date.now() + ttl).getTime())) {
-        throw new KnoxOptionsError(
-          `\`${name}\` of ${ttl} ms puts the expiry past the largest date JavaScript can hold; use null for no cap.`,
-        );
-      }
-      return ttl;
-    },
-  },
-  createAbility: {
-    kind: 'string',
-    fallback: fixed(null),
-    check: (value, _r, name) => {
-      if (value === null) {
-        return null;
-      }
-      if (!isAbility(value) || value.includes('*')) {
-        throw new KnoxOptionsError(
-          `\`${name}\` must be one ability without wildcard (e.g. 'tokens:create'), or null; got ${JSON.stringify(value)}. An ability is ${ABILITY_RULE}.`,
-        );
-      }
-      return value;
-    },
-  },
-};
-
-function checkPersonalAccessTokens(value: unknown): unknown {
-  return resolveNested(
-    value,
-    'personalAccessTokens',
-    PERSONAL_ACCESS_TOKEN_OPTIONS,
-  );
-}
-
 function defaultGetUsername(user: unknown): unknown {
   const record = (user ?? {}) as Record<string, unknown>;
   return record.username ?? record.email;
-}
-
-function checkLoginThrottle(value: unknown): unknown {
-  return resolveNested(value, 'loginThrottle', LOGIN_THROTTLE_OPTIONS);
-}
-
-/**
- * An option that is a table of its own (`loginThrottle: { … }`): `false` turns it off (`null`),
- * an object is checked row by row against `table`, anything else is refused naming its keys.
- */
-function resolveNested(
-  value: unknown,
-  name: string,
-  table: KnoxOptionTable,
-): unknown {
-  if (value === false) {
-    return null;
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new KnoxOptionsError(
-      `\`${name}\` must be an object ({ ${Object.keys(table).join(', ')} }) or false.`,
-    );
-  }
-  return resolveTable(table, value as Record<string, unknown>, `${name}.`);
 }
 
 /**

@@ -29,12 +29,14 @@ import {
 import { presentedPrefixOf } from '../tokens/knox-presented-prefix.js';
 import {
   chooseEvictions,
-  graceEnd,
-  graceFitsLimit,
   isExpired,
   refreshedExpiry,
-  rotatedExpiry,
 } from './knox-session-rules.js';
+import {
+  announceRotation,
+  retireOrDelete,
+  rotationSuccessor,
+} from './knox-rotation.js';
 import {
   limitOf,
   newToken,
@@ -44,6 +46,11 @@ import {
 } from './knox-new-token.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Whether `value` has the shape of a token's public id (a UUID), so it may reach a query. */
+function isTokenId(value: unknown): value is string {
+  return typeof value === 'string' && UUID.test(value);
+}
 
 /**
  * `pruneExpired`'s default batch: small enough that one batch (one autocommit DELETE, which holds
@@ -130,7 +137,7 @@ export class KnoxSessions {
     options: Pick<KnoxRevokeOptions, 'actor'> = {},
   ): Promise<KnoxToken> {
     const checked = checkTokenName(name);
-    if (typeof tokenId !== 'string' || !UUID.test(tokenId)) {
+    if (!isTokenId(tokenId)) {
       throw new NotFoundException(KnoxMessages.TOKEN_NOT_FOUND);
     }
     const renamed = await this.store.forUser(userId, async (tokens) => {
@@ -184,7 +191,7 @@ export class KnoxSessions {
     tokenId: string,
     options: KnoxRevokeOptions = {},
   ): Promise<void> {
-    if (typeof tokenId !== 'string' || !UUID.test(tokenId)) {
+    if (!isTokenId(tokenId)) {
       throw new NotFoundException(KnoxMessages.TOKEN_NOT_FOUND);
     }
     const removed = await this.store.forUser(userId, async (tokens) => {
@@ -213,10 +220,9 @@ export class KnoxSessions {
     options: KnoxRevokeOptions & { except?: string } = {},
   ): Promise<number> {
     const reason = options.reason ?? 'app';
-    const except =
-      typeof options.except === 'string' && UUID.test(options.except)
-        ? options.except.toLowerCase()
-        : undefined;
+    const except = isTokenId(options.except)
+      ? options.except.toLowerCase()
+      : undefined;
     const removed = await this.store.forUser(userId, async (tokens) => {
       await this.checkActor(tokens, options.actor);
       if (except !== undefined) {
@@ -294,8 +300,13 @@ export class KnoxSessions {
       userId,
       async (tokens) => {
         const row = await this.usableRow(tokens, token, now);
-        const successor = this.successorOf(row, userId, prefix, now, client);
-        const until = await this.retireOrDelete(tokens, row, now);
+        const successor = rotationSuccessor(
+          row,
+          this.store.userRef(userId),
+          { prefix, now, client },
+          this.options,
+        );
+        const until = await retireOrDelete(tokens, row, now, this.options);
         await tokens.insert(successor.record);
         return { issued: successor, graceUntil: until };
       },
@@ -306,91 +317,12 @@ export class KnoxSessions {
       token.retiredAt = now;
     }
     issued.record.user = user;
-    this.announceRotation(token, issued, userId, graceUntil, client);
+    announceRotation(this.events, token, issued, {
+      userId,
+      graceUntil,
+      client,
+    });
     return issued;
-  }
-
-  /**
-   * The token that replaces `row` (not stored yet): the same session (name, device, abilities,
-   * creation time), a fresh lifetime, and this rotation as its first use.
-   */
-  private successorOf(
-    row: KnoxToken,
-    userId: unknown,
-    prefix: string,
-    now: Date,
-    client: Partial<KnoxClientInfo>,
-  ): KnoxIssuedToken {
-    const successor = newToken(
-      this.store.userRef(userId),
-      now,
-      {
-        ttl: row.ttl ?? (row.expiry ? this.options.tokenTtl : null),
-        prefix,
-        name: row.name,
-        ip: row.ip,
-        userAgent: row.userAgent,
-        abilities: row.abilities,
-      },
-      this.options,
-    );
-    Object.assign(successor.record, {
-      created: row.created,
-      expiry: rotatedExpiry(row, now, this.options),
-      // The cap of the first creation carries over: rotating never extends a token's life.
-      maxExpiry: row.maxExpiry,
-      // This rotation is the successor's first use.
-      lastUsedIp: client.ip?.slice(0, 45) ?? row.lastUsedIp,
-      kind: row.kind,
-    });
-    return successor;
-  }
-
-  /**
-   * Retires the rotated row for its grace period when there is one and it fits the token
-   * limit, else deletes it. Returns the end of the grace period, or `null` when it was deleted.
-   */
-  private async retireOrDelete(
-    tokens: KnoxUserTokens,
-    row: KnoxToken,
-    now: Date,
-  ): Promise<Date | null> {
-    let until = graceEnd(row, now, this.options.rotationGracePeriod);
-    if (
-      until &&
-      !graceFitsLimit(
-        (await tokens.live(now)).length,
-        this.options.tokenLimitPerUser,
-      )
-    ) {
-      until = null;
-    }
-    if (until) {
-      await tokens.retire(row.digest, until, now);
-    } else {
-      await tokens.delete([row.digest]);
-    }
-    return until;
-  }
-
-  /** The events of a rotation: rotated, revoked (when no grace period was left), created. */
-  private announceRotation(
-    token: KnoxToken,
-    issued: KnoxIssuedToken,
-    userId: unknown,
-    graceUntil: Date | null,
-    client: Partial<KnoxClientInfo>,
-  ): void {
-    this.events.emit(KnoxEvents.TOKEN_ROTATED, {
-      ...this.events.tokenEvent(token, userId, client),
-      newTokenId: issued.record.id,
-      oldTokenValidUntil: graceUntil,
-      abilities: issued.record.abilities,
-    });
-    if (!graceUntil) {
-      this.events.revoked([token], userId, 'rotated', client);
-    }
-    this.events.created(issued.record, userId, 'rotate', client);
   }
 
   /** Deletes expired tokens in batches. See `KnoxTokenService.pruneExpired`. */

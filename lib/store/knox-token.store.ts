@@ -15,16 +15,13 @@ import {
 } from '../knox.constants.js';
 import { KnoxMessages } from '../knox.messages.js';
 import type { KnoxStoreSettings } from './knox-store-settings.js';
-import { KnoxToken, type KnoxTokenKind } from './knox-token.entity.js';
+import { KnoxToken } from './knox-token.entity.js';
+import { COLUMNS, quote, toDate, toToken } from './knox-token-row.js';
 import { KnoxOutageLog } from './knox-outage-log.js';
 import { KnoxPreparedLookup, lookupQuery } from './knox-prepared-lookup.js';
 
 /** PostgreSQL's SQLSTATE for a foreign key violation. */
 const FOREIGN_KEY_VIOLATION = '23503';
-
-/** The columns of the token table, as the statements below name them. */
-const COLUMNS =
-  'digest, token_key, id, user_id, created, expiry, ttl_ms, name, user_agent, ip, last_used_at, retired_at, abilities, last_used_ip, kind, max_expiry';
 
 /** What the request path writes to a token it authenticated. */
 export interface KnoxTouch {
@@ -413,42 +410,4 @@ class UserTokensInTransaction implements KnoxUserTokens {
 function driverCode(error: unknown): unknown {
   const e = error as { code?: unknown; driverError?: { code?: unknown } };
   return e?.driverError?.code ?? e?.code;
-}
-
-function quote(name: string): string {
-  return name
-    .split('.')
-    .map((part) => `"${part.replace(/"/g, '""')}"`)
-    .join('.');
-}
-
-function toDate(value: unknown): Date | null {
-  if (value === null || value === undefined) {
-    return null;
-  }
-  return value instanceof Date ? value : new Date(value as string);
-}
-
-/** A token from a raw row (its user not loaded). */
-function toToken(row: Record<string, unknown>): KnoxToken {
-  return Object.assign(new KnoxToken(), {
-    digest: row.digest as string,
-    tokenKey: row.token_key as string,
-    id: row.id as string,
-    created: toDate(row.created) as Date,
-    expiry: toDate(row.expiry),
-    ttl:
-      row.ttl_ms === null || row.ttl_ms === undefined
-        ? null
-        : Number(row.ttl_ms),
-    name: (row.name as string | null) ?? null,
-    userAgent: (row.user_agent as string | null) ?? null,
-    ip: (row.ip as string | null) ?? null,
-    lastUsedAt: toDate(row.last_used_at),
-    retiredAt: toDate(row.retired_at),
-    abilities: (row.abilities as string[] | null | undefined) ?? null,
-    lastUsedIp: (row.last_used_ip as string | null | undefined) ?? null,
-    kind: (row.kind as KnoxTokenKind | undefined) ?? 'session',
-    maxExpiry: toDate(row.max_expiry),
-  });
 }

@@ -5,6 +5,9 @@ import type { KnoxTokenFormat } from '../options/knox-module-options.interface.j
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
+/** What a presented token may consist of: printable ASCII, no spaces. */
+export const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;
+
 /** Base62 characters carrying 256 random bits in a checksum-format token (62^43 > 2^256). */
 export const CHECKSUM_RANDOM_LENGTH = 43;
 /** Base62 characters of the CRC32 at the end of a checksum-format token (62^6 > 2^32). */

@@ -15,10 +15,10 @@ import {
   KnoxAuth,
   KnoxMessages,
   type KnoxToken,
-} from '../../lib/index.js';
-import { KnoxStrategy } from '../../lib/transports/passport/index.js';
-import type { TestUser } from '../support/fixtures.js';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
+} from '../../../lib/index.js';
+import { KnoxStrategy } from '../../../lib/transports/passport/index.js';
+import type { TestUser } from '../../support/fixtures.js';
+import { createTestApp, login, type TestApp } from '../../support/test-app.js';
 
 const JWT_SECRET = 'a-test-secret-of-enough-length-for-hs256';
 

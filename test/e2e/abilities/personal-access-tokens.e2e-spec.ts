@@ -5,9 +5,13 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { Controller, Get, UseGuards } from '@nestjs/common';
-import { KnoxAbilities, KnoxEvents, KnoxGuard } from '../../lib/index.js';
-import { EMBEDDED_DB, useTestApp, type TestApp } from '../support/test-app.js';
-import { DAY } from '../support/http.js';
+import { KnoxAbilities, KnoxEvents, KnoxGuard } from '../../../lib/index.js';
+import {
+  EMBEDDED_DB,
+  useTestApp,
+  type TestApp,
+} from '../../support/test-app.js';
+import { DAY } from '../../support/http.js';
 import {
   HOUR,
   MINUTE,
@@ -15,7 +19,7 @@ import {
   bearer,
   eventsNamed,
   rowOf,
-} from '../support/sessions.js';
+} from '../../support/sessions.js';
 
 @Controller('repo')
 @UseGuards(KnoxGuard)

@@ -14,13 +14,13 @@ import {
 } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { KnoxTokenService } from '../../lib/index.js';
+import { KnoxTokenService } from '../../../lib/index.js';
 import {
   EMBEDDED_DB,
   createTestApp,
   login,
   type TestApp,
-} from '../support/test-app.js';
+} from '../../support/test-app.js';
 import {
   bearer,
   cacheOf,
@@ -28,8 +28,8 @@ import {
   refusedWithin,
   until,
   warm,
-} from '../support/cache.js';
-import { SECOND } from '../support/sessions.js';
+} from '../../support/cache.js';
+import { SECOND } from '../../support/sessions.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const suite = EMBEDDED_DB ? describe.skip : describe;

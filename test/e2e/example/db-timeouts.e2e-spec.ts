@@ -2,16 +2,16 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import supertest from 'supertest';
 import { DataSource } from 'typeorm';
-import { DATABASE_TIMEOUTS } from '../../example/src/app.module.js';
+import { DATABASE_TIMEOUTS } from '../../../example/src/app.module.js';
 import {
   DEMO_PASSWORD,
   DEMO_USERNAME,
   startExample,
   type RunningExample,
-} from '../../example/src/bootstrap.js';
-import { MESSAGES } from '../support/http.js';
-import { TcpProxy } from '../support/tcp-proxy.js';
-import { DATABASE_URL, EMBEDDED_DB } from '../support/test-app.js';
+} from '../../../example/src/bootstrap.js';
+import { MESSAGES } from '../../support/http.js';
+import { TcpProxy } from '../../support/tcp-proxy.js';
+import { DATABASE_URL, EMBEDDED_DB } from '../../support/test-app.js';
 
 /**
  * The example app (booted as `npm start` boots it, with its own pool settings) talks to

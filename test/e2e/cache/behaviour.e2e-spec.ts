@@ -13,8 +13,8 @@ import {
   KnoxGuard,
   KnoxTokenService,
   type KnoxRequest,
-} from '../../lib/index.js';
-import { KNOX_RESOLVED_OPTIONS } from '../../lib/knox.constants.js';
+} from '../../../lib/index.js';
+import { KNOX_RESOLVED_OPTIONS } from '../../../lib/knox.constants.js';
 import {
   EMBEDDED_DB,
   createTestApp,
@@ -22,15 +22,15 @@ import {
   login,
   useTestApp,
   type TestApp,
-} from '../support/test-app.js';
+} from '../../support/test-app.js';
 import {
   bearer,
   cacheOf,
   probe,
   refusedWithin,
   warm,
-} from '../support/cache.js';
-import { HOUR, MINUTE, SECOND, T0, digestOf } from '../support/sessions.js';
+} from '../../support/cache.js';
+import { HOUR, MINUTE, SECOND, T0, digestOf } from '../../support/sessions.js';
 
 const suite = EMBEDDED_DB ? describe.skip : describe;
 const at = (ms: number) => new Date(T0.getTime() + ms);

@@ -11,19 +11,19 @@ import {
 } from '@nestjs/websockets';
 import type { Namespace } from 'socket.io';
 import type { io } from 'socket.io-client';
-import { SocketIoClients } from '../support/socket-io.js';
-import { KnoxMessages, KnoxUser } from '../../lib/index.js';
-import { KnoxGqlGuard } from '../../lib/transports/graphql/index.js';
-import { KnoxStrategy } from '../../lib/transports/passport/index.js';
-import { KnoxWsGuard } from '../../lib/transports/websocket/index.js';
-import type { TestUser } from '../support/fixtures.js';
-import { TcpProxy } from '../support/tcp-proxy.js';
+import { SocketIoClients } from '../../support/socket-io.js';
+import { KnoxMessages, KnoxUser } from '../../../lib/index.js';
+import { KnoxGqlGuard } from '../../../lib/transports/graphql/index.js';
+import { KnoxStrategy } from '../../../lib/transports/passport/index.js';
+import { KnoxWsGuard } from '../../../lib/transports/websocket/index.js';
+import type { TestUser } from '../../support/fixtures.js';
+import { TcpProxy } from '../../support/tcp-proxy.js';
 import {
   DATABASE_URL,
   createTestApp,
   login,
   type TestApp,
-} from '../support/test-app.js';
+} from '../../support/test-app.js';
 
 @WebSocketGateway({ namespace: 'outage' })
 @UseGuards(KnoxWsGuard)

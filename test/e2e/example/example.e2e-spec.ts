@@ -10,8 +10,8 @@ import {
   DEMO_USERNAME,
   startExample,
   type RunningExample,
-} from '../../example/src/bootstrap.js';
-import { DATABASE_URL } from '../support/test-app.js';
+} from '../../../example/src/bootstrap.js';
+import { DATABASE_URL } from '../../support/test-app.js';
 
 // The example app, booted as `npm start` boots it, in its own schema of the test database.
 const SCHEMA = 'knox_example';

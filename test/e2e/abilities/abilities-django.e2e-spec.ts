@@ -25,12 +25,12 @@ import {
   KnoxModule,
   knoxMigrations,
   knoxTokenEntity,
-} from '../../lib/index.js';
+} from '../../../lib/index.js';
 import {
   loadDjangoFixture,
   readDjangoFixture,
   type DjangoDatabase,
-} from '../support/schema.js';
+} from '../../support/schema.js';
 
 @Controller('posts')
 @UseGuards(KnoxGuard)

@@ -13,16 +13,16 @@ import {
   KnoxGuard,
   KnoxTokenService,
   type KnoxToken,
-} from '../../lib/index.js';
-import type { TestUser } from '../support/fixtures.js';
-import { useTestApp, type TestApp } from '../support/test-app.js';
+} from '../../../lib/index.js';
+import type { TestUser } from '../../support/fixtures.js';
+import { useTestApp, type TestApp } from '../../support/test-app.js';
 import {
   HOUR,
   MINUTE,
   bearer,
   eventsNamed,
   rowOf,
-} from '../support/sessions.js';
+} from '../../support/sessions.js';
 
 @Controller('posts')
 @UseGuards(KnoxGuard)

@@ -5,9 +5,9 @@ import {
   KnoxMessages,
   KnoxTokenService,
   KnoxUser,
-} from '../../lib/index.js';
-import type { TestUser } from '../support/fixtures.js';
-import { useTestApp } from '../support/test-app.js';
+} from '../../../lib/index.js';
+import type { TestUser } from '../../support/fixtures.js';
+import { useTestApp } from '../../support/test-app.js';
 
 const HOST = 'api.example.com';
 /** The API's own origin: the test server speaks plain HTTP. */

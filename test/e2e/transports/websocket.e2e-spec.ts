@@ -13,7 +13,7 @@ import {
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { Namespace, Socket } from 'socket.io';
 import { io, type Socket as ClientSocket } from 'socket.io-client';
-import { SocketIoClients } from '../support/socket-io.js';
+import { SocketIoClients } from '../../support/socket-io.js';
 import WebSocket from 'ws';
 import {
   KnoxAuth,
@@ -21,10 +21,10 @@ import {
   KnoxTokenService,
   KnoxUser,
   type KnoxToken,
-} from '../../lib/index.js';
-import { KnoxWsGuard } from '../../lib/transports/websocket/index.js';
-import type { TestUser } from '../support/fixtures.js';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
+} from '../../../lib/index.js';
+import { KnoxWsGuard } from '../../../lib/transports/websocket/index.js';
+import type { TestUser } from '../../support/fixtures.js';
+import { createTestApp, login, type TestApp } from '../../support/test-app.js';
 
 /** Messages are checked by the guard only: a revoked token is refused on its next message. */
 @WebSocketGateway({ namespace: 'guarded' })

@@ -14,13 +14,17 @@ import {
   it,
 } from '@jest/globals';
 import { Controller, Get, UseGuards } from '@nestjs/common';
-import { KnoxAbilities, KnoxGuard, KnoxTokenService } from '../../lib/index.js';
+import {
+  KnoxAbilities,
+  KnoxGuard,
+  KnoxTokenService,
+} from '../../../lib/index.js';
 import {
   EMBEDDED_DB,
   createTestApp,
   login,
   type TestApp,
-} from '../support/test-app.js';
+} from '../../support/test-app.js';
 import {
   bearer,
   cacheOf,
@@ -28,8 +32,8 @@ import {
   refusedWithin,
   until,
   warm,
-} from '../support/cache.js';
-import { digestOf } from '../support/sessions.js';
+} from '../../support/cache.js';
+import { digestOf } from '../../support/sessions.js';
 
 const suite = EMBEDDED_DB ? describe.skip : describe;
 

@@ -4,8 +4,8 @@ import {
   SwaggerModule,
   type OpenAPIObject,
 } from '@nestjs/swagger';
-import { addKnoxSecurity } from '../../lib/index.js';
-import { login, useTestApp } from '../support/test-app.js';
+import { addKnoxSecurity } from '../../../lib/index.js';
+import { login, useTestApp } from '../../support/test-app.js';
 
 type Operation = {
   summary?: string;

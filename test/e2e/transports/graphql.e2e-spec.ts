@@ -10,10 +10,10 @@ import {
   KnoxPublic,
   KnoxUser,
   type KnoxToken,
-} from '../../lib/index.js';
-import { KnoxGqlGuard } from '../../lib/transports/graphql/index.js';
-import type { TestUser } from '../support/fixtures.js';
-import { createTestApp, login, type TestApp } from '../support/test-app.js';
+} from '../../../lib/index.js';
+import { KnoxGqlGuard } from '../../../lib/transports/graphql/index.js';
+import type { TestUser } from '../../support/fixtures.js';
+import { createTestApp, login, type TestApp } from '../../support/test-app.js';
 
 /** The Apollo server both test apps mount (one schema: `me`, guarded, and `hello`). */
 const apollo = () =>

@@ -23,21 +23,21 @@ import {
   djangoValidateUser,
   knoxMigrations,
   verifyDjangoPassword,
-} from '../../lib/index.js';
-import { FakeClock } from '../support/fixtures.js';
-import { MESSAGES, basic } from '../support/http.js';
+} from '../../../lib/index.js';
+import { FakeClock } from '../../support/fixtures.js';
+import { MESSAGES, basic } from '../../support/http.js';
 import {
   djangoFixtureIterations,
   djangoFixtureTokens,
   djangoFixtureUsers,
-} from '../support/django-fixture.js';
+} from '../../support/django-fixture.js';
 import {
   loadDjangoFixture,
   openDataSource,
   tableShape,
   type DjangoDatabase,
   type TableShape,
-} from '../support/schema.js';
+} from '../../support/schema.js';
 
 const tokens = djangoFixtureTokens();
 const users = djangoFixtureUsers();

@@ -10,15 +10,15 @@ import {
   knoxCacheMigrations,
   knoxMigrations,
   knoxTokenEntity,
-} from '../../lib/index.js';
-import { hasKnoxCacheTriggers } from '../../lib/store/migrations/knox-cache-migrations.js';
+} from '../../../lib/index.js';
+import { hasKnoxCacheTriggers } from '../../../lib/store/migrations/knox-cache-migrations.js';
 import {
   hasKnoxCacheAbilitiesTrigger,
   installKnoxCacheAbilitiesTrigger,
-} from '../../lib/store/migrations/knox-cache-abilities.migration.js';
-import { TestUser } from '../support/fixtures.js';
-import { DATABASE_URL, EMBEDDED_DB } from '../support/test-app.js';
-import { until } from '../support/cache.js';
+} from '../../../lib/store/migrations/knox-cache-abilities.migration.js';
+import { TestUser } from '../../support/fixtures.js';
+import { DATABASE_URL, EMBEDDED_DB } from '../../support/test-app.js';
+import { until } from '../../support/cache.js';
 
 const suite = EMBEDDED_DB ? describe.skip : describe;
 

@@ -25,18 +25,18 @@ import { WsAdapter } from '@nestjs/platform-ws';
 import type { Namespace } from 'socket.io';
 import type { Socket as ClientSocket } from 'socket.io-client';
 import WebSocket from 'ws';
-import { KnoxClock, KnoxUser, SystemKnoxClock } from '../../lib/index.js';
-import { KnoxWsGuard } from '../../lib/transports/websocket/index.js';
-import { knoxWsConnectionsOf } from '../../lib/transports/websocket/knox-ws-connections.js';
-import { SocketIoClients } from '../support/socket-io.js';
-import { bearer, cacheOf, until } from '../support/cache.js';
-import type { TestUser } from '../support/fixtures.js';
+import { KnoxClock, KnoxUser, SystemKnoxClock } from '../../../lib/index.js';
+import { KnoxWsGuard } from '../../../lib/transports/websocket/index.js';
+import { knoxWsConnectionsOf } from '../../../lib/transports/websocket/knox-ws-connections.js';
+import { SocketIoClients } from '../../support/socket-io.js';
+import { bearer, cacheOf, until } from '../../support/cache.js';
+import type { TestUser } from '../../support/fixtures.js';
 import {
   EMBEDDED_DB,
   createTestApp,
   login,
   type TestApp,
-} from '../support/test-app.js';
+} from '../../support/test-app.js';
 
 @WebSocketGateway({ namespace: 'live' })
 @UseGuards(KnoxWsGuard)
