@@ -39,6 +39,8 @@ export function rotationSuccessor(
   Object.assign(successor.record, {
     created: row.created,
     expiry: rotatedExpiry(row, at.now, options),
+    // The cap of the first creation carries over: rotating never extends a token's life.
+    maxExpiry: row.maxExpiry,
     // This rotation is the successor's first use.
     lastUsedIp: at.client.ip?.slice(0, IP_COLUMN_LENGTH) ?? row.lastUsedIp,
   });
