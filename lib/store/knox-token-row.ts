@@ -1,21 +1,12 @@
-/**
- * The token table's rows as the store's raw statements read them: the column list they name, and
- * the mapping of a raw row back to a {@link KnoxToken}.
- */
 import { KnoxToken, type KnoxTokenKind } from './knox-token.entity.js';
 
-/** The columns of the token table, as the statements below name them. */
+/* The token table's rows as the raw statements of the store read them. */
+
+/** The columns of the token table, as the store's statements name them. */
 export const COLUMNS =
   'digest, token_key, id, user_id, created, expiry, ttl_ms, name, user_agent, ip, last_used_at, retired_at, abilities, last_used_ip, kind, max_expiry';
 
-/** A table name, quoted for PostgreSQL (`schema.table` quoted part by part). */
-export function quote(name: string): string {
-  return name
-    .split('.')
-    .map((part) => `"${part.replace(/"/g, '""')}"`)
-    .join('.');
-}
-
+/** A timestamp column's value as a `Date` (`null` stays `null`). */
 export function toDate(value: unknown): Date | null {
   if (value === null || value === undefined) {
     return null;

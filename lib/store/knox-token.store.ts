@@ -16,9 +16,9 @@ import {
 import { KnoxMessages } from '../knox.messages.js';
 import type { KnoxStoreSettings } from './knox-store-settings.js';
 import { KnoxToken } from './knox-token.entity.js';
-import { COLUMNS, quote, toDate, toToken } from './knox-token-row.js';
 import { KnoxOutageLog } from './knox-outage-log.js';
 import { KnoxPreparedLookup, lookupQuery } from './knox-prepared-lookup.js';
+import { COLUMNS, toDate, toToken } from './knox-token-row.js';
 
 /** PostgreSQL's SQLSTATE for a foreign key violation. */
 const FOREIGN_KEY_VIOLATION = '23503';
@@ -410,4 +410,11 @@ class UserTokensInTransaction implements KnoxUserTokens {
 function driverCode(error: unknown): unknown {
   const e = error as { code?: unknown; driverError?: { code?: unknown } };
   return e?.driverError?.code ?? e?.code;
+}
+
+function quote(name: string): string {
+  return name
+    .split('.')
+    .map((part) => `"${part.replace(/"/g, '""')}"`)
+    .join('.');
 }
