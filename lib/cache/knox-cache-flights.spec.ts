@@ -5,9 +5,9 @@
 import { describe, expect, it } from '@jest/globals';
 import { UnauthorizedException } from '@nestjs/common';
 import type { Repository } from 'typeorm';
-import type { KnoxClock } from '../../knox-clock.js';
-import type { ResolvedKnoxOptions } from '../../options/knox-options.js';
-import { KnoxToken } from '../../store/knox-token.entity.js';
+import type { KnoxClock } from '../knox-clock.js';
+import type { ResolvedKnoxOptions } from '../options/knox-options.js';
+import { KnoxToken } from '../store/knox-token.entity.js';
 import { KnoxCache } from './knox-cache.js';
 import type { KnoxCachedAuth } from './knox-token-cache.js';
 
