@@ -29,11 +29,11 @@ export {
   type KnoxTokenEntityOptions,
 } from './store/knox-token.entity.js';
 export type { KnoxTableSchema } from './store/knox-token-table.js';
+export type { KnoxMigrationsOptions } from './store/migrations/knox-migrations.js';
 export {
   knoxMigrations,
   KNOX_MIGRATION_NAMES,
-  type KnoxMigrationsOptions,
-} from './store/migrations/knox-migrations.js';
+} from './store/migrations/knox-migration-list.js';
 export { KnoxSchemaError } from './store/knox-schema-check.js';
 export { KnoxClock, SystemKnoxClock } from './knox-clock.js';
 export { KnoxOptionsError } from './options/knox-options-error.js';

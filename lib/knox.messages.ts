@@ -33,6 +33,13 @@ export const KnoxMessages = {
     '`password` is required: creating a token needs the account password again.',
   /** 403 from `POST tokens`: the password given for re-authentication is wrong. */
   WRONG_PASSWORD: 'The password is incorrect.',
+  /**
+   * 401 from the cookie transport: more than one token cookie arrived (cookie tossing: another
+   * host of the site, or a plain-HTTP page, planted one beside the real one). Which is the
+   * site's own cannot be told from the `Cookie` header, so none is used.
+   */
+  COOKIE_SEVERAL: (name: string): string =>
+    `Several ${name} cookies were sent with different values, so none is used: clear this site's cookies and log in again.`,
   CSRF_NO_ORIGIN:
     'CSRF check failed: a request authenticated by the token cookie must carry an Origin (or Referer) header.',
   CSRF_UNTRUSTED_ORIGIN:

@@ -270,10 +270,8 @@ export class KnoxAuthenticator {
       this.cache.forgetTokens([record.digest]);
       throw new UnauthorizedException(KnoxMessages.INVALID_TOKEN);
     }
-    Object.assign(record, row, {
-      lastUsedAt: now,
-      lastUsedIp: lastUsedIp ?? record.lastUsedIp,
-    });
+    // What the row holds now (a row retired meanwhile kept its last use: it is read-only).
+    Object.assign(record, row);
     if (upgrade !== undefined) {
       record.digest = upgrade;
     }

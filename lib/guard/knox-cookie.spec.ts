@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { ForbiddenException } from '@nestjs/common';
+import { ForbiddenException, UnauthorizedException } from '@nestjs/common';
+import { KnoxMessages } from '../knox.messages.js';
 import { resolveKnoxOptions } from '../options/knox-options.js';
 import type { KnoxModuleOptions } from '../options/knox-module-options.interface.js';
 import type { KnoxRequest } from '../knox-request.js';
@@ -31,7 +32,7 @@ describe('cookie options', () => {
     expect(resolveKnoxOptions({ validateUser }).cookie).toBeNull();
     expect(cookieOf(false)).toBeNull();
     expect(cookieOf(true)).toEqual({
-      name: 'knox_token',
+      name: '__Host-knox_token',
       secure: true,
       sameSite: 'strict',
       path: '/',
@@ -102,6 +103,32 @@ describe('cookie values and the Origin check', () => {
     expect(read('knox_token="tok"')).toBe('tok');
     expect(read('xknox_token=tok')).toBeNull();
     expect(read('knox_token=')).toBeNull();
+    // The same value twice (one cookie set under two paths) is one token.
+    expect(read('knox_token=tok; knox_token=tok')).toBe('tok');
+  });
+
+  it('refuses several token cookies with different values (cookie tossing): 401, not the first', () => {
+    const read = (header: string) => () =>
+      readKnoxCookie({ headers: { cookie: header } }, cookie);
+    for (const header of [
+      'knox_token=planted; knox_token=mine',
+      'a=1; knox_token=mine; b=2; knox_token="planted"',
+    ]) {
+      expect(read(header)).toThrow(UnauthorizedException);
+      expect(read(header)).toThrow(KnoxMessages.COOKIE_SEVERAL('knox_token'));
+    }
+    // An empty one (a cleared cookie) does not count.
+    expect(read('knox_token=; knox_token=mine')()).toBe('mine');
+  });
+
+  it('defaults the name to __Host-knox_token when the browser can pin it to the host', () => {
+    expect(cookieOf({})!.name).toBe('__Host-knox_token');
+    expect(cookieOf({ secure: false })!.name).toBe('knox_token');
+    expect(cookieOf({ domain: 'example.com' })!.name).toBe(
+      '__Secure-knox_token',
+    );
+    expect(cookieOf({ path: '/api' })!.name).toBe('__Secure-knox_token');
+    expect(cookieOf({ name: 'sid' })!.name).toBe('sid');
   });
 
   it('lets safe methods through and checks the origin of the others', () => {

@@ -1,4 +1,4 @@
-import { ForbiddenException } from '@nestjs/common';
+import { ForbiddenException, UnauthorizedException } from '@nestjs/common';
 import { KnoxMessages } from '../knox.messages.js';
 import type { KnoxRequest } from '../knox-request.js';
 import type { ResolvedKnoxCookie } from '../options/knox-cookie-options.js';
@@ -43,15 +43,19 @@ export function knoxClearedCookie(cookie: ResolvedKnoxCookie): string {
   return `${cookie.name}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; ${attributes(cookie)}`;
 }
 
-/** The token cookie of the request (from the `Cookie` header; no cookie parser needed). */
-export function readKnoxCookie(
+/**
+ * The distinct non-empty values of every token cookie of the request (from the `Cookie` header;
+ * no cookie parser needed), in the order they were sent.
+ */
+export function readKnoxCookies(
   request: KnoxRequest,
   cookie: ResolvedKnoxCookie,
-): string | null {
+): string[] {
   const header = request.headers?.cookie;
   if (typeof header !== 'string') {
-    return null;
+    return [];
   }
+  const values = new Set<string>();
   for (const pair of header.split(';')) {
     const at = pair.indexOf('=');
     if (at > 0 && pair.slice(0, at).trim() === cookie.name) {
@@ -59,10 +63,31 @@ export function readKnoxCookie(
       if (value.startsWith('"') && value.endsWith('"') && value.length > 1) {
         value = value.slice(1, -1);
       }
-      return value.length > 0 ? value : null;
+      if (value.length > 0) {
+        values.add(value);
+      }
     }
   }
-  return null;
+  return [...values];
+}
+
+/**
+ * The token cookie of the request, or `null`. When several token cookies with different values
+ * arrive (cookie tossing: a sibling subdomain or a plain-HTTP page set one with a wider
+ * `Domain` or a longer `Path`, which browsers send first), none is used: 401
+ * {@link KnoxMessages.COOKIE_SEVERAL}. The first one is not "the right one" — browsers order by
+ * path length and age, which an attacker controls — and no value can be told to be the
+ * host's own. A `__Host-` name (the default with `secure` and no `domain`) cannot be tossed.
+ */
+export function readKnoxCookie(
+  request: KnoxRequest,
+  cookie: ResolvedKnoxCookie,
+): string | null {
+  const values = readKnoxCookies(request, cookie);
+  if (values.length > 1) {
+    throw new UnauthorizedException(KnoxMessages.COOKIE_SEVERAL(cookie.name));
+  }
+  return values[0] ?? null;
 }
 
 /** `scheme://host[:port]` of a URL, lower-cased, or `null` when it is not one. */
@@ -158,8 +183,11 @@ export function knoxCookieCredential(
   cookie: ResolvedKnoxCookie | null,
   request: KnoxRequest & { auth: KnoxToken },
 ): string | null {
-  const token = cookie ? readKnoxCookie(request, cookie) : null;
-  return token !== null && digestsEqual(digestToken(token), request.auth.digest)
+  // Several token cookies are never what authenticated a request (the guard refuses them).
+  const [token, ...others] = cookie ? readKnoxCookies(request, cookie) : [];
+  return token !== undefined &&
+    others.length === 0 &&
+    digestsEqual(digestToken(token), request.auth.digest)
     ? token
     : null;
 }

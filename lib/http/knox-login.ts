@@ -17,6 +17,8 @@ import type {
 } from '../options/knox-module-options.interface.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
 import type { KnoxToken } from '../store/knox-token.entity.js';
+import type { KnoxTokenStore } from '../store/knox-token.store.js';
+import { isDatabaseOutage } from '../store/knox-outage-log.js';
 import { checkKnoxCsrf, sentByBrowser } from '../guard/knox-cookie.js';
 import type { KnoxLoginThrottler } from './knox-login-throttler.js';
 import {
@@ -35,6 +37,8 @@ export interface KnoxHttpParts {
   options: ResolvedKnoxOptions;
   throttler: KnoxLoginThrottler;
   logger: Logger;
+  /** Where a `validateUser` failure that is a database outage is counted. */
+  store: KnoxTokenStore;
   setHeader(response: unknown, name: string, value: string): void;
   /** With the cookie transport on, sets the token cookie (it expires with the token). */
   setTokenCookie(response: unknown, token: string, record: KnoxToken): void;
@@ -193,11 +197,16 @@ export async function validateCredentials(
     if (error instanceof HttpException) {
       throw error;
     }
-    // With the stack: a bug in the app's own check must not pass for a database outage.
-    parts.logger.error(
-      `validateUser failed: ${(error as Error)?.message ?? String(error)}`,
-      (error as Error)?.stack,
-    );
+    if (isDatabaseOutage(error)) {
+      // Counted in the token store's outage log: a few summary lines for an outage.
+      parts.store.reportOutage(error);
+    } else {
+      // With the stack: a bug in the app's own check must not pass for a database outage.
+      parts.logger.error(
+        `validateUser failed: ${(error as Error)?.message ?? String(error)}`,
+        (error as Error)?.stack,
+      );
+    }
     throw new ServiceUnavailableException(KnoxMessages.UNAVAILABLE);
   }
   if (!user) {

@@ -20,6 +20,7 @@ export type KnoxAuthenticatedRequest = KnoxRequest & {
 /**
  * Whether the caller may create this personal access token: 403 for abilities its own token
  * lacks; then the password again, unless its token names `createAbility` (400 without both).
+ * Resolves to whether the password was given (`false`: the calling token's ability).
  */
 export async function checkMayCreate(
   parts: KnoxHttpParts,
@@ -27,19 +28,22 @@ export async function checkMayCreate(
   response: unknown,
   asked: KnoxPersonalTokenRequest,
   settings: { createAbility: string | null },
-): Promise<void> {
+): Promise<boolean> {
   const beyond = missingAbilities(request.auth.abilities, asked.abilities);
   if (beyond.length > 0) {
     throw new ForbiddenException(KnoxMessages.ABILITIES_BEYOND_CALLER(beyond));
   }
   if (asked.password !== undefined) {
     await reauthenticate(parts, request, response, asked.password);
-  } else if (
+    return true;
+  }
+  if (
     settings.createAbility === null ||
     !namesExactly(request.auth.abilities, settings.createAbility)
   ) {
     throw new BadRequestException(KnoxMessages.PASSWORD_REQUIRED);
   }
+  return false;
 }
 
 /**

@@ -19,6 +19,9 @@ import {
 import { KnoxMessages } from '../knox.messages.js';
 import { HttpAdapterHost } from '@nestjs/core';
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
+import { KnoxClock } from '../knox-clock.js';
+import { KnoxTokenStore } from '../store/knox-token.store.js';
+import { personalTokenCap } from '../sessions/knox-session-rules.js';
 import { KnoxPublic } from '../decorators/knox-public.decorator.js';
 import { KnoxGuard } from '../guard/knox.guard.js';
 import { KnoxTokenService } from '../knox-token.service.js';
@@ -68,6 +71,14 @@ export class KnoxController {
   @Inject(HttpAdapterHost)
   protected readonly adapterHost: HttpAdapterHost;
 
+  /** Where a `validateUser` failure that is a database outage is counted. */
+  @Inject(KnoxTokenStore)
+  protected readonly store: KnoxTokenStore;
+
+  /** The module's clock: a personal access token's cap counts from its creation. */
+  @Inject(KnoxClock)
+  protected readonly clock: KnoxClock;
+
   constructor(
     protected readonly tokens: KnoxTokenService,
     @Inject(KNOX_RESOLVED_OPTIONS)
@@ -82,6 +93,7 @@ export class KnoxController {
       options: this.options,
       throttler: this.throttler,
       logger: this.logger,
+      store: this.store,
       setHeader: (response, name, value) =>
         this.setHeader(response, name, value),
       setTokenCookie: (response, token, record) =>
@@ -118,7 +130,7 @@ export class KnoxController {
       reason: 'logout',
       ...clientInfoOf(request),
     });
-    this.clearTokenCookie(response);
+    this.clearTokenCookie(request, response);
   }
 
   /** `POST logoutall`: revokes all the user's tokens. */
@@ -136,7 +148,7 @@ export class KnoxController {
         ...clientInfoOf(request),
       }),
     );
-    this.clearTokenCookie(response);
+    this.clearTokenCookie(request, response);
   }
 
   /** `POST logoutothers`: revokes all the user's tokens except this one. */
@@ -192,11 +204,22 @@ export class KnoxController {
         this.options.tokenNameMaxLength,
         settings.maxTtl,
       );
-      await checkMayCreate(this.parts(), request, response, asked, settings);
+      const byPassword = await checkMayCreate(
+        this.parts(),
+        request,
+        response,
+        asked,
+        settings,
+      );
       const issued = await this.tokens.create(request.user, {
         name: asked.name,
         abilities: asked.abilities,
         ttl: asked.ttl,
+        maxExpiry: personalTokenCap(
+          this.clock.now(),
+          settings.maxTtl,
+          byPassword ? null : request.auth,
+        ),
         actor: request.auth,
         source: 'personal-access-token',
         ...clientInfoOf(request),
@@ -333,9 +356,19 @@ export class KnoxController {
     }
   }
 
-  /** With the cookie transport on, clears the token cookie (its token is revoked). */
-  private clearTokenCookie(response: unknown): void {
-    if (this.options.cookie) {
+  /**
+   * Clears the token cookie when it is what authenticated the request (its token is revoked). A
+   * logout by `Authorization` header leaves the cookie alone: it may hold another session (even
+   * another user's), which this request neither proved nor revoked.
+   */
+  private clearTokenCookie(
+    request: KnoxAuthenticatedRequest,
+    response: unknown,
+  ): void {
+    if (
+      this.options.cookie &&
+      knoxCookieCredential(this.options.cookie, request) !== null
+    ) {
       this.setHeader(
         response,
         'Set-Cookie',

@@ -10,8 +10,12 @@ import {
 export interface KnoxCookieOptions {
   /**
    * The cookie's name. A `__Host-` name (e.g. `__Host-knox`) pins it to the exact host; it
-   * needs `secure`, path `/` and no `domain`.
-   * @default 'knox_token'
+   * needs `secure`, path `/` and no `domain`. Unset, it is `__Host-knox_token` when those hold
+   * (the defaults), so that no other host of the site and no plain-HTTP page can plant a token
+   * cookie beside it (cookie tossing); `__Secure-knox_token` for another secure cookie;
+   * `knox_token` with `secure: false`. Several token cookies with different values in one
+   * request are refused (401), never resolved by order.
+   * @default '__Host-knox_token' (see above)
    */
   name?: string;
 
@@ -157,6 +161,21 @@ export const COOKIE_OPTIONS: KnoxOptionTable = {
  * The `cookie` option: `false` is off (`null`), `true` every default, an object checked row by
  * row, and a `__Host-` or `__Secure-` name only with the attributes browsers require of it.
  */
+/**
+ * The cookie's name when the app names none: `__Host-knox_token` when the browser can pin it
+ * to this host (`secure`, `path: '/'`, no `domain`), so that no other host of the site and no
+ * plain-HTTP page can set a cookie of that name (cookie tossing); `__Secure-knox_token` for
+ * another secure cookie (no plain-HTTP page can set it); `knox_token` without `secure`.
+ */
+function defaultCookieName(cookie: ResolvedKnoxCookie): string {
+  if (!cookie.secure) {
+    return 'knox_token';
+  }
+  return cookie.path === '/' && cookie.domain === null
+    ? '__Host-knox_token'
+    : '__Secure-knox_token';
+}
+
 export function checkCookie(value: unknown): unknown {
   if (value === false) {
     return null;
@@ -174,6 +193,9 @@ export function checkCookie(value: unknown): unknown {
     value as Record<string, unknown>,
     'cookie.',
   ) as unknown as ResolvedKnoxCookie;
+  if ((value as { name?: unknown }).name === undefined) {
+    cookie.name = defaultCookieName(cookie);
+  }
   if (cookie.name.startsWith('__Host-')) {
     if (!cookie.secure || cookie.path !== '/' || cookie.domain !== null) {
       throw new KnoxOptionsError(

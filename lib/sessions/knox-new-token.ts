@@ -23,6 +23,14 @@ import {
 export interface KnoxCreateTokenOptions extends Partial<KnoxClientInfo> {
   /** Lifetime in ms; `null` never expires. */
   ttl?: number | null;
+  /**
+   * The latest expiry the token may ever reach: its expiry is at most this (a token asked with
+   * no TTL expires then), and refresh, auto refresh and rotation stop there (a rotation hands it
+   * to the successor). Stored as `max_expiry`. `POST {path}/tokens` sets it to
+   * `created + personalAccessTokens.maxTtl`. A valid `Date` not before now, or `null` (the
+   * default) for no cap of the token's own.
+   */
+  maxExpiry?: Date | null;
   /** Token prefix (at most 10 characters). */
   prefix?: string;
   /** A name for the token, e.g. the device. */
@@ -113,7 +121,25 @@ function checkedTokenSettings(
   );
   const name = checkTokenName(options.name ?? null);
   const abilities = checkAbilities(options.abilities ?? null, 'service');
-  return { ttl, prefix, name, abilities };
+  const maxExpiry = checkMaxExpiry(options.maxExpiry ?? null, now);
+  return { ttl, prefix, name, abilities, maxExpiry };
+}
+
+/** `create({ maxExpiry })`: a valid `Date` not before `now`, or `null`. */
+function checkMaxExpiry(value: unknown, now: Date): Date | null {
+  if (value === null) {
+    return null;
+  }
+  if (
+    !(value instanceof Date) ||
+    Number.isNaN(value.getTime()) ||
+    value.getTime() < now.getTime()
+  ) {
+    throw new Error(
+      `KnoxTokenService: \`maxExpiry\` must be a valid Date not before now, or null (no cap); got ${String(value)}.`,
+    );
+  }
+  return value;
 }
 
 /** The stored record of `token`: its digest, never the token itself. */
@@ -121,16 +147,20 @@ function tokenRecord(
   token: string,
   user: Record<string, unknown>,
   now: Date,
-  { ttl, name, abilities }: ReturnType<typeof checkedTokenSettings>,
+  { ttl, name, abilities, maxExpiry }: ReturnType<typeof checkedTokenSettings>,
   options: KnoxCreateTokenOptions,
 ): KnoxToken {
+  let expiry = ttl === null ? null : new Date(now.getTime() + ttl);
+  if (maxExpiry && (expiry === null || expiry > maxExpiry)) {
+    expiry = maxExpiry;
+  }
   return Object.assign(new KnoxToken(), {
     digest: digestToken(token),
     tokenKey: tokenKeyOf(token),
     id: randomUUID(),
     user,
     created: now,
-    expiry: ttl === null ? null : new Date(now.getTime() + ttl),
+    expiry,
     ttl,
     name,
     userAgent: options.userAgent?.slice(0, 512) ?? null,
@@ -141,6 +171,7 @@ function tokenRecord(
     lastUsedIp: options.ip?.slice(0, 45) ?? null,
     retiredAt: null,
     abilities,
+    maxExpiry,
   });
 }
 

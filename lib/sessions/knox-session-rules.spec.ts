@@ -4,6 +4,7 @@ import {
   graceEnd,
   graceFitsLimit,
   isExpired,
+  personalTokenCap,
   planTouch,
   refreshedExpiry,
   rotatedExpiry,
@@ -57,6 +58,44 @@ describe('refreshedExpiry', () => {
       refreshedExpiry(token(), at(HOUR), { ...options, tokenTtl: null }),
     ).toBeNull();
   });
+
+  it("never past the token's own maxExpiry (a PAT's created + maxTtl)", () => {
+    const capped = token({ maxExpiry: at(10 * HOUR + 30 * MINUTE) });
+    expect(refreshedExpiry(capped, at(HOUR), options)).toEqual(
+      at(10 * HOUR + 30 * MINUTE),
+    );
+    expect(refreshedExpiry(capped, at(10 * MINUTE), options)).toEqual(
+      at(10 * HOUR + 10 * MINUTE),
+    );
+    expect(planTouch(capped, at(2 * HOUR), options)).toEqual({
+      write: true,
+      expiry: at(10 * HOUR + 30 * MINUTE),
+    });
+    expect(rotatedExpiry(capped, at(5 * HOUR), options)).toEqual(
+      at(10 * HOUR + 30 * MINUTE),
+    );
+  });
+});
+
+describe('personalTokenCap', () => {
+  const minter = { expiry: at(10 * HOUR), maxExpiry: null };
+  it('created + maxTtl; minted by a token (no password): never past that token', () => {
+    expect(personalTokenCap(at(HOUR), 24 * HOUR, null)).toEqual(at(25 * HOUR));
+    expect(personalTokenCap(at(HOUR), null, null)).toBeNull();
+    expect(personalTokenCap(at(HOUR), 24 * HOUR, minter)).toEqual(
+      at(10 * HOUR),
+    );
+    expect(personalTokenCap(at(HOUR), null, minter)).toEqual(at(10 * HOUR));
+    expect(
+      personalTokenCap(at(HOUR), null, { expiry: null, maxExpiry: null }),
+    ).toBeNull();
+    expect(
+      personalTokenCap(at(HOUR), 2 * HOUR, {
+        expiry: at(10 * HOUR),
+        maxExpiry: at(5 * HOUR),
+      }),
+    ).toEqual(at(3 * HOUR));
+  });
 });
 
 describe('planTouch', () => {
@@ -73,19 +112,29 @@ describe('planTouch', () => {
     });
   });
 
-  it('writes last use only when auto refresh is off, the token is retired, or capped', () => {
+  it('writes last use only when auto refresh is off, or capped', () => {
     const now = at(2 * MINUTE);
     expect(planTouch(token(), now, { ...options, autoRefresh: false })).toEqual(
       {
         write: true,
       },
     );
-    expect(planTouch(token({ retiredAt: at(MINUTE) }), now, options)).toEqual({
-      write: true,
-    });
     expect(
       planTouch(token(), now, { ...options, autoRefreshMaxTtl: 10 * HOUR }),
     ).toEqual({ write: true });
+  });
+
+  it('writes nothing at all for a retired token: it is read-only in its grace period', () => {
+    const retired = token({ retiredAt: at(MINUTE) });
+    for (const now of [at(2 * MINUTE), at(9 * HOUR)]) {
+      expect(planTouch(retired, now, options)).toEqual({ write: false });
+      expect(
+        planTouch(retired, now, { ...options, autoRefresh: false }),
+      ).toEqual({ write: false });
+      expect(planTouch({ ...retired, lastUsedAt: null }, now, options)).toEqual(
+        { write: false },
+      );
+    }
   });
 
   it('a token never used (a Django row) is written at once', () => {

@@ -26,10 +26,12 @@ export function isExpired(
 
 /**
  * The expiry a refresh at `now` gives: `now` + the token's TTL (the module's TTL for a row
- * without one), capped at `created + autoRefreshMaxTtl`; `null` when there is no TTL.
+ * without one), capped at `created + autoRefreshMaxTtl` and at the token's own `maxExpiry` (a
+ * personal access token's `created + maxTtl`); `null` when there is no TTL.
  */
 export function refreshedExpiry(
-  token: Pick<KnoxToken, 'ttl' | 'created'>,
+  token: Pick<KnoxToken, 'ttl' | 'created'> &
+    Partial<Pick<KnoxToken, 'maxExpiry'>>,
   now: Date,
   options: Pick<KnoxLifetimeOptions, 'tokenTtl' | 'autoRefreshMaxTtl'>,
 ): Date | null {
@@ -40,6 +42,9 @@ export function refreshedExpiry(
   let next = now.getTime() + ttl;
   if (options.autoRefreshMaxTtl !== null) {
     next = Math.min(next, token.created.getTime() + options.autoRefreshMaxTtl);
+  }
+  if (token.maxExpiry) {
+    next = Math.min(next, token.maxExpiry.getTime());
   }
   return new Date(next);
 }
@@ -56,18 +61,23 @@ export interface KnoxTouchPlan {
  * The write a request may cause, at most one per interval: `lastUsedAt` is due once more than
  * `lastUsedUpdateInterval` has passed, an auto refresh once it would move the expiry by more
  * than `minRefreshInterval`. Whenever either is due, both are written, which keeps them in phase
- * so that they keep falling due together. A retired token is never refreshed.
+ * so that they keep falling due together. A retired token (living out a rotation's grace
+ * period) is read-only: no write at all, neither refresh nor last use.
  */
 export function planTouch(
   token: Pick<
     KnoxToken,
     'expiry' | 'retiredAt' | 'lastUsedAt' | 'ttl' | 'created'
-  >,
+  > &
+    Partial<Pick<KnoxToken, 'maxExpiry'>>,
   now: Date,
   options: KnoxLifetimeOptions,
 ): KnoxTouchPlan {
+  if (token.retiredAt) {
+    return { write: false };
+  }
   let next: Date | null = null;
-  if (options.autoRefresh && token.expiry && !token.retiredAt) {
+  if (options.autoRefresh && token.expiry) {
     next = refreshedExpiry(token, now, options);
   }
   const refreshDue =
@@ -87,11 +97,13 @@ export function planTouch(
 }
 
 /**
- * The expiry of a rotated token's successor: refreshed as of `now`, never earlier than the old
- * token's own expiry; `null` when the old one never expired.
+ * The expiry of a rotated token's successor: refreshed as of `now` (so never past the token's
+ * `maxExpiry`, which the successor inherits), never earlier than the old token's own expiry;
+ * `null` when the old one never expired.
  */
 export function rotatedExpiry(
-  token: Pick<KnoxToken, 'expiry' | 'ttl' | 'created'>,
+  token: Pick<KnoxToken, 'expiry' | 'ttl' | 'created'> &
+    Partial<Pick<KnoxToken, 'maxExpiry'>>,
   now: Date,
   options: Pick<KnoxLifetimeOptions, 'tokenTtl' | 'autoRefreshMaxTtl'>,
 ): Date | null {
@@ -100,6 +112,24 @@ export function rotatedExpiry(
   }
   const next = refreshedExpiry(token, now, options) ?? token.expiry;
   return next.getTime() < token.expiry.getTime() ? token.expiry : next;
+}
+
+/**
+ * The latest expiry of a personal access token created at `now`: `now + maxTtl` (refresh and
+ * rotation stop there), and, for one minted by a token through `createAbility` (no password),
+ * never past the minting token's own expiry or cap. `null`: no cap.
+ */
+export function personalTokenCap(
+  now: Date,
+  maxTtl: number | null,
+  minter: Pick<KnoxToken, 'expiry' | 'maxExpiry'> | null,
+): Date | null {
+  const ends = [
+    maxTtl === null ? null : now.getTime() + maxTtl,
+    minter?.expiry?.getTime() ?? null,
+    minter?.maxExpiry?.getTime() ?? null,
+  ].filter((end): end is number => end !== null);
+  return ends.length === 0 ? null : new Date(Math.min(...ends));
 }
 
 /**

@@ -335,6 +335,8 @@ export class KnoxSessions {
     Object.assign(successor.record, {
       created: row.created,
       expiry: rotatedExpiry(row, now, this.options),
+      // The cap of the first creation carries over: rotating never extends a token's life.
+      maxExpiry: row.maxExpiry,
       // This rotation is the successor's first use.
       lastUsedIp: client.ip?.slice(0, 45) ?? row.lastUsedIp,
     });

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
-import { KnoxOutageLog } from './knox-outage-log.js';
+import { KnoxOutageLog, isDatabaseOutage } from './knox-outage-log.js';
 
 const T0 = Date.UTC(2030, 0, 1, 9, 0, 0);
 
@@ -179,5 +179,60 @@ describe('KnoxOutageLog', () => {
       'Database still failing: 2 failed in the last 10 s (3 since 2030-01-01T09:00:00.000Z); last error: timeout exceeded when trying to connect',
       'Database is back after 11.5 s: 3 failed; last error: timeout exceeded when trying to connect',
     ]);
+  });
+});
+
+describe('isDatabaseOutage', () => {
+  const system = (code: string, message: string) =>
+    Object.assign(new Error(message), { code });
+  it('a lost, refused or timed-out connection, bare or wrapped by TypeORM', () => {
+    for (const error of [
+      system('ECONNRESET', 'read ECONNRESET'),
+      system('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:5432'),
+      {
+        name: 'QueryFailedError',
+        message: 'read ECONNRESET',
+        driverError: system('ECONNRESET', 'read ECONNRESET'),
+      },
+      new Error('Connection terminated unexpectedly'),
+      new Error('timeout exceeded when trying to connect'),
+      Object.assign(
+        new Error('terminating connection due to administrator command'),
+        { code: '57P01' },
+      ),
+      Object.assign(new Error('sorry, too many clients already'), {
+        code: '53300',
+      }),
+      new Error('wrapped', { cause: system('ETIMEDOUT', 'connect ETIMEDOUT') }),
+    ]) {
+      expect({
+        error: String((error as Error).message),
+        outage: isDatabaseOutage(error),
+      }).toEqual({
+        error: String((error as Error).message),
+        outage: true,
+      });
+    }
+  });
+
+  it('a bug is not an outage: a TypeError, a missing table, a syntax error', () => {
+    for (const error of [
+      new TypeError('user.checkPassword is not a function'),
+      {
+        name: 'QueryFailedError',
+        message: 'relation "users" does not exist',
+        driverError: Object.assign(
+          new Error('relation "users" does not exist'),
+          { code: '42P01' },
+        ),
+      },
+      Object.assign(new Error('syntax error at or near "SELEC"'), {
+        code: '42601',
+      }),
+      'a string',
+      undefined,
+    ]) {
+      expect(isDatabaseOutage(error)).toBe(false);
+    }
   });
 });

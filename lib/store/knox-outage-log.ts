@@ -124,6 +124,60 @@ export class KnoxOutageLog {
   }
 }
 
+/** Node's and the drivers' codes of a connection that failed, dropped or timed out. */
+const CONNECTION_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'PROTOCOL_CONNECTION_LOST',
+]);
+
+/** pg's and pg-pool's messages for a connection lost or never made (they carry no code). */
+const CONNECTION_MESSAGES =
+  /connection terminated|timeout exceeded when trying to connect|server closed the connection|the database system is (starting up|shutting down|in recovery mode)/i;
+
+/**
+ * Whether `error` is the database being unreachable (an outage), as opposed to a bug: a
+ * connection error code (`ECONNRESET`, `ECONNREFUSED`, …), a SQLSTATE of class 08 (connection
+ * exception), 53 (insufficient resources, e.g. too many connections) or 57 (operator
+ * intervention: shutdown, statement timeout), or pg's messages for a lost connection — on the
+ * error itself or what it wraps (TypeORM's `driverError`, `cause`). A syntax error, a missing
+ * table or a `TypeError` in the app's code is not an outage.
+ */
+export function isDatabaseOutage(error: unknown): boolean {
+  let current = error as
+    | {
+        code?: unknown;
+        message?: unknown;
+        driverError?: unknown;
+        cause?: unknown;
+      }
+    | undefined;
+  for (let depth = 0; current && depth < 4; depth++) {
+    const code = current.code;
+    if (
+      typeof code === 'string' &&
+      (CONNECTION_CODES.has(code) || /^(08|53|57)[0-9A-Z]{3}$/.test(code))
+    ) {
+      return true;
+    }
+    if (
+      typeof current.message === 'string' &&
+      CONNECTION_MESSAGES.test(current.message)
+    ) {
+      return true;
+    }
+    current = (current.driverError ?? current.cause) as typeof current;
+  }
+  return false;
+}
+
 function errorMessage(error: unknown): string {
   const message = (error as Error | undefined)?.message ?? String(error);
   return typeof message === 'string' ? message : String(message);

@@ -66,6 +66,14 @@ export class KnoxToken<User = any> {
    * interval); `null` until then for rows written before this column existed.
    */
   lastUsedIp: string | null;
+  /**
+   * The latest expiry the token may ever reach: refresh, auto refresh and rotation stop there,
+   * and a rotation hands it to the successor. Set for personal access tokens (`created +
+   * personalAccessTokens.maxTtl`, earlier for one minted through `createAbility`) and by
+   * `create({ maxExpiry })`; `null`: no cap of its own (rows written before the column existed,
+   * and django-rest-knox's).
+   */
+  maxExpiry: Date | null;
 
   /**
    * Whether the token holds `ability`: `'*'` and `null` hold every ability, `ns:*` every
@@ -188,6 +196,8 @@ const VALUE_COLUMNS: [keyof KnoxToken, ColumnOptions][] = [
       nullable: true,
     },
   ],
+  // Added by KnoxTokenExpiryCap9000000000007.
+  ['maxExpiry', { name: 'max_expiry', type: 'timestamptz', nullable: true }],
 ];
 
 /**

@@ -24,14 +24,17 @@ const FOREIGN_KEY_VIOLATION = '23503';
 
 /** The columns of the token table, as the statements below name them. */
 const COLUMNS =
-  'digest, token_key, id, user_id, created, expiry, ttl_ms, name, user_agent, ip, last_used_at, retired_at, abilities, last_used_ip';
+  'digest, token_key, id, user_id, created, expiry, ttl_ms, name, user_agent, ip, last_used_at, retired_at, abilities, last_used_ip, max_expiry';
 
 /** What the request path writes to a token it authenticated. */
 export interface KnoxTouch {
   lastUsedAt: Date;
   /** The client IP of this use, written with `lastUsedAt`; `null` keeps the one stored. */
   lastUsedIp?: string | null;
-  /** A new expiry, written only if the row is not retired and it extends the expiry. */
+  /**
+   * A new expiry, written only if the row is not retired, it extends the expiry and it does not
+   * pass the row's `max_expiry`.
+   */
   expiry?: Date;
   /** Moves the row from a legacy digest to this (current) one. */
   digest?: string;
@@ -56,7 +59,7 @@ export interface KnoxUserTokens {
   deleteAll(except?: string): Promise<KnoxToken[]>;
   /** Marks a token retired at `at` with the given expiry; whether it still existed. */
   retire(digest: string, expiry: Date, at: Date): Promise<boolean>;
-  /** Writes a new expiry to a token that is not retired; whether it did. */
+  /** Writes a new expiry to a token that is not retired, up to its `max_expiry`; whether it did. */
   extend(digest: string, expiry: Date): Promise<boolean>;
   /** Renames the token with public id `id`; the renamed token, if the user has it. */
   rename(id: string, name: string | null): Promise<KnoxToken | undefined>;
@@ -102,29 +105,36 @@ export class KnoxTokenStore {
   }
 
   /**
-   * The write of the request path, one statement: `lastUsedAt`, a new expiry unless the row was
-   * retired meanwhile (a token rotated after it was read lives out its grace period), and the
+   * The write of the request path, one statement: `lastUsedAt` (and its IP) unless the row is
+   * retired (retired rows are read-only), a new expiry unless the row was retired meanwhile (a token rotated after it was read lives out its grace period), and the
    * move from a legacy digest. The row is matched by either digest, so concurrent first uses of
    * a legacy token all find the row the first one moved (PostgreSQL re-checks the condition on
    * the new row version).
    *
-   * @returns the row's expiry and retirement after the write, or `undefined` when it is gone
+   * @returns the row's expiry, retirement and last use after the write, or `undefined` when it
+   *   is gone
    */
   async touch(
     digest: string,
     change: KnoxTouch,
-  ): Promise<Pick<KnoxToken, 'expiry' | 'retiredAt'> | undefined> {
+  ): Promise<
+    | Pick<KnoxToken, 'expiry' | 'retiredAt' | 'lastUsedAt' | 'lastUsedIp'>
+    | undefined
+  > {
     const digests = change.digest ? [digest, change.digest] : [digest];
     const params: unknown[] = [digests, change.lastUsedAt];
-    const sets = ['"last_used_at" = $2'];
+    // A retired row (in a rotation's grace period, retired since it was read) is read-only.
+    const unlessRetired = (column: string, param: number) =>
+      `"${column}" = CASE WHEN "retired_at" IS NULL THEN $${param} ELSE "${column}" END`;
+    const sets = [unlessRetired('last_used_at', 2)];
     if (change.lastUsedIp) {
       params.push(change.lastUsedIp.slice(0, IP_COLUMN_LENGTH));
-      sets.push(`"last_used_ip" = $${params.length}`);
+      sets.push(unlessRetired('last_used_ip', params.length));
     }
     if (change.expiry) {
       params.push(change.expiry);
       sets.push(
-        `"expiry" = CASE WHEN "retired_at" IS NULL AND "expiry" < $${params.length} THEN $${params.length} ELSE "expiry" END`,
+        `"expiry" = CASE WHEN "retired_at" IS NULL AND "expiry" < $${params.length} AND ("max_expiry" IS NULL OR "max_expiry" >= $${params.length}) THEN $${params.length} ELSE "expiry" END`,
       );
     }
     if (change.digest) {
@@ -134,13 +144,18 @@ export class KnoxTokenStore {
     const [rows] = await this.db(
       () =>
         this.repository.query(
-          `UPDATE ${this.table} SET ${sets.join(', ')} WHERE "digest" = ANY($1) RETURNING expiry, retired_at`,
+          `UPDATE ${this.table} SET ${sets.join(', ')} WHERE "digest" = ANY($1) RETURNING expiry, retired_at, last_used_at, last_used_ip`,
           params,
         ) as Promise<[Record<string, unknown>[], number]>,
     );
     const row = rows[0];
     return (
-      row && { expiry: toDate(row.expiry), retiredAt: toDate(row.retired_at) }
+      row && {
+        expiry: toDate(row.expiry),
+        retiredAt: toDate(row.retired_at),
+        lastUsedAt: toDate(row.last_used_at),
+        lastUsedIp: (row.last_used_ip as string | null) ?? null,
+      }
     );
   }
 
@@ -267,6 +282,15 @@ export class KnoxTokenStore {
     return result;
   }
 
+  /**
+   * Counts a database failure met outside the store's own statements (the app's
+   * `validateUser` during an outage) in the same outage log: a few summary lines for an
+   * outage, not a line and a stack per request.
+   */
+  reportOutage(error: unknown): void {
+    this.outage.failure(error);
+  }
+
   private userTokens(manager: EntityManager, userId: unknown): KnoxUserTokens {
     return new UserTokensInTransaction(
       manager,
@@ -365,7 +389,7 @@ class UserTokensInTransaction implements KnoxUserTokens {
 
   async extend(digest: string, expiry: Date): Promise<boolean> {
     const [, count] = await this.query<[unknown, number]>(
-      `UPDATE ${this.table} SET expiry = $1 WHERE digest = $2 AND retired_at IS NULL`,
+      `UPDATE ${this.table} SET expiry = $1 WHERE digest = $2 AND retired_at IS NULL AND (max_expiry IS NULL OR max_expiry >= $1)`,
       [expiry, digest],
     );
     return count > 0;
@@ -424,5 +448,6 @@ function toToken(row: Record<string, unknown>): KnoxToken {
     retiredAt: toDate(row.retired_at),
     abilities: (row.abilities as string[] | null | undefined) ?? null,
     lastUsedIp: (row.last_used_ip as string | null | undefined) ?? null,
+    maxExpiry: toDate(row.max_expiry),
   });
 }

@@ -63,7 +63,7 @@ describe.each(['express', 'fastify'] as const)(
         expiry: expect.any(String),
         id: expect.any(String),
       });
-      expect(cookie.name).toBe('knox_token');
+      expect(cookie.name).toBe('__Host-knox_token');
       expect(cookie.value).toMatch(/^[0-9a-f]{64}$/);
       expect(cookie.attributes).toEqual([
         `Expires=${new Date(res.body.expiry).toUTCString()}`,
@@ -157,10 +157,12 @@ describe.each(['express', 'fastify'] as const)(
     it('a bad cookie is a 401, like a bad header', async () => {
       const res = await t.http
         .get('/me')
-        .set('Cookie', `knox_token=${'y'.repeat(64)}`);
+        .set('Cookie', `__Host-knox_token=${'y'.repeat(64)}`);
       expect(res.status).toBe(401);
       expect(res.body.message).toBe(KnoxMessages.INVALID_TOKEN);
-      const missing = await t.http.get('/me').set('Cookie', 'knox_token=');
+      const missing = await t.http
+        .get('/me')
+        .set('Cookie', '__Host-knox_token=');
       expect(missing.status).toBe(401);
       expect(missing.body.message).toBe(KnoxMessages.NOT_PROVIDED);
     });
@@ -231,7 +233,7 @@ describe.each(['express', 'fastify'] as const)(
         .set('Cookie', pair);
       expect(res.status).toBe(204);
       const cleared = setCookie(res.headers);
-      expect(cleared.name).toBe('knox_token');
+      expect(cleared.name).toBe('__Host-knox_token');
       expect(cleared.value).toBe('');
       expect(cleared.attributes).toEqual(
         expect.arrayContaining([

@@ -435,7 +435,7 @@ describe('KnoxWsGuard with the cookie transport: the handshake passes the Origin
     url = `http://127.0.0.1:${portOf(t)}`;
     const alice = await t.createUser('alice');
     const issued = await t.app.get(KnoxTokenService).create(alice);
-    cookie = `knox_token=${issued.token}`;
+    cookie = `__Host-knox_token=${issued.token}`;
   });
   afterAll(async () => {
     clients.closeAll();

@@ -237,7 +237,7 @@ describe('boot-time check of the token table', () => {
     await ds.destroy();
     const error = await bootError({ schema: schema.name });
     expect(error.message).toBe(
-      `KnoxModule: table ${schema.name}.knox_authtoken lacks columns abilities, last_used_ip: run the pending migrations of knoxMigrations(TestUser) (docs/database.md).`,
+      `KnoxModule: table ${schema.name}.knox_authtoken lacks columns abilities, last_used_ip, max_expiry: run the pending migrations of knoxMigrations(TestUser) (docs/database.md).`,
     );
   });
 
@@ -264,7 +264,7 @@ describe('boot-time check of the token table', () => {
   describe('a django-rest-knox table not taken over yet', () => {
     let db: DjangoDatabase;
     const djangoMissing =
-      'lacks columns id, ttl_ms, name, user_agent, ip, last_used_at, retired_at, abilities, last_used_ip';
+      'lacks columns id, ttl_ms, name, user_agent, ip, last_used_at, retired_at, abilities, last_used_ip, max_expiry';
 
     it("with schema: 'django': names the takeover migration", async () => {
       db = await loadDjangoFixture();

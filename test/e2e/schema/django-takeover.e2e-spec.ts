@@ -67,6 +67,7 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
     expect(ran.map((m) => m.name)).toEqual([
       KNOX_MIGRATION_NAMES.djangoTakeover,
       KNOX_MIGRATION_NAMES.tokenAbilities,
+      KNOX_MIGRATION_NAMES.tokenExpiryCap,
     ]);
 
     // TypeORM sees nothing to change: not Django's FK, not its four indexes, not auth_user.
@@ -85,12 +86,13 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
       'retired_at',
       'abilities',
       'last_used_ip',
+      'max_expiry',
     ]);
     expect(after.columns.slice(0, 5)).toEqual(before.columns);
     // Django's rows keep every ability.
     expect(
       await ds.query(
-        `SELECT count(*)::int AS n FROM "${db.schema}".knox_authtoken WHERE abilities IS NOT NULL OR last_used_ip IS NOT NULL`,
+        `SELECT count(*)::int AS n FROM "${db.schema}".knox_authtoken WHERE abilities IS NOT NULL OR last_used_ip IS NOT NULL OR max_expiry IS NOT NULL`,
       ),
     ).toEqual([{ n: 0 }]);
     // Django's constraints and indexes are all still there, unchanged; two were added.
@@ -149,9 +151,13 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
     );
 
     await ds.undoLastMigration();
-    // Reverting the abilities migration alone leaves the takeover's table as it was.
+    // Reverting the expiry-cap migration drops its one column.
+    const abilitiesToo = await tableShape(ds, db.schema, 'knox_authtoken');
+    expect(abilitiesToo.columns).toEqual(after.columns.slice(0, -1));
+    await ds.undoLastMigration();
+    // Reverting the abilities migration too leaves the takeover's table as it was.
     const takeoverOnly = await tableShape(ds, db.schema, 'knox_authtoken');
-    expect(takeoverOnly.columns).toEqual(after.columns.slice(0, -2));
+    expect(takeoverOnly.columns).toEqual(after.columns.slice(0, -3));
     expect(takeoverOnly.constraints).toEqual(after.constraints);
     expect(takeoverOnly.indexes).toEqual(after.indexes);
     await ds.undoLastMigration();
@@ -169,12 +175,14 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
     const djangoFirst = await tableShape(ds, db.schema, 'knox_authtoken');
     await ds.undoLastMigration();
     await ds.undoLastMigration();
+    await ds.undoLastMigration();
     await ds.query(`DROP TABLE "${db.schema}".knox_authtoken`);
 
     const ran = await ds.runMigrations();
     expect(ran.map((m) => m.name)).toEqual([
       KNOX_MIGRATION_NAMES.djangoTakeover,
       KNOX_MIGRATION_NAMES.tokenAbilities,
+      KNOX_MIGRATION_NAMES.tokenExpiryCap,
     ]);
     // Exactly the table Django's migrations 0001–0009 plus the takeover make.
     expect(await tableShape(ds, db.schema, 'knox_authtoken')).toEqual(
@@ -182,6 +190,7 @@ describe('Django takeover migration on the django-rest-knox 5.0.2 fixture', () =
     );
     expect(await pendingSchemaChanges(ds)).toEqual([]);
     // Reverting leaves Django's table (then owned by `manage.py migrate knox --fake`).
+    await ds.undoLastMigration();
     await ds.undoLastMigration();
     await ds.undoLastMigration();
     expect(await tableShape(ds, db.schema, 'knox_authtoken')).toEqual(django);

@@ -96,6 +96,7 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
       expect(ran.map((m) => m.name)).toEqual([
         KNOX_MIGRATION_NAMES.createTokenTable,
         KNOX_MIGRATION_NAMES.tokenAbilities,
+        KNOX_MIGRATION_NAMES.tokenExpiryCap,
       ]);
       expect(await pendingSchemaChanges(ds, table)).toEqual([]);
       // The whole diff, user table included, is empty: nothing of the app's is touched either.
@@ -118,6 +119,7 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
         'retired_at',
         'abilities',
         'last_used_ip',
+        'max_expiry',
       ]);
       expect(
         shape.columns.find((c) => c.column_name === 'abilities'),
@@ -132,6 +134,7 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
         }),
       );
 
+      await ds.undoLastMigration();
       await ds.undoLastMigration();
       await ds.undoLastMigration();
       const after = await schemaShape(ds, schema!.name);
@@ -231,11 +234,13 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
     expect(await pendingSchemaChanges(ds)).toEqual([
       expect.stringContaining('ADD "abilities" text array'),
       expect.stringContaining('ADD "last_used_ip" character varying(45)'),
+      expect.stringContaining('ADD "max_expiry" TIMESTAMP WITH TIME ZONE'),
     ]);
 
     const ran = await ds.runMigrations();
     expect(ran.map((m) => m.name)).toEqual([
       KNOX_MIGRATION_NAMES.tokenAbilities,
+      KNOX_MIGRATION_NAMES.tokenExpiryCap,
     ]);
     expect(await pendingSchemaChanges(ds)).toEqual([]);
     const [row] = await ds.query(
@@ -245,6 +250,57 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
       ...rowsBefore[0],
       abilities: null,
       last_used_ip: null,
+      max_expiry: null,
+    });
+
+    await ds.undoLastMigration();
+    await ds.undoLastMigration();
+    expect(await tableShape(ds, schema!.name, 'knox_authtoken')).toEqual(
+      before,
+    );
+    expect(
+      await ds.query(`SELECT * FROM "${schema!.name}".knox_authtoken`),
+    ).toEqual(rowsBefore);
+  });
+
+  it('KnoxTokenExpiryCap9000000000007 on a table of the earlier migrations: rows kept with max_expiry null (no cap), diff empty, reverts exactly', async () => {
+    const ds = await dataSourceFor(TestUser, undefined);
+    const [create, abilities] = knoxMigrations(TestUser);
+    // A deployment that ran the migrations before this one, with a token in it.
+    const first = await openDataSource({
+      schema: schema!.name,
+      entities: [TestUser],
+      migrations: [create, abilities],
+    });
+    open.push(first);
+    await first.runMigrations();
+    await first.query(
+      `INSERT INTO "${schema!.name}".knox_test_user (username, password) VALUES ('alice', 'pw')`,
+    );
+    await first.query(
+      `INSERT INTO "${schema!.name}".knox_authtoken (digest, token_key, user_id, created, last_used_at)
+       VALUES ($1, 'abcdefabcdefabc', 1, now(), now())`,
+      ['a'.repeat(128)],
+    );
+    const before = await tableShape(ds, schema!.name, 'knox_authtoken');
+    const rowsBefore = await ds.query(
+      `SELECT * FROM "${schema!.name}".knox_authtoken`,
+    );
+    expect(await pendingSchemaChanges(ds)).toEqual([
+      expect.stringContaining('ADD "max_expiry" TIMESTAMP WITH TIME ZONE'),
+    ]);
+
+    const ran = await ds.runMigrations();
+    expect(ran.map((m) => m.name)).toEqual([
+      KNOX_MIGRATION_NAMES.tokenExpiryCap,
+    ]);
+    expect(await pendingSchemaChanges(ds)).toEqual([]);
+    const [row] = await ds.query(
+      `SELECT * FROM "${schema!.name}".knox_authtoken`,
+    );
+    expect(row).toEqual({
+      ...rowsBefore[0],
+      max_expiry: null,
     });
 
     await ds.undoLastMigration();
