@@ -99,6 +99,9 @@ import { KnoxSchemaCheck } from './store/knox-schema-check.js';
     KnoxLoginThrottler,
     // For nestjs-knox/websocket, which closes revoked connections (not exported by index.ts).
     KnoxCache,
+    // For a KnoxController the app mounts itself (`controller: false`): it counts a
+    // validateUser failure that is a database outage in the store's outage log.
+    KnoxTokenStore,
   ],
 })
 export class KnoxModule
