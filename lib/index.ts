@@ -5,7 +5,7 @@ export {
   KNOX_ASYNC_OPTIONS_TYPE,
 } from './knox.module-definition.js';
 export { KnoxMessages } from './knox.messages.js';
-export { KnoxGuard } from './auth/knox.guard.js';
+export { KnoxGuard } from './guard/knox.guard.js';
 export {
   KnoxTokenService,
   type KnoxAuthResult,
@@ -36,21 +36,21 @@ export {
 } from './store/migrations/knox-migration-list.js';
 export { KnoxSchemaError } from './store/knox-schema-check.js';
 export { KnoxClock, SystemKnoxClock } from './knox-clock.js';
-export {
-  KnoxOptionsError,
-  type ResolvedKnoxOptions,
-} from './options/knox-options.js';
+export { KnoxOptionsError } from './options/knox-options-error.js';
+export type { ResolvedKnoxOptions } from './options/knox-options.js';
 export { KnoxPublic } from './decorators/knox-public.decorator.js';
 export { KnoxUser, KnoxAuth } from './decorators/knox-user.decorator.js';
 export { KNOX_PUBLIC_KEY } from './knox.constants.js';
 export * from './events/knox.events.js';
 export type * from './options/knox-module-options.interface.js';
+export type { KnoxRequest } from './knox-request.js';
+export type { KnoxCookieOptions } from './options/knox-cookie-options.js';
 export type {
   KnoxCacheOptions,
   KnoxCacheRedisBus,
   KnoxRedisClient,
   KnoxRedisSubscriber,
-} from './auth/cache/knox-cache-options.js';
+} from './options/knox-cache-options.js';
 export {
   installKnoxCacheTriggers,
   type KnoxCacheMigrationsOptions,
@@ -80,4 +80,4 @@ export {
   type KnoxDocumentBuilder,
   type KnoxSecuritySchemeObject,
   type KnoxOpenApiSecurityOptions,
-} from './http/knox-openapi.js';
+} from './http/openapi/add-knox-security.js';

@@ -14,7 +14,7 @@ import {
 } from './sessions/knox-sessions.js';
 import type { KnoxToken } from './store/knox-token.entity.js';
 import { KnoxTokenStore } from './store/knox-token.store.js';
-import { KnoxCache } from './auth/cache/knox-cache.js';
+import { KnoxCache } from './cache/knox-cache.js';
 import { grants } from './abilities/knox-abilities.js';
 
 export type { KnoxAuthResult } from './auth/knox-authenticator.js';
@@ -236,7 +236,7 @@ export class KnoxTokenService<User = any> implements OnModuleInit {
   }
 
   /**
-   * Whether `token` holds `ability` (see README "Abilities"): `'*'` and abilities `null` (a
+   * Whether `token` holds `ability` (see docs/abilities.md): `'*'` and abilities `null` (a
    * token issued without abilities, or a row django-rest-knox wrote) hold every ability, `ns:*`
    * every ability that starts with `ns:`. `false` when there is no token. The same check as
    * `token.can(ability)`, for tokens that are plain objects (e.g. from a cache or a

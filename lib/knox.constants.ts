@@ -16,6 +16,12 @@ export const TOKEN_KEY_LENGTH = 15;
 /** The longest token prefix knox allows. */
 export const MAXIMUM_TOKEN_PREFIX_LENGTH = 10;
 
+/** Size of the `ip` and `last_used_ip` columns: the longest IPv6 address in text. */
+export const IP_COLUMN_LENGTH = 45;
+
+/** Size of the `user_agent` column: a longer user agent is cut to it. */
+export const USER_AGENT_LENGTH = 512;
+
 /** Length of a SHA-512 hex digest. */
 export const DIGEST_LENGTH = 128;
 

@@ -3,8 +3,9 @@ import { TypeOrmModule, getRepositoryToken } from '@nestjs/typeorm';
 import { KNOX_MODULE_EXTRAS, KNOX_TOKEN_REPOSITORY } from './knox.constants.js';
 import { knoxTokenEntity } from './store/knox-token.entity.js';
 import { createKnoxController } from './http/knox.controller.js';
-import { knoxOpenApiProvider } from './http/knox-openapi.js';
-import { KNOX_OPTIONS, KnoxOptionsError } from './options/knox-options.js';
+import { knoxOpenApiProvider } from './http/openapi/knox-openapi.js';
+import { KNOX_OPTIONS } from './options/knox-options.js';
+import { KnoxOptionsError } from './options/knox-options-error.js';
 import { nearestKey } from './options/knox-option-table.js';
 import type {
   KnoxModuleExtras,

@@ -14,8 +14,8 @@ import {
   knoxRoutePath,
   knoxRoutePaths,
 } from './http/knox-method-not-allowed.js';
-import { KnoxGuard } from './auth/knox.guard.js';
-import { KnoxCache } from './auth/cache/knox-cache.js';
+import { KnoxGuard } from './guard/knox.guard.js';
+import { KnoxCache } from './cache/knox-cache.js';
 import { KnoxLoginThrottler } from './http/knox-login-throttler.js';
 import {
   KNOX_BODYLESS_ROUTES,
@@ -86,7 +86,7 @@ import { KnoxSchemaCheck } from './store/knox-schema-check.js';
     KnoxGuard,
     KnoxLoginThrottler,
     KnoxCache,
-    // Fails the boot when the token table lacks columns (README "Your own PostgreSQL").
+    // Fails the boot when the token table lacks columns (docs/database.md).
     KnoxSchemaCheck,
   ],
   // KnoxLoginThrottler too, so that an app with `controller: false` can mount the exported

@@ -36,9 +36,16 @@ for (const name of [
 }
 console.log('nestjs-knox loads without the optional peers');
 
+// nestjs-knox/graphql reads GraphQL contexts by shape and throws HttpExceptions carrying
+// GraphQL extensions: it needs none of the optional peers (the app brings graphql for
+// @nestjs/graphql), and loads without them.
+const gql = await import('../dist/transports/graphql/index.js');
+if (!gql.KnoxGqlGuard)
+  throw new Error('nestjs-knox/graphql does not export KnoxGqlGuard');
+console.log('nestjs-knox/graphql loads without the optional peers');
+
 for (const [entry, peer] of [
   ['websocket', '@nestjs/websockets'],
-  ['graphql', 'graphql'],
   ['passport', '@nestjs/passport'],
 ]) {
   try {

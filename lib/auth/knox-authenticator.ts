@@ -5,7 +5,7 @@ import {
   UnauthorizedException,
 } from '@nestjs/common';
 import { KnoxClock } from '../knox-clock.js';
-import { KnoxCache } from './cache/knox-cache.js';
+import { KnoxCache } from '../cache/knox-cache.js';
 import {
   KNOX_RESOLVED_OPTIONS,
   MAXIMUM_TOKEN_PREFIX_LENGTH,
@@ -71,7 +71,8 @@ export class KnoxAuthenticator {
    * Authenticates a plaintext token: one query (token and user together, by the current digest
    * and any `legacyTokenDigests` at once), and a write only when an auto refresh or a
    * `lastUsedAt` update is due, or when the row was found by a legacy digest (it then moves to
-   * the current digest in the same write).
+   * the current digest in the same write). Concurrent calls for one token that miss the cache
+   * share one lookup (see `KnoxCache.shareLookup`).
    *
    * @throws UnauthorizedException for an unknown, malformed (or not a string) or expired token,
    *   or an inactive user
@@ -94,6 +95,20 @@ export class KnoxAuthenticator {
     if (cached) {
       return this.authenticateCached(cached, digest, now, client);
     }
+    // Concurrent misses of one token (a GraphQL operation's aliases, a burst of requests) share
+    // one lookup: the first one's (its client is the one the touch write records).
+    return this.cache.shareLookup(digest, () =>
+      this.authenticateFromDatabase(token, digest, now, client),
+    );
+  }
+
+  /** Steps 3 to 5 of {@link authenticate}: the database lookup, the checks, the write. */
+  private async authenticateFromDatabase(
+    token: string,
+    digest: string,
+    now: Date,
+    client: Partial<KnoxClientInfo>,
+  ): Promise<KnoxAuthResult> {
     const ticket = this.cache.ticket();
     // 3. One query for the row and its user, by every digest the token may be stored under.
     const record = await this.findRecord(token, digest);

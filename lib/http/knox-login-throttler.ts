@@ -15,7 +15,7 @@ type ThrottlerStorageRecord = Awaited<
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
 import { KnoxMessages } from '../knox.messages.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
-import { setResponseHeader } from './knox-request.util.js';
+import { setResponseHeader } from '../knox-request.js';
 import { KnoxMemoryThrottlerStorage } from './knox-memory-throttler-storage.js';
 
 const THROTTLER_NAME = 'knox-login';

@@ -7,11 +7,11 @@ import {
   type NestMiddleware,
 } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
-import { KnoxGuard } from '../auth/knox.guard.js';
+import { KnoxGuard } from '../guard/knox.guard.js';
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
-import type { KnoxRequest } from '../options/knox-module-options.interface.js';
+import type { KnoxRequest } from '../knox-request.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
-import { setResponseHeader } from './knox-request.util.js';
+import { setResponseHeader } from '../knox-request.js';
 
 /**
  * The module's routes under its `path`, and the methods each answers, most specific first (a

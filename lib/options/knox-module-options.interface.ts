@@ -1,29 +1,16 @@
-import type { Type } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
-import type { KnoxCacheOptions } from '../auth/cache/knox-cache-options.js';
+import type { KnoxCacheOptions } from './knox-cache-options.js';
+import type { KnoxCookieOptions } from './knox-cookie-options.js';
+import type {
+  KnoxTokenFormat,
+  KnoxTokenLimitPolicy,
+} from './knox-option-checks.js';
 import type { KnoxClock } from '../knox-clock.js';
-import type { KnoxToken } from '../store/knox-token.entity.js';
-import type { KnoxTableSchema } from '../store/knox-token-table.js';
+import type { KnoxRequest } from '../knox-request.js';
+import type { KnoxStoreSettings } from '../store/knox-store-settings.js';
 
-/**
- * What happens when a user already holds `tokenLimitPerUser` live tokens and logs in again.
- * - `reject`: knox's behaviour, 403 "Maximum amount of tokens allowed per user exceeded."
- * - `evict-oldest`: the oldest live tokens are revoked to make room.
- * - `evict-least-recently-used`: the tokens used least recently (or never) are revoked to make room.
- */
-export type KnoxTokenLimitPolicy =
-  'reject' | 'evict-oldest' | 'evict-least-recently-used';
-
-/**
- * The shape of newly issued tokens.
- * - `knox`: `tokenPrefix` + 64 lowercase hex characters, exactly as django-rest-knox issues them.
- * - `checksum`: `tokenPrefix` (at least 4 characters ending in `_`) + 43 base62 characters
- *   (256 random bits) + a 6-character base62 CRC32 of everything before it, like GitHub's `ghp_…`
- *   tokens, so secret scanners can recognise leaked tokens and typos are caught offline.
- *
- * Whichever is chosen, tokens of the other shape that are already in the database keep working.
- */
-export type KnoxTokenFormat = 'knox' | 'checksum';
+// The token shape and limit policy choices live beside their checks.
+export type { KnoxTokenFormat, KnoxTokenLimitPolicy };
 
 /**
  * Computes the digest an earlier hashing scheme stored for a plaintext token, or returns `null`
@@ -33,21 +20,6 @@ export type KnoxTokenFormat = 'knox' | 'checksum';
 export type KnoxLegacyTokenDigest = (
   token: string,
 ) => string | null | undefined;
-
-/** The HTTP request as Express or Fastify hands it to Nest (only what the module reads). */
-export interface KnoxRequest {
-  /** The request headers (lower-cased names). */
-  headers: Record<string, string | string[] | undefined>;
-  /** The client IP as the platform computed it (honouring `trust proxy`). */
-  ip?: string;
-  /** The parsed body. */
-  body?: unknown;
-  /** The authenticated user, set by {@link KnoxGuard}. */
-  user?: unknown;
-  /** The token record that authenticated the request, set by {@link KnoxGuard}. */
-  auth?: KnoxToken;
-  [key: string]: unknown;
-}
 
 /** What the per-login hooks are given. */
 export interface KnoxLoginContext<User = any> {
@@ -83,54 +55,6 @@ export interface KnoxLoginResponse {
   id: string;
   /** The user, when `serializeUser` is set. */
   user?: unknown;
-}
-
-/** The cookie transport's settings (`cookie` in {@link KnoxModuleOptions}). */
-export interface KnoxCookieOptions {
-  /**
-   * The cookie's name. A `__Host-` name (e.g. `__Host-knox`) pins it to the exact host; it
-   * needs `secure`, path `/` and no `domain`. Unset, it is `__Host-knox_token` when those hold
-   * (the defaults), so that no other host of the site and no plain-HTTP page can plant a token
-   * cookie beside it (cookie tossing); `__Secure-knox_token` for another secure cookie;
-   * `knox_token` with `secure: false`. Several token cookies with different values in one
-   * request are refused (401), never resolved by order.
-   * @default '__Host-knox_token' (see above)
-   */
-  name?: string;
-
-  /**
-   * Sends the cookie over HTTPS only. Turn it off only for local development over plain HTTP.
-   * @default true
-   */
-  secure?: boolean;
-
-  /**
-   * The `SameSite` attribute. `'strict'` keeps every cross-site request from carrying the
-   * cookie; `'lax'` lets top-level cross-site navigations (GET links) carry it.
-   * @default 'strict'
-   */
-  sameSite?: 'strict' | 'lax';
-
-  /**
-   * The cookie's `Path`.
-   * @default '/'
-   */
-  path?: string;
-
-  /**
-   * The cookie's `Domain`; unset, the cookie is host-only (the safer choice).
-   * @default undefined
-   */
-  domain?: string;
-
-  /**
-   * Origins (`https://app.example.com`) allowed to send unsafe requests (POST, PUT, PATCH,
-   * DELETE…) authenticated by the cookie, besides the API's own host (the `Host` header). Add
-   * the front end's origin when it is served from another origin, or when a proxy rewrites
-   * `Host`.
-   * @default []
-   */
-  trustedOrigins?: string[];
 }
 
 /**
@@ -368,7 +292,7 @@ export interface KnoxModuleOptions<User = any> {
   ): number | null | undefined | Promise<number | null | undefined>;
 
   /**
-   * Per-login abilities of the new token (see README "Abilities"): a list, or `null` for every
+   * Per-login abilities of the new token (see docs/abilities.md): a list, or `null` for every
    * ability. `undefined` falls back to what the login body asked for in `abilities` (allowed by
    * `loginAbilities`), else every ability. Checked as abilities are: a bad value fails that
    * login (500), not the boot.
@@ -451,24 +375,17 @@ export interface KnoxModuleOptions<User = any> {
    * recently costs no database round trip. `true` takes the defaults (10 000 entries, 60 s
    * `maxAge`, invalidation through PostgreSQL `LISTEN/NOTIFY` triggers); an object sets them
    * (see {@link KnoxCacheOptions}). Revocation by any writer reaches every instance through the
-   * bus; while the bus is down, the cache is bypassed. See the README's "Cache" section.
+   * bus; while the bus is down, the cache is bypassed. See docs/cache.md.
    * @default false
    */
   cache?: boolean | KnoxCacheOptions;
 }
 
 /**
- * Settings that must be known when the module is declared, even under `forRootAsync`.
+ * Settings that must be known when the module is declared, even under `forRootAsync`: the
+ * store's (`userEntity`, `tableName`, `schema`) and the module's own.
  */
-export interface KnoxModuleExtras<User = any> {
-  /**
-   * The app's TypeORM user entity. The token table gets a foreign key `user_id` to its primary
-   * key, with `ON DELETE CASCADE` (with `schema: 'django'`, Django's own foreign key: no cascade).
-   * The user type of the hooks (`validateUser`, `isUserActive`, `getTokenTtl`, …) is inferred
-   * from it.
-   */
-  userEntity: Type<User>;
-
+export interface KnoxModuleExtras<User = any> extends KnoxStoreSettings<User> {
   /**
    * Register the module globally, so `@UseGuards(KnoxGuard)` resolves in every module.
    * @default true
@@ -486,23 +403,6 @@ export interface KnoxModuleExtras<User = any> {
    * @default 'auth'
    */
   path?: string;
-
-  /**
-   * The token table.
-   * @default 'knox_authtoken'
-   */
-  tableName?: string;
-
-  /**
-   * The token table's layout. `'knox'`: the table the shipped migration
-   * (`knoxMigrations(User)`) or `synchronize` creates. `'django'`: a django-rest-knox table
-   * completed by the takeover migration (`knoxMigrations(User, { schema: 'django' })`); the
-   * entity then declares Django's foreign key (no cascade, deferred) and Django's index names,
-   * so TypeORM's diff leaves Django's schema alone. Use the same value for `knoxMigrations` and
-   * `knoxTokenEntity`.
-   * @default 'knox'
-   */
-  schema?: KnoxTableSchema;
 
   /**
    * The TypeORM data source (its name, or the `DataSource` options' name) holding the tables.

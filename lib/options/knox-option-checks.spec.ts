@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
+import { KnoxOptionsError } from './knox-options-error.js';
 import {
-  KnoxOptionsError,
   checkPruneBatchSize,
   checkTokenLimit,
   checkTokenLimitPolicy,

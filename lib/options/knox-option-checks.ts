@@ -1,17 +1,6 @@
 import { MAXIMUM_TOKEN_PREFIX_LENGTH } from '../knox.constants.js';
 import { parseAbilities } from '../abilities/knox-abilities.js';
-import type {
-  KnoxTokenFormat,
-  KnoxTokenLimitPolicy,
-} from './knox-module-options.interface.js';
-
-/** Thrown at boot when an option is wrong; the message says what to fix. */
-export class KnoxOptionsError extends Error {
-  constructor(message: string) {
-    super(`KnoxModule: ${message}`);
-    this.name = 'KnoxOptionsError';
-  }
-}
+import { KnoxOptionsError } from './knox-options-error.js';
 
 /**
  * Where a value is checked, which decides the wording of the error:
@@ -20,6 +9,26 @@ export class KnoxOptionsError extends Error {
  *   `Error` "KnoxTokenService: a token TTL must be …".
  */
 export type KnoxCheckSite = 'boot' | 'service';
+
+/**
+ * What happens when a user already holds `tokenLimitPerUser` live tokens and logs in again.
+ * - `reject`: knox's behaviour, 403 "Maximum amount of tokens allowed per user exceeded."
+ * - `evict-oldest`: the oldest live tokens are revoked to make room.
+ * - `evict-least-recently-used`: the tokens used least recently (or never) are revoked to make room.
+ */
+export type KnoxTokenLimitPolicy =
+  'reject' | 'evict-oldest' | 'evict-least-recently-used';
+
+/**
+ * The shape of newly issued tokens.
+ * - `knox`: `tokenPrefix` + 64 lowercase hex characters, exactly as django-rest-knox issues them.
+ * - `checksum`: `tokenPrefix` (at least 4 characters ending in `_`) + 43 base62 characters
+ *   (256 random bits) + a 6-character base62 CRC32 of everything before it, like GitHub's `ghp_…`
+ *   tokens, so secret scanners can recognise leaked tokens and typos are caught offline.
+ *
+ * Whichever is chosen, tokens of the other shape that are already in the database keep working.
+ */
+export type KnoxTokenFormat = 'knox' | 'checksum';
 
 /** The token limit policies, as `tokenLimitPolicy` accepts them. */
 export const POLICIES: readonly KnoxTokenLimitPolicy[] = [
@@ -250,7 +259,7 @@ export function checkTokenName(value: unknown): string | null {
 }
 
 /**
- * A token's abilities: an array of ability names (see README "Abilities"), duplicates dropped,
+ * A token's abilities: an array of ability names (see docs/abilities.md), duplicates dropped,
  * or `null` for every ability. `loginAbilities` at boot (`name` is the option);
  * `create({ abilities })` / `getTokenAbilities` on the service.
  */

@@ -2,9 +2,9 @@ import { describe, expect, it } from '@jest/globals';
 import {
   DEFAULT_LOGIN_THROTTLE_MAX_KEYS,
   KNOX_OPTIONS,
-  KnoxOptionsError,
   resolveKnoxOptions,
 } from './knox-options.js';
+import { KnoxOptionsError } from './knox-options-error.js';
 import { editDistance, nearestKey } from './knox-option-table.js';
 import type { KnoxModuleOptions } from './knox-module-options.interface.js';
 

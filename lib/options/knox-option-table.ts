@@ -1,4 +1,4 @@
-import { KnoxOptionsError } from './knox-option-checks.js';
+import { KnoxOptionsError } from './knox-options-error.js';
 
 /** What kind of value an option takes (for the reader of the table, and for its docs). */
 export type KnoxOptionKind =
@@ -32,6 +32,9 @@ export interface KnoxOptionRow {
 
 /** An option table: option name → row, checked in this order. */
 export type KnoxOptionTable = Readonly<Record<string, KnoxOptionRow>>;
+
+/** A row's `fallback` that is always `value`. */
+export const fixed = (value: unknown) => () => value;
 
 /** Valid keys that are not in the table, and what to say when one turns up. */
 export interface KnoxForeignKeys {

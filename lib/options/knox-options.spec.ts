@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { KnoxOptionsError, resolveKnoxOptions } from './knox-options.js';
+import { resolveKnoxOptions } from './knox-options.js';
+import { KnoxOptionsError } from './knox-options-error.js';
 import type { KnoxModuleOptions } from './knox-module-options.interface.js';
 
 const validateUser = () => null;

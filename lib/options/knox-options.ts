@@ -7,8 +7,8 @@ import type {
   KnoxTokenFormat,
   KnoxTokenLimitPolicy,
 } from './knox-module-options.interface.js';
+import { KnoxOptionsError } from './knox-options-error.js';
 import {
-  KnoxOptionsError,
   TOKEN_FORMATS,
   TOKEN_NAME_COLUMN_LENGTH,
   checkAbilities,
@@ -21,8 +21,9 @@ import {
   checkTokenPrefix,
   checkTokenTtl,
 } from './knox-option-checks.js';
-import type { ResolvedKnoxCookie } from '../transports/cookie/knox-cookie.js';
+import { checkCookie, type ResolvedKnoxCookie } from './knox-cookie-options.js';
 import {
+  fixed,
   resolveTable,
   type KnoxForeignKeys,
   type KnoxOptionRow,
@@ -31,7 +32,7 @@ import {
 import {
   resolveKnoxCacheOptions,
   type ResolvedKnoxCacheOptions,
-} from '../auth/cache/knox-cache-options.js';
+} from './knox-cache-options.js';
 
 export * from './knox-option-checks.js';
 
@@ -93,8 +94,6 @@ export interface ResolvedKnoxOptions
   /** The cookie transport, or `null` when it is off. */
   cookie: ResolvedKnoxCookie | null;
 }
-
-const fixed = (value: unknown) => () => value;
 
 /** A duration in ms; `fallback` is the default (or computes it from earlier options). */
 function duration(
@@ -280,147 +279,6 @@ function resolveNested(
     );
   }
   return resolveTable(table, value as Record<string, unknown>, `${name}.`);
-}
-
-const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const COOKIE_ATTRIBUTE = /^[\x21-\x3a\x3c-\x7e]+$/;
-
-/** The rows of `cookie: { … }`. */
-export const COOKIE_OPTIONS: KnoxOptionTable = {
-  name: {
-    kind: 'string',
-    fallback: fixed('knox_token'),
-    check: (value) => {
-      if (typeof value !== 'string' || !COOKIE_NAME.test(value)) {
-        throw new KnoxOptionsError(
-          "`cookie.name` must be a cookie name (letters, digits and !#$%&'*+-.^_`|~, no spaces or `=`).",
-        );
-      }
-      return value;
-    },
-  },
-  secure: {
-    kind: 'boolean',
-    fallback: fixed(true),
-    check: (value, _r, name) => checkBoolean(name, value),
-  },
-  sameSite: {
-    kind: 'choice',
-    fallback: fixed('strict'),
-    check: (value) => {
-      if (value !== 'strict' && value !== 'lax') {
-        throw new KnoxOptionsError(
-          `\`cookie.sameSite\` must be 'strict' or 'lax' (a token cookie must never be 'none'); got ${String(value)}.`,
-        );
-      }
-      return value;
-    },
-  },
-  path: {
-    kind: 'string',
-    fallback: fixed('/'),
-    check: (value) => {
-      if (
-        typeof value !== 'string' ||
-        !value.startsWith('/') ||
-        !COOKIE_ATTRIBUTE.test(value)
-      ) {
-        throw new KnoxOptionsError(
-          '`cookie.path` must be a path starting with `/`, without spaces or `;`.',
-        );
-      }
-      return value;
-    },
-  },
-  domain: {
-    kind: 'string',
-    fallback: fixed(null),
-    check: (value) => {
-      if (typeof value !== 'string' || !COOKIE_ATTRIBUTE.test(value)) {
-        throw new KnoxOptionsError(
-          '`cookie.domain` must be a domain name such as `example.com`.',
-        );
-      }
-      return value;
-    },
-  },
-  trustedOrigins: {
-    kind: 'list',
-    fallback: () => [],
-    check: (value) => {
-      const what =
-        '`cookie.trustedOrigins` must be a list of origins such as `https://app.example.com` (scheme, host and port only)';
-      if (!Array.isArray(value)) {
-        throw new KnoxOptionsError(`${what}.`);
-      }
-      return value.map((origin: unknown) => {
-        let url: URL | null;
-        try {
-          url = typeof origin === 'string' ? new URL(origin) : null;
-        } catch {
-          url = null;
-        }
-        if (
-          !url ||
-          (url.protocol !== 'https:' && url.protocol !== 'http:') ||
-          url.origin.toLowerCase() !==
-            String(origin).toLowerCase().replace(/\/$/, '')
-        ) {
-          throw new KnoxOptionsError(`${what}; got ${String(origin)}.`);
-        }
-        return url.origin.toLowerCase();
-      });
-    },
-  },
-};
-
-/**
- * The cookie's name when the app names none: `__Host-knox_token` when the browser can pin it
- * to this host (`secure`, `path: '/'`, no `domain`), so that no other host of the site and no
- * plain-HTTP page can set a cookie of that name (cookie tossing); `__Secure-knox_token` for
- * another secure cookie (no plain-HTTP page can set it); `knox_token` without `secure`.
- */
-function defaultCookieName(cookie: ResolvedKnoxCookie): string {
-  if (!cookie.secure) {
-    return 'knox_token';
-  }
-  return cookie.path === '/' && cookie.domain === null
-    ? '__Host-knox_token'
-    : '__Secure-knox_token';
-}
-
-function checkCookie(value: unknown): unknown {
-  if (value === false) {
-    return null;
-  }
-  if (value === true) {
-    value = {};
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new KnoxOptionsError(
-      '`cookie` must be true, false or an object ({ name, secure, sameSite, path, domain, trustedOrigins }).',
-    );
-  }
-  const cookie = resolveTable(
-    COOKIE_OPTIONS,
-    value as Record<string, unknown>,
-    'cookie.',
-  ) as unknown as ResolvedKnoxCookie;
-  if ((value as { name?: unknown }).name === undefined) {
-    cookie.name = defaultCookieName(cookie);
-  }
-  if (cookie.name.startsWith('__Host-')) {
-    if (!cookie.secure || cookie.path !== '/' || cookie.domain !== null) {
-      throw new KnoxOptionsError(
-        "`cookie.name` starts with `__Host-`: browsers accept such a cookie only with `secure: true`, `path: '/'` and no `domain`.",
-      );
-    }
-  } else if (cookie.name.startsWith('__Secure-') && !cookie.secure) {
-    throw new KnoxOptionsError(
-      '`cookie.name` starts with `__Secure-`: browsers accept such a cookie only with `secure: true`.',
-    );
-  }
-  return cookie;
 }
 
 /**

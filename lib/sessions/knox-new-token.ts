@@ -40,7 +40,7 @@ export interface KnoxCreateTokenOptions extends Partial<KnoxClientInfo> {
   /** What to do when the limit is reached. */
   policy?: KnoxTokenLimitPolicy;
   /**
-   * What the token may do (see README "Abilities"): a list of abilities, or `null` (the
+   * What the token may do (see docs/abilities.md): a list of abilities, or `null` (the
    * default) for every ability.
    */
   abilities?: string[] | null;

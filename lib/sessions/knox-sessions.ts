@@ -6,7 +6,7 @@ import {
   UnauthorizedException,
 } from '@nestjs/common';
 import { KnoxClock } from '../knox-clock.js';
-import { KnoxCache } from '../auth/cache/knox-cache.js';
+import { KnoxCache } from '../cache/knox-cache.js';
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
 import { KnoxMessages } from '../knox.messages.js';
 import { KnoxEventSink } from '../events/knox-event-sink.js';
@@ -47,7 +47,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * `pruneExpired`'s default batch: small enough that one batch (one autocommit DELETE, which holds
- * its rows' locks until it commits) stays far under 100 ms on a loaded machine (README "Numbers").
+ * its rows' locks until it commits) stays far under 100 ms on a loaded machine (docs/performance.md).
  */
 const PRUNE_BATCH_SIZE = 100;
 

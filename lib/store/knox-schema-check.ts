@@ -4,7 +4,7 @@ import {
   KNOX_MODULE_EXTRAS,
   KNOX_TOKEN_REPOSITORY,
 } from '../knox.constants.js';
-import type { KnoxModuleExtras } from '../options/knox-module-options.interface.js';
+import type { KnoxStoreSettings } from './knox-store-settings.js';
 import type { KnoxToken } from './knox-token.entity.js';
 import { KNOX_MIGRATION_NAMES } from './migrations/knox-migrations.js';
 import { KNOX_DEFAULT_TABLE_NAME } from './knox-token-table.js';
@@ -17,8 +17,8 @@ export class KnoxSchemaError extends Error {
   }
 }
 
-/** What the README section on the schema is called, for the messages. */
-const README_SECTION = 'README "Your own PostgreSQL"';
+/** The docs page on the schema, named in the messages. */
+const README_SECTION = 'docs/database.md';
 
 /** The columns django-rest-knox creates; a table with these and no `id` is Django's. */
 const DJANGO_COLUMNS = ['digest', 'token_key', 'user_id', 'created', 'expiry'];
@@ -46,7 +46,7 @@ export class KnoxSchemaCheck implements OnModuleInit {
     @Inject(KNOX_TOKEN_REPOSITORY)
     private readonly tokens: Repository<KnoxToken>,
     @Inject(KNOX_MODULE_EXTRAS)
-    private readonly extras: KnoxModuleExtras,
+    private readonly extras: KnoxStoreSettings,
   ) {}
 
   async onModuleInit(): Promise<void> {

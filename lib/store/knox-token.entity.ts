@@ -17,6 +17,7 @@ import {
   type KnoxTableSchema,
 } from './knox-token-table.js';
 import { grants } from '../abilities/knox-abilities.js';
+import { IP_COLUMN_LENGTH, USER_AGENT_LENGTH } from '../knox.constants.js';
 
 /**
  * A token as stored: never the plaintext, only its SHA-512 digest. The layout matches
@@ -55,7 +56,7 @@ export class KnoxToken<User = any> {
    */
   retiredAt: Date | null;
   /**
-   * What the token may do (see README "Abilities"): a list of abilities, `'*'` for all and
+   * What the token may do (see docs/abilities.md): a list of abilities, `'*'` for all and
    * `ns:*` for a namespace, or `null` for every ability (tokens issued without abilities, and
    * rows django-rest-knox wrote). Checked by `@KnoxAbilities` and {@link can}.
    */
@@ -174,16 +175,26 @@ const VALUE_COLUMNS: [keyof KnoxToken, ColumnOptions][] = [
   ['name', { type: 'varchar', length: 200, nullable: true }],
   [
     'userAgent',
-    { name: 'user_agent', type: 'varchar', length: 512, nullable: true },
+    {
+      name: 'user_agent',
+      type: 'varchar',
+      length: USER_AGENT_LENGTH,
+      nullable: true,
+    },
   ],
-  ['ip', { type: 'varchar', length: 45, nullable: true }],
+  ['ip', { type: 'varchar', length: IP_COLUMN_LENGTH, nullable: true }],
   ['lastUsedAt', { name: 'last_used_at', type: 'timestamptz', nullable: true }],
   ['retiredAt', { name: 'retired_at', type: 'timestamptz', nullable: true }],
   // Added by KnoxTokenAbilities9000000000004.
   ['abilities', { type: 'text', array: true, nullable: true }],
   [
     'lastUsedIp',
-    { name: 'last_used_ip', type: 'varchar', length: 45, nullable: true },
+    {
+      name: 'last_used_ip',
+      type: 'varchar',
+      length: IP_COLUMN_LENGTH,
+      nullable: true,
+    },
   ],
   // Added by KnoxTokenExpiryCap9000000000007.
   ['maxExpiry', { name: 'max_expiry', type: 'timestamptz', nullable: true }],

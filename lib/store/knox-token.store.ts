@@ -9,11 +9,12 @@ import {
 import { EntityManager, Repository } from 'typeorm';
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata.js';
 import {
+  IP_COLUMN_LENGTH,
   KNOX_MODULE_EXTRAS,
   KNOX_TOKEN_REPOSITORY,
 } from '../knox.constants.js';
 import { KnoxMessages } from '../knox.messages.js';
-import type { KnoxModuleExtras } from '../options/knox-module-options.interface.js';
+import type { KnoxStoreSettings } from './knox-store-settings.js';
 import { KnoxToken } from './knox-token.entity.js';
 import { KnoxOutageLog } from './knox-outage-log.js';
 import { KnoxPreparedLookup, lookupQuery } from './knox-prepared-lookup.js';
@@ -85,7 +86,7 @@ export class KnoxTokenStore {
     @Inject(KNOX_TOKEN_REPOSITORY)
     readonly repository: Repository<KnoxToken>,
     @Inject(KNOX_MODULE_EXTRAS)
-    private readonly extras: KnoxModuleExtras,
+    private readonly extras: KnoxStoreSettings,
   ) {
     this.table = quote(repository.metadata.tablePath);
     this.lookup = new KnoxPreparedLookup(repository);
@@ -127,7 +128,7 @@ export class KnoxTokenStore {
       `"${column}" = CASE WHEN "retired_at" IS NULL THEN $${param} ELSE "${column}" END`;
     const sets = [unlessRetired('last_used_at', 2)];
     if (change.lastUsedIp) {
-      params.push(change.lastUsedIp.slice(0, 45));
+      params.push(change.lastUsedIp.slice(0, IP_COLUMN_LENGTH));
       sets.push(unlessRetired('last_used_ip', params.length));
     }
     if (change.expiry) {

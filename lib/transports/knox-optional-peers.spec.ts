@@ -55,10 +55,18 @@ describe('optional peers', () => {
 
   it.each([
     ['websocket', '@nestjs/websockets'],
-    ['graphql', 'graphql'],
     ['passport', '@nestjs/passport'],
   ])('the %s entry point is the one that loads %s', (entry, peer) => {
     const loaded = runtimePackages(join(LIB, 'transports', entry, 'index.ts'));
     expect(loaded.has(peer)).toBe(true);
+  });
+
+  it('the graphql entry point reads GraphQL contexts by shape: it loads no optional package', () => {
+    // Its refusal is an HttpException carrying GraphQL `extensions` (graphql-js copies them
+    // onto the field's error), so neither graphql nor @nestjs/graphql is loaded by it.
+    const loaded = runtimePackages(
+      join(LIB, 'transports', 'graphql', 'index.ts'),
+    );
+    expect(OPTIONAL_PEERS.filter((name) => loaded.has(name))).toEqual([]);
   });
 });

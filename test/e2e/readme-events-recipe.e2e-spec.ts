@@ -1,7 +1,8 @@
 /**
- * Issue 12: the README's audit-everything recipe. `@OnEvent('knox.*')` fires for every knox event
- * when EventEmitterModule is set up with `wildcard: true`, and never without it (the trap the
- * README warns about); a listener per name of `KnoxEvents` needs no wildcard.
+ * Issue 12: the audit-everything recipe of docs/events.md ("Audit everything"). `@OnEvent('knox.*')`
+ * fires for every knox event when EventEmitterModule is set up with `wildcard: true`, and never
+ * without it (the trap the page warns about); a listener per name of `KnoxEvents` needs no
+ * wildcard. (The page's code blocks themselves are type-checked by test/docs/.)
  */
 import { describe, expect, it } from '@jest/globals';
 import { Injectable, Module, type OnModuleInit } from '@nestjs/common';
@@ -10,6 +11,7 @@ import {
   EventEmitterModule,
   OnEvent,
 } from '@nestjs/event-emitter';
+import { readFileSync } from 'node:fs';
 import { KnoxEvents, type KnoxTokenEvent } from '../../lib/index.js';
 import { login, useTestApp } from '../support/test-app.js';
 
@@ -43,7 +45,7 @@ function recipeModule(wildcard: boolean) {
 }
 
 describe.each([true, false])(
-  "README events recipe: @OnEvent('knox.*') with wildcard: %s",
+  "docs/events.md recipe: @OnEvent('knox.*') with wildcard: %s",
   (wildcard) => {
     const { RecipeModule, AuthAuditListener } = recipeModule(wildcard);
     const t = useTestApp({ events: false, imports: [RecipeModule] });
@@ -82,3 +84,21 @@ describe.each([true, false])(
     );
   },
 );
+
+describe('docs/events.md', () => {
+  it('still shows the recipe tested above', () => {
+    const page = readFileSync(
+      new URL('../../docs/events.md', import.meta.url),
+      'utf8',
+    );
+    const recipe = page.slice(page.indexOf('\n## Audit everything'));
+    for (const line of [
+      "@OnEvent('knox.*')",
+      'EventEmitterModule.forRoot({ wildcard: true })',
+      'for (const name of Object.values(KnoxEvents)) {',
+      'this.events.on(name, (payload: Partial<KnoxTokenEvent>) =>',
+    ]) {
+      expect(recipe).toContain(line);
+    }
+  });
+});

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's Quick start, as a reader pastes it: its files (extract.mjs) compiled with `strict`
+# The Quick start of docs/getting-started.md, as a reader pastes it: its files (extract.mjs) compiled with `strict`
 # (and the package's own type declarations checked) as an ES module app against the packed tarball, run against a database of its own
 # (knox_readme_app, made afresh on DATABASE_URL's server), then driven with the Quick start's curl
 # lines: login, /me, logout, and /me refused after it.
@@ -28,7 +28,7 @@ source "$ROOT/test/packed-app/packed-app.sh"
 # Without @nestjs/swagger (optional) and @types/pg (an app need not have it): the package's type
 # declarations must not need them (the tsconfig checks them: skipLibCheck is off).
 packed_app "$ROOT" "$APP" @nestjs/swagger @types/pg
-node "$HERE/extract.mjs" "$ROOT/README.md" "$APP"
+node "$HERE/extract.mjs" "$ROOT/docs/getting-started.md" "$APP"
 cp "$HERE/tsconfig.json" "$APP/"
 echo '{ "name": "knox-readme-app", "private": true, "type": "module" }' >"$APP/package.json"
 (cd "$APP" && "$ROOT/node_modules/.bin/tsc" -p tsconfig.json)
@@ -43,7 +43,7 @@ for _ in $(seq 1 60); do
 done
 
 fail() {
-  echo "README Quick start: $*" >&2
+  echo "docs/getting-started.md Quick start: $*" >&2
   cat "$WORK/app.log" >&2
   exit 1
 }
@@ -56,4 +56,4 @@ status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$PORT/
 [ "$status" = 204 ] || fail "logout answered $status"
 status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/me" -H "Authorization: Token $token")
 [ "$status" = 401 ] || fail "/me after logout answered $status"
-echo "README Quick start: compiled (strict, ES modules) and answered login, /me, logout, then 401"
+echo "docs/getting-started.md Quick start: compiled (strict, ES modules) and answered login, /me, logout, then 401"

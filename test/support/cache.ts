@@ -1,5 +1,5 @@
 import { expect } from '@jest/globals';
-import { KnoxCache } from '../../lib/auth/cache/knox-cache.js';
+import { KnoxCache } from '../../lib/cache/knox-cache.js';
 import type { TestApp } from '../support/test-app.js';
 
 /** The cache provider of a test app. */

@@ -8,7 +8,7 @@ import {
 import { cacheAbilitiesMigration } from './knox-cache-abilities.migration.js';
 
 /**
- * The migrations that install the cache's invalidation triggers (see README "Cache"), for the
+ * The migrations that install the cache's invalidation triggers (see docs/cache.md), for the
  * DataSource's `migrations` list after {@link knoxMigrations}' (their names sort after theirs):
  * `KnoxCacheTriggers9000000000003` (deletions, the updates that matter, user changes) and
  * `KnoxCacheAbilities9000000000005` (a token's `abilities` changed). Needed when `cache` is on

@@ -256,7 +256,7 @@ export interface KnoxCacheMigrationsOptions {
 }
 
 /**
- * The migration that installs the cache's invalidation triggers (see README "Cache"), for the
+ * The migration that installs the cache's invalidation triggers (see docs/cache.md), for the
  * DataSource's `migrations` list after {@link knoxMigrations}' (its name,
  * `KnoxCacheTriggers9000000000003`, sorts after theirs). Needed when `cache` is on with the
  * `'postgres'` bus and the schema is not synchronized; boot fails with a message saying so when

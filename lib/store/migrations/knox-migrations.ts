@@ -50,7 +50,7 @@ export interface KnoxMigrationsOptions {
   tableName?: string;
   /**
    * `'knox'`: a fresh install, the migrations create the table. `'django'`: take over the table
-   * of a django-rest-knox deployment (see README "Moving from Django").
+   * of a django-rest-knox deployment (see docs/moving-from-django.md).
    * @default 'knox'
    */
   schema?: KnoxTableSchema;

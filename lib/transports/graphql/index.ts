@@ -4,3 +4,7 @@
  * work in resolvers.
  */
 export { KnoxGqlGuard } from './knox-gql.guard.js';
+export {
+  KnoxGqlRefusal,
+  type KnoxGqlRefusalExtensions,
+} from './knox-gql-refusal.js';

@@ -1,9 +1,9 @@
 import { Injectable, type ExecutionContext } from '@nestjs/common';
-import { GraphQLError } from 'graphql';
-import { KnoxGuard } from '../../auth/knox.guard.js';
-import type { KnoxRequest } from '../../options/knox-module-options.interface.js';
+import { KnoxGuard } from '../../guard/knox.guard.js';
+import type { KnoxRequest } from '../../knox-request.js';
 import { knoxErrorPayload } from '../knox-transport-errors.js';
-import { knoxGqlRequestOf } from './knox-gql-request.js';
+import { isKnoxGqlWsView, knoxGqlRequestOf } from './knox-gql-request.js';
+import { KnoxGqlRefusal } from './knox-gql-refusal.js';
 
 /** The `extensions.code` of each status a Knox failure can have. */
 const CODES: Record<number, string> = {
@@ -16,9 +16,11 @@ const CODES: Record<number, string> = {
  * {@link KnoxGuard} for GraphQL resolvers (`@nestjs/graphql` with Apollo or Mercurius): reads
  * the token from the HTTP request in the GraphQL context (`Authorization: Token …`, or the
  * cookie when the cookie transport is on), puts `user` / `auth` on that request (so
- * `@KnoxUser()` / `@KnoxAuth()` work in resolvers), and answers failures as a `GraphQLError`
- * with the HTTP message and `extensions: { code: 'UNAUTHENTICATED', status: 401 }`
- * (`SERVICE_UNAVAILABLE` / 503 for a database outage). In an HTTP context it behaves exactly as
+ * `@KnoxUser()` / `@KnoxAuth()` work in resolvers), and answers failures as a
+ * {@link KnoxGqlRefusal}: the field's GraphQL error gets the HTTP message and `extensions:
+ * { code: 'UNAUTHENTICATED', status: 401 }` (`FORBIDDEN` / 403, `SERVICE_UNAVAILABLE` / 503
+ * for a database outage), and nothing is logged for it (a refusal is not a server error; an
+ * outage is summarised by the library's outage log). In an HTTP context it behaves exactly as
  * `KnoxGuard`, so one `APP_GUARD` can serve REST controllers and resolvers.
  *
  * @example
@@ -31,7 +33,7 @@ const CODES: Record<number, string> = {
  */
 @Injectable()
 export class KnoxGqlGuard extends KnoxGuard {
-  /** Authenticates the operation's request, or throws a `GraphQLError`. */
+  /** Authenticates the operation's request, or throws a {@link KnoxGqlRefusal}. */
   override async canActivate(context: ExecutionContext): Promise<boolean> {
     try {
       return await super.canActivate(context);
@@ -40,6 +42,26 @@ export class KnoxGqlGuard extends KnoxGuard {
         ? this.toGraphQLError(error)
         : error;
     }
+  }
+
+  /**
+   * A query's or mutation's HTTP request: its guarded fields (aliases included) share one
+   * authentication per token. A subscription, and any operation over a WebSocket, authenticates
+   * on its own (its connection outlives a revocation).
+   */
+  protected override sharedAuthenticationScope(
+    context: ExecutionContext,
+    request: KnoxRequest,
+  ): object | undefined {
+    if (context.getType<string>() !== 'graphql') {
+      return undefined;
+    }
+    const info = context.getArgByIndex(3) as
+      { operation?: { operation?: string } } | undefined;
+    return info?.operation?.operation === 'subscription' ||
+      isKnoxGqlWsView(request)
+      ? undefined
+      : request;
   }
 
   /** The HTTP request of the GraphQL context (`req`, or Mercurius' `reply.request`). */
@@ -57,17 +79,23 @@ export class KnoxGqlGuard extends KnoxGuard {
     return request;
   }
 
-  /** The `GraphQLError` a failure is answered with (override to reshape it). */
+  /**
+   * The error a failure is answered with (override to reshape it): a {@link KnoxGqlRefusal},
+   * whose `extensions` become the field's GraphQL error's. Anything thrown that is not an
+   * `HttpException` (a bug) is passed on as it is.
+   */
   protected toGraphQLError(error: unknown): unknown {
     const payload = knoxErrorPayload(error);
     if (!payload) {
       return error;
     }
-    return new GraphQLError(payload.message, {
-      extensions: {
+    return new KnoxGqlRefusal(
+      payload.message,
+      {
         code: CODES[payload.status] ?? 'INTERNAL_SERVER_ERROR',
         status: payload.status,
       },
-    });
+      error,
+    );
   }
 }

@@ -10,13 +10,13 @@ import { ApplicationConfig, Reflector } from '@nestjs/core';
 import type { KnoxToken } from '../../store/knox-token.entity.js';
 import { PassportStrategy } from '@nestjs/passport';
 import passport from 'passport';
-import { KnoxGuard } from '../../auth/knox.guard.js';
+import { KnoxGuard } from '../../guard/knox.guard.js';
 import { KNOX_RESOLVED_OPTIONS } from '../../knox.constants.js';
 import { KnoxMessages } from '../../knox.messages.js';
 import { KnoxTokenService } from '../../knox-token.service.js';
-import type { KnoxRequest } from '../../options/knox-module-options.interface.js';
+import type { KnoxRequest } from '../../knox-request.js';
 import type { ResolvedKnoxOptions } from '../../options/knox-options.js';
-import { clientInfoOf } from '../../http/knox-request.util.js';
+import { clientInfoOf } from '../../knox-request.js';
 
 type Verify = (
   request: KnoxRequest,

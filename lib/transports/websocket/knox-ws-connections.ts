@@ -1,5 +1,5 @@
-import type { KnoxCache } from '../../auth/cache/knox-cache.js';
-import type { KnoxCacheMessage } from '../../auth/cache/knox-token-cache.js';
+import type { KnoxCache } from '../../cache/knox-cache.js';
+import type { KnoxCacheMessage } from '../../cache/knox-token-cache.js';
 import type { KnoxClock } from '../../knox-clock.js';
 
 /** The longest delay `setTimeout` takes (about 24.8 days); longer expiries re-arm on firing. */

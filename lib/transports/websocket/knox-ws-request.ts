@@ -1,4 +1,4 @@
-import type { KnoxRequest } from '../../options/knox-module-options.interface.js';
+import type { KnoxRequest } from '../../knox-request.js';
 
 /**
  * The request-like view of each WebSocket connection (its handshake headers, query and client

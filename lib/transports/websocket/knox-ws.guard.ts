@@ -7,13 +7,13 @@ import {
 } from '@nestjs/common';
 import { WsException } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
-import { KnoxCache } from '../../auth/cache/knox-cache.js';
-import { KnoxGuard } from '../../auth/knox.guard.js';
+import { KnoxCache } from '../../cache/knox-cache.js';
+import { KnoxGuard } from '../../guard/knox.guard.js';
 import { KnoxClock } from '../../knox-clock.js';
 import { KnoxMessages } from '../../knox.messages.js';
 import type { KnoxAuthResult } from '../../knox-token.service.js';
-import type { KnoxRequest } from '../../options/knox-module-options.interface.js';
-import { clientInfoOf } from '../../http/knox-request.util.js';
+import type { KnoxRequest } from '../../knox-request.js';
+import { clientInfoOf } from '../../knox-request.js';
 import { knoxErrorPayload } from '../knox-transport-errors.js';
 import {
   knoxWsConnectionsOf,

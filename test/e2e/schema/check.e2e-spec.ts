@@ -128,7 +128,7 @@ describe('boot-time check of the token table', () => {
     const schema = await freshSchema();
     const error = await bootError({ schema: schema.name });
     expect(error.message).toBe(
-      `KnoxModule: table ${schema.name}.knox_authtoken does not exist: run the migration KnoxCreateTokenTable9000000000001 (knoxMigrations(TestUser)), or set \`synchronize: true\` on the data source (README "Your own PostgreSQL").`,
+      `KnoxModule: table ${schema.name}.knox_authtoken does not exist: run the migration KnoxCreateTokenTable9000000000001 (knoxMigrations(TestUser)), or set \`synchronize: true\` on the data source (docs/database.md).`,
     );
   });
 
@@ -139,7 +139,7 @@ describe('boot-time check of the token table', () => {
       { tableName: 'app_tokens' },
     );
     expect(error.message).toBe(
-      `KnoxModule: table ${schema.name}.app_tokens does not exist: run the migration KnoxCreateTokenTable9000000000001 (knoxMigrations(TestUser, { tableName: 'app_tokens' })), or set \`synchronize: true\` on the data source (README "Your own PostgreSQL").`,
+      `KnoxModule: table ${schema.name}.app_tokens does not exist: run the migration KnoxCreateTokenTable9000000000001 (knoxMigrations(TestUser, { tableName: 'app_tokens' })), or set \`synchronize: true\` on the data source (docs/database.md).`,
     );
   });
 
@@ -203,7 +203,7 @@ describe('boot-time check of the token table', () => {
     await ds.destroy();
     const error = await bootError({ schema: schema.name });
     expect(error.message).toBe(
-      `KnoxModule: table ${schema.name}.knox_authtoken lacks columns last_used_at, retired_at and has mismatched columns id (expected uuid NOT NULL, found text NOT NULL), name (expected character varying(200) NULL, found character varying(200) NOT NULL), ip (expected character varying(45) NULL, found character varying(15) NULL): run the pending migrations of knoxMigrations(TestUser) (README "Your own PostgreSQL").`,
+      `KnoxModule: table ${schema.name}.knox_authtoken lacks columns last_used_at, retired_at and has mismatched columns id (expected uuid NOT NULL, found text NOT NULL), name (expected character varying(200) NULL, found character varying(200) NOT NULL), ip (expected character varying(45) NULL, found character varying(15) NULL): run the pending migrations of knoxMigrations(TestUser) (docs/database.md).`,
     );
   });
 
@@ -221,7 +221,7 @@ describe('boot-time check of the token table', () => {
     await ds.destroy();
     const error = await bootError({ schema: schema.name });
     expect(error.message).toBe(
-      `KnoxModule: table ${schema.name}.knox_authtoken has mismatched columns ttl_ms (expected bigint NULL, found integer NULL): alter those columns to the types expected (README "Your own PostgreSQL").`,
+      `KnoxModule: table ${schema.name}.knox_authtoken has mismatched columns ttl_ms (expected bigint NULL, found integer NULL): alter those columns to the types expected (docs/database.md).`,
     );
   });
 
@@ -237,7 +237,7 @@ describe('boot-time check of the token table', () => {
     await ds.destroy();
     const error = await bootError({ schema: schema.name });
     expect(error.message).toBe(
-      `KnoxModule: table ${schema.name}.knox_authtoken lacks columns abilities, last_used_ip, max_expiry: run the pending migrations of knoxMigrations(TestUser) (README "Your own PostgreSQL").`,
+      `KnoxModule: table ${schema.name}.knox_authtoken lacks columns abilities, last_used_ip, max_expiry: run the pending migrations of knoxMigrations(TestUser) (docs/database.md).`,
     );
   });
 
@@ -257,7 +257,7 @@ describe('boot-time check of the token table', () => {
     await ds.destroy();
     const error = await bootError({ schema: schema.name });
     expect(error.message).toBe(
-      `KnoxModule: table ${schema.name}.knox_authtoken has mismatched columns abilities (expected text[] NULL, found varchar[] NULL), last_used_ip (expected character varying(45) NULL, found jsonb NULL): alter those columns to the types expected (README "Your own PostgreSQL").`,
+      `KnoxModule: table ${schema.name}.knox_authtoken has mismatched columns abilities (expected text[] NULL, found varchar[] NULL), last_used_ip (expected character varying(45) NULL, found jsonb NULL): alter those columns to the types expected (docs/database.md).`,
     );
   });
 
@@ -274,7 +274,7 @@ describe('boot-time check of the token table', () => {
         { userEntity: DjangoUser, schema: 'django' },
       );
       expect(error.message).toBe(
-        `KnoxModule: table ${db.schema}.knox_authtoken ${djangoMissing}: run the migration KnoxDjangoTakeover9000000000002 (knoxMigrations(DjangoUser, { schema: 'django' })) (README "Your own PostgreSQL").`,
+        `KnoxModule: table ${db.schema}.knox_authtoken ${djangoMissing}: run the migration KnoxDjangoTakeover9000000000002 (knoxMigrations(DjangoUser, { schema: 'django' })) (docs/database.md).`,
       );
     });
 
@@ -286,7 +286,7 @@ describe('boot-time check of the token table', () => {
         { userEntity: DjangoUser },
       );
       expect(error.message).toBe(
-        `KnoxModule: table ${db.schema}.knox_authtoken ${djangoMissing}: run the migration KnoxDjangoTakeover9000000000002 (knoxMigrations(DjangoUser, { schema: 'django' })) and set \`schema: 'django'\` in KnoxModule's options (README "Your own PostgreSQL").`,
+        `KnoxModule: table ${db.schema}.knox_authtoken ${djangoMissing}: run the migration KnoxDjangoTakeover9000000000002 (knoxMigrations(DjangoUser, { schema: 'django' })) and set \`schema: 'django'\` in KnoxModule's options (docs/database.md).`,
       );
 
       const app = await boot(

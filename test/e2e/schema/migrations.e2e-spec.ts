@@ -324,21 +324,19 @@ describe('shipped migrations converge and revert (schema: knox)', () => {
   });
 });
 
-describe('the SQL in the README', () => {
-  const readme = readFileSync(
+describe('the SQL in docs/database.md', () => {
+  const page = readFileSync(
     join(
       dirname(fileURLToPath(import.meta.url)),
       '..',
       '..',
       '..',
-      'README.md',
+      'docs',
+      'database.md',
     ),
     'utf8',
   );
-  const section = readme.slice(readme.indexOf('## Your own PostgreSQL'));
-  const blocks = [...section.matchAll(/```sql\n([\s\S]*?)```/g)].map(
-    (m) => m[1],
-  );
+  const blocks = [...page.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1]);
 
   it('is what the shipped migrations run', () => {
     const create = createTokenTableSql(
@@ -356,7 +354,7 @@ describe('the SQL in the README', () => {
     });
     const [up, down] = blocks[1].split('-- down:\n');
     expect(up).toBe(`${takeover.up.join(';\n')};\n`);
-    // The down statements, reflowed in the README: compare without layout.
+    // The down statements, reflowed on the page: compare without layout.
     const flat = (sql: string) => sql.replace(/\s+/g, ' ').trim();
     expect(flat(down)).toBe(flat(`${takeover.down.join(';\n')};`));
     const abilities = tokenAbilitiesSql({

@@ -171,9 +171,10 @@ describe.each(PLATFORMS)('database outage (%s)', (platform) => {
           .set('Authorization', `Token ${tokens.alice1}`),
       ),
     ];
-    // Every request has sent its first query, which the proxy holds back.
+    // Every request has sent its first query, which the proxy holds back; alice1's two
+    // requests share one lookup (concurrent lookups of one token are a single flight).
     await until(
-      () => proxy.heldChunks >= inFlight.length,
+      () => proxy.heldChunks >= inFlight.length - 1,
       'the queries in flight',
     );
     await proxy.cut();

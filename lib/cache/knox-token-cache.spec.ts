@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { KnoxToken } from '../../store/knox-token.entity.js';
+import { KnoxToken } from '../store/knox-token.entity.js';
 import {
   KnoxTokenCache,
   formatKnoxCacheMessage,

@@ -6,7 +6,7 @@ import { KnoxGuard } from './knox.guard.js';
 import { resolveKnoxOptions } from '../options/knox-options.js';
 import { digestToken } from '../tokens/knox-token-format.js';
 import type { KnoxTokenService } from '../knox-token.service.js';
-import type { KnoxRequest } from '../options/knox-module-options.interface.js';
+import type { KnoxRequest } from '../knox-request.js';
 
 /** Exposes the header parsing, which needs neither a database nor a token service. */
 class HeaderParser extends KnoxGuard {

@@ -1,17 +1,9 @@
 import { ForbiddenException, UnauthorizedException } from '@nestjs/common';
-import { KnoxMessages } from '../../knox.messages.js';
-import type { KnoxRequest } from '../../options/knox-module-options.interface.js';
-
-/** The cookie transport's settings, resolved (see `KnoxModuleOptions.cookie`). */
-export interface ResolvedKnoxCookie {
-  name: string;
-  secure: boolean;
-  sameSite: 'strict' | 'lax';
-  path: string;
-  domain: string | null;
-  /** Lower-cased `scheme://host[:port]` origins trusted beside the request's own origin. */
-  trustedOrigins: string[];
-}
+import { KnoxMessages } from '../knox.messages.js';
+import type { KnoxRequest } from '../knox-request.js';
+import type { ResolvedKnoxCookie } from '../options/knox-cookie-options.js';
+import type { KnoxToken } from '../store/knox-token.entity.js';
+import { digestToken, digestsEqual } from '../tokens/knox-token-format.js';
 
 /** The methods a CSRF defence must guard (everything but the safe ones, RFC 9110 §9.2.1). */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
@@ -180,4 +172,22 @@ function ownOriginOf(request: KnoxRequest): string | null {
 /** Whether a cookie value has the shape of a token (printable, no spaces). */
 export function isCookieToken(value: string): boolean {
   return TOKEN_CHARACTERS.test(value);
+}
+
+/**
+ * The token cookie when it is what authenticated this request (not an `Authorization` header):
+ * a session held in the cookie is renewed and rotated in the cookie, one held by a header
+ * client in the answer's body.
+ */
+export function knoxCookieCredential(
+  cookie: ResolvedKnoxCookie | null,
+  request: KnoxRequest & { auth: KnoxToken },
+): string | null {
+  // Several token cookies are never what authenticated a request (the guard refuses them).
+  const [token, ...others] = cookie ? readKnoxCookies(request, cookie) : [];
+  return token !== undefined &&
+    others.length === 0 &&
+    digestsEqual(digestToken(token), request.auth.digest)
+    ? token
+    : null;
 }

@@ -1,18 +1,16 @@
 import { describe, expect, it } from '@jest/globals';
 import { ForbiddenException, UnauthorizedException } from '@nestjs/common';
-import { KnoxMessages } from '../../knox.messages.js';
-import { resolveKnoxOptions } from '../../options/knox-options.js';
-import type {
-  KnoxModuleOptions,
-  KnoxRequest,
-} from '../../options/knox-module-options.interface.js';
+import { KnoxMessages } from '../knox.messages.js';
+import { resolveKnoxOptions } from '../options/knox-options.js';
+import type { KnoxModuleOptions } from '../options/knox-module-options.interface.js';
+import type { KnoxRequest } from '../knox-request.js';
 import {
   checkKnoxCsrf,
   knoxClearedCookie,
   knoxTokenCookie,
   readKnoxCookie,
-  type ResolvedKnoxCookie,
 } from './knox-cookie.js';
+import type { ResolvedKnoxCookie } from '../options/knox-cookie-options.js';
 
 const validateUser = () => null;
 const cookieOf = (cookie: KnoxModuleOptions['cookie']) =>

@@ -1,6 +1,22 @@
 import { isIPv4 } from 'node:net';
-import type { KnoxClientInfo } from '../events/knox.events.js';
-import type { KnoxRequest } from '../options/knox-module-options.interface.js';
+import type { KnoxClientInfo } from './events/knox.events.js';
+import { IP_COLUMN_LENGTH, USER_AGENT_LENGTH } from './knox.constants.js';
+import type { KnoxToken } from './store/knox-token.entity.js';
+
+/** The HTTP request as Express or Fastify hands it to Nest (only what the module reads). */
+export interface KnoxRequest {
+  /** The request headers (lower-cased names). */
+  headers: Record<string, string | string[] | undefined>;
+  /** The client IP as the platform computed it (honouring `trust proxy`). */
+  ip?: string;
+  /** The parsed body. */
+  body?: unknown;
+  /** The authenticated user, set by {@link KnoxGuard}. */
+  user?: unknown;
+  /** The token record that authenticated the request, set by {@link KnoxGuard}. */
+  auth?: KnoxToken;
+  [key: string]: unknown;
+}
 
 /**
  * The client IP (as Express/Fastify computed it, honouring `trust proxy`) and user agent; `null`
@@ -19,8 +35,9 @@ export function clientInfoOf(request: KnoxRequest): KnoxClientInfo {
     ip = ip.slice(7);
   }
   return {
-    ip: typeof ip === 'string' ? ip.slice(0, 45) : null,
-    userAgent: typeof agent === 'string' ? agent.slice(0, 512) : null,
+    ip: typeof ip === 'string' ? ip.slice(0, IP_COLUMN_LENGTH) : null,
+    userAgent:
+      typeof agent === 'string' ? agent.slice(0, USER_AGENT_LENGTH) : null,
   };
 }
 

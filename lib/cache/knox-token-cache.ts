@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
-import type { KnoxClock } from '../../knox-clock.js';
-import type { KnoxToken } from '../../store/knox-token.entity.js';
+import type { KnoxClock } from '../knox-clock.js';
+import type { KnoxToken } from '../store/knox-token.entity.js';
 
 /** What the cache keeps for one token: the record and its owner, as the database returned them. */
 export interface KnoxCachedAuth<User = any> {
@@ -23,7 +23,7 @@ interface Entry {
  * measured faster alone, but made the guard's hit path slower by half: the copy then gets a
  * property of its own, the guard's mark, on a map V8 cannot keep fast.)
  */
-function copyRecord(token: KnoxToken): KnoxToken {
+export function copyRecord(token: KnoxToken): KnoxToken {
   return Object.assign(
     Object.create(Object.getPrototypeOf(token) as object) as KnoxToken,
     token,

@@ -14,9 +14,9 @@ import {
   cachedAuthentication,
   type KnoxAuthResult,
 } from '../knox-token.service.js';
-import type { KnoxRequest } from '../options/knox-module-options.interface.js';
+import type { KnoxRequest } from '../knox-request.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
-import { clientInfoOf, setResponseHeader } from '../http/knox-request.util.js';
+import { clientInfoOf, setResponseHeader } from '../knox-request.js';
 import type { KnoxToken } from '../store/knox-token.entity.js';
 import {
   missingAbilities,
@@ -25,11 +25,7 @@ import {
 } from '../abilities/knox-abilities.js';
 import { abilityRequirementsOf } from '../abilities/knox-abilities.decorator.js';
 import { digestToken, digestsEqual } from '../tokens/knox-token-format.js';
-import {
-  checkKnoxCsrf,
-  isCookieToken,
-  readKnoxCookie,
-} from '../transports/cookie/knox-cookie.js';
+import { checkKnoxCsrf, isCookieToken, readKnoxCookie } from './knox-cookie.js';
 
 const PRINTABLE_HEADER = /^[\x20-\x7e\t]*$/;
 const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;
@@ -65,6 +61,20 @@ function serviceIdOf(tokens: object): symbol {
   }
   return id;
 }
+
+/**
+ * One authentication shared by every check on one scope (see
+ * {@link KnoxGuard.sharedAuthenticationScope}): the token service's mark, the token it was
+ * for, and its outcome, settled or in flight.
+ */
+interface SharedAuthentication {
+  mark: symbol;
+  token: string;
+  result: Promise<KnoxAuthResult>;
+}
+
+/** By scope (a GraphQL operation's HTTP request): dropped with it. */
+const sharedAuthentications = new WeakMap<object, SharedAuthentication>();
 
 /** What {@link KnoxGuard} reads off a route's metadata. */
 interface RouteRules {
@@ -116,6 +126,12 @@ export class KnoxGuard implements CanActivate {
     const http = context.getType() === 'http';
     try {
       const token = this.requiredToken(request);
+      const scope = http
+        ? undefined
+        : this.sharedAuthenticationScope(context, request);
+      if (scope) {
+        return this.admitShared(context, request, token, scope);
+      }
       const known =
         this.alreadyAuthenticated(request, token, http) ??
         cachedAuthentication(this.tokens, token);
@@ -127,6 +143,52 @@ export class KnoxGuard implements CanActivate {
     } catch (error) {
       return Promise.reject(this.refused(context, error));
     }
+  }
+
+  /**
+   * The object on which every check of one operation shares one authentication, or
+   * `undefined` (the default outside HTTP: each check authenticates, as a WebSocket message
+   * must). `KnoxGqlGuard` answers a GraphQL query's or mutation's HTTP request, so that the
+   * guarded fields of one operation (its aliases) cost one authentication per token. The scope
+   * must live no longer than the operation: the outcome is reused as long as the scope lives.
+   */
+  protected sharedAuthenticationScope(
+    _context: ExecutionContext,
+    _request: KnoxRequest,
+  ): object | undefined {
+    return undefined;
+  }
+
+  /** Admits with the scope's authentication of `token`, running it on the first check. */
+  private async admitShared(
+    context: ExecutionContext,
+    request: KnoxRequest,
+    token: string,
+    scope: object,
+  ): Promise<boolean> {
+    const mark = this.markOf();
+    let shared = sharedAuthentications.get(scope);
+    // Both tokens come from the same request: `===` compares no secret with a guess.
+    if (!shared || shared.mark !== mark || shared.token !== token) {
+      shared = { mark, token, result: this.authenticateOnce(request, token) };
+      sharedAuthentications.set(scope, shared);
+    }
+    try {
+      this.admit(context, request, false, await shared.result);
+      return true;
+    } catch (error) {
+      throw this.refused(context, error);
+    }
+  }
+
+  private async authenticateOnce(
+    request: KnoxRequest,
+    token: string,
+  ): Promise<KnoxAuthResult> {
+    return (
+      cachedAuthentication(this.tokens, token) ??
+      this.tokens.authenticate(token, clientInfoOf(request))
+    );
   }
 
   /** The path through the database (a cache miss, or a write due). */

@@ -1,4 +1,4 @@
-import { KnoxOptionsError } from '../../options/knox-option-checks.js';
+import { KnoxOptionsError } from './knox-options-error.js';
 
 /**
  * The part of an `ioredis` client (or any client with the same calls) the Redis bus uses: the
@@ -52,7 +52,7 @@ export interface KnoxCacheOptions {
   maxAge?: number;
   /**
    * How other instances and other writers reach this cache. `'postgres'`: database triggers
-   * (see the README) `NOTIFY` a channel that each instance `LISTEN`s to on one dedicated
+   * (see docs/cache.md) `NOTIFY` a channel that each instance `LISTEN`s to on one dedicated
    * connection, so every writer is seen (other instances, SQL, Django, cascades). A
    * {@link KnoxCacheRedisBus}: Redis pub/sub fed by the library's own writes.
    * @default 'postgres'

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { KnoxOptionsError } from '../../options/knox-options.js';
+import { KnoxOptionsError } from './knox-options-error.js';
 import { resolveKnoxCacheOptions } from './knox-cache-options.js';
 
 const redis = { publish: () => 1, duplicate: () => ({}) as never };

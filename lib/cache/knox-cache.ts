@@ -10,30 +10,36 @@ import type {
   KnoxPgClientConfig,
 } from './knox-pg-client.js';
 import type { Repository } from 'typeorm';
-import { KnoxClock } from '../../knox-clock.js';
+import { KnoxClock } from '../knox-clock.js';
 import {
   KNOX_RESOLVED_OPTIONS,
   KNOX_TOKEN_REPOSITORY,
-} from '../../knox.constants.js';
-import type { ResolvedKnoxOptions } from '../../options/knox-options.js';
-import { KnoxOptionsError } from '../../options/knox-options.js';
-import type { KnoxToken } from '../../store/knox-token.entity.js';
+} from '../knox.constants.js';
+import type { ResolvedKnoxOptions } from '../options/knox-options.js';
+import { KnoxOptionsError } from '../options/knox-options-error.js';
+import type { KnoxToken } from '../store/knox-token.entity.js';
 import {
   hasKnoxCacheAbilitiesTrigger,
   installKnoxCacheAbilitiesTrigger,
-} from '../../store/migrations/knox-cache-abilities.migration.js';
+} from '../store/migrations/knox-cache-abilities.migration.js';
 import {
   hasKnoxCacheTriggers,
   installKnoxCacheTriggers,
-} from '../../store/migrations/knox-cache-migrations.js';
-import type { ResolvedKnoxCacheOptions } from './knox-cache-options.js';
+} from '../store/migrations/knox-cache-migrations.js';
+import type { ResolvedKnoxCacheOptions } from '../options/knox-cache-options.js';
 import { KnoxPgListener } from './knox-pg-listener.js';
 import { KnoxRedisBus } from './knox-redis-bus.js';
 import {
   KnoxTokenCache,
+  copyRecord,
   type KnoxCacheMessage,
   type KnoxCachedAuth,
 } from './knox-token-cache.js';
+
+/** A caller's own copy of a shared result (see {@link KnoxCache.shareLookup}). */
+function copyAuth(auth: KnoxCachedAuth): KnoxCachedAuth {
+  return { user: auth.user, token: copyRecord(auth.token) };
+}
 
 /** The parts of TypeORM's postgres driver the listener uses. */
 interface PostgresDriverParts {
@@ -57,6 +63,8 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
   /** Digests whose request-path write (lastUsedAt, auto refresh) is in flight on this instance. */
   private readonly touching = new Set<string>();
   private redisBus: KnoxRedisBus | undefined;
+  /** Database lookups in flight on this instance, by digest (see {@link shareLookup}). */
+  private readonly flights = new Map<string, Promise<KnoxCachedAuth>>();
   private readonly listeners = new Set<(message: KnoxCacheMessage) => void>();
 
   constructor(
@@ -85,6 +93,7 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
   }
 
   private notify(message: KnoxCacheMessage): void {
+    this.dropFlights(message);
     for (const listener of this.listeners) {
       try {
         listener(message);
@@ -192,6 +201,54 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
   /** Remembers what the database vouched for, unless invalidated since `ticket`. */
   remember(ticket: number, auth: KnoxCachedAuth, userId: unknown): void {
     this.store?.remember(ticket, auth, userId);
+  }
+
+  /**
+   * Single flight: concurrent lookups of one digest on this instance share one database
+   * lookup, with the cache on or off. The first caller runs `lookup`; those that come while it
+   * is in flight wait for it and get a copy of its result (their own record, as from the cache)
+   * or the same error. Nothing is kept once it settles: a later call looks up again. An
+   * invalidation of the token, of any user, or a flush (local, or from the bus) detaches the
+   * flight, so a request that comes after a revocation never joins a read that may predate it;
+   * whether the shared result is cached is still up to the first caller's ticket.
+   */
+  shareLookup(
+    digest: string,
+    lookup: () => Promise<KnoxCachedAuth>,
+  ): Promise<KnoxCachedAuth> {
+    const inFlight = this.flights.get(digest);
+    if (inFlight) {
+      return inFlight.then(copyAuth);
+    }
+    const flight = lookup();
+    this.flights.set(digest, flight);
+    const settle = () => {
+      if (this.flights.get(digest) === flight) {
+        this.flights.delete(digest);
+      }
+    };
+    flight.then(settle, settle);
+    return flight;
+  }
+
+  /** Lookups in flight now (for tests and metrics). */
+  get lookupsInFlight(): number {
+    return this.flights.size;
+  }
+
+  /** An invalidation: flights that may have read what it changed take no more callers. */
+  private dropFlights(message: KnoxCacheMessage): void {
+    if (this.flights.size === 0) {
+      return;
+    }
+    if (message.kind === 'tokens') {
+      for (const digest of message.digests) {
+        this.flights.delete(digest);
+      }
+    } else {
+      // The flights' users are not known until they settle: detach them all.
+      this.flights.clear();
+    }
   }
 
   /** The cached record changed by this instance's own write (lastUsedAt, auto refresh). */

@@ -2,7 +2,7 @@ import type { Logger } from '@nestjs/common';
 import type {
   KnoxRedisClient,
   KnoxRedisSubscriber,
-} from './knox-cache-options.js';
+} from '../options/knox-cache-options.js';
 import {
   formatKnoxCacheMessage,
   parseKnoxCacheMessage,
