@@ -5,8 +5,6 @@ import {
   type Logger,
 } from '@nestjs/common';
 import { KnoxMessages } from '../knox.messages.js';
-import type { KnoxTokenStore } from '../store/knox-token.store.js';
-import { isDatabaseOutage } from '../store/knox-outage-log.js';
 import { clientInfoOf, type KnoxRequest } from '../knox-request.js';
 import type {
   KnoxIssuedToken,
@@ -19,6 +17,8 @@ import type {
 } from '../options/knox-module-options.interface.js';
 import type { ResolvedKnoxOptions } from '../options/knox-options.js';
 import type { KnoxToken } from '../store/knox-token.entity.js';
+import type { KnoxTokenStore } from '../store/knox-token.store.js';
+import { isDatabaseOutage } from '../store/knox-outage-log.js';
 import { checkKnoxCsrf, sentByBrowser } from '../guard/knox-cookie.js';
 import type { KnoxLoginThrottler } from './knox-login-throttler.js';
 import {

@@ -20,6 +20,7 @@ export type KnoxAuthenticatedRequest = KnoxRequest & {
 /**
  * Whether the caller may create this personal access token: 403 for abilities its own token
  * lacks; then the password again, unless its token names `createAbility` (400 without both).
+ * Resolves to whether the password was given (`false`: the calling token's ability).
  */
 export async function checkMayCreate(
   parts: KnoxHttpParts,

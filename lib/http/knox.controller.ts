@@ -19,12 +19,12 @@ import {
 import { KnoxMessages } from '../knox.messages.js';
 import { HttpAdapterHost } from '@nestjs/core';
 import { KNOX_RESOLVED_OPTIONS } from '../knox.constants.js';
-import { KnoxPublic } from '../decorators/knox-public.decorator.js';
-import { KnoxGuard } from '../guard/knox.guard.js';
-import { KnoxTokenService } from '../knox-token.service.js';
 import { KnoxClock } from '../knox-clock.js';
 import { KnoxTokenStore } from '../store/knox-token.store.js';
 import { personalTokenCap } from '../sessions/knox-session-rules.js';
+import { KnoxPublic } from '../decorators/knox-public.decorator.js';
+import { KnoxGuard } from '../guard/knox.guard.js';
+import { KnoxTokenService } from '../knox-token.service.js';
 import { KnoxLoginThrottler } from './knox-login-throttler.js';
 import type { KnoxToken } from '../store/knox-token.entity.js';
 import type { KnoxLoginResponse } from '../options/knox-module-options.interface.js';

@@ -158,6 +158,10 @@ export const COOKIE_OPTIONS: KnoxOptionTable = {
 };
 
 /**
+ * The `cookie` option: `false` is off (`null`), `true` every default, an object checked row by
+ * row, and a `__Host-` or `__Secure-` name only with the attributes browsers require of it.
+ */
+/**
  * The cookie's name when the app names none: `__Host-knox_token` when the browser can pin it
  * to this host (`secure`, `path: '/'`, no `domain`), so that no other host of the site and no
  * plain-HTTP page can set a cookie of that name (cookie tossing); `__Secure-knox_token` for
@@ -172,10 +176,6 @@ function defaultCookieName(cookie: ResolvedKnoxCookie): string {
     : '__Secure-knox_token';
 }
 
-/**
- * The `cookie` option: `false` is off (`null`), `true` every default, an object checked row by
- * row, and a `__Host-` or `__Secure-` name only with the attributes browsers require of it.
- */
 export function checkCookie(value: unknown): unknown {
   if (value === false) {
     return null;
