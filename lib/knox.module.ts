@@ -103,7 +103,8 @@ import { KnoxAdminTokens } from './admin-tokens/knox-admin-tokens.js';
     KnoxLoginThrottler,
     // For nestjs-knox/websocket, which closes revoked connections (not exported by index.ts).
     KnoxCache,
-    // For an app's own mount of KnoxController (`controller: false`), which injects the store.
+    // For a KnoxController the app mounts itself (`controller: false`): it counts a
+    // validateUser failure that is a database outage in the store's outage log.
     KnoxTokenStore,
   ],
 })

@@ -276,7 +276,7 @@ describe('KnoxGqlGuard on graphql-ws with the cookie transport on', () => {
       `SELECT * FROM knox_test_user WHERE username = 'alice'`,
     )) as TestUser[];
     const issued = await t.app.get(KnoxTokenService).create(alice[0]);
-    const cookie = `knox_token=${issued.token}`;
+    const cookie = `__Host-knox_token=${issued.token}`;
     const own = url().replace('ws:', 'http:').replace('/graphql', '');
     expect(
       await subscribe({ headers: { Cookie: cookie, Origin: own } }),
