@@ -143,7 +143,7 @@ export class KnoxTokenSearch {
     const alternatives = columns.map(
       (column) => `LOWER(${column}) LIKE :pattern ESCAPE '!'`,
     );
-    if (search.digest !== undefined) {
+    if (typeof search.digest === 'string') {
       alternatives.push('token.digest = :digest');
     }
     if (search.id !== undefined) {
