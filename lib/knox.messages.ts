@@ -15,6 +15,9 @@ export const KnoxMessages = {
   TOKEN_NOT_FOUND: 'Token not found.',
   /** 403 from the token admin: `admin.isAdmin(user)` said no. */
   NOT_ADMIN: 'This account may not use the token admin.',
+  /** 404 from the token admin: `POST admin/users//logoutall` names no user. */
+  ADMIN_USER_ID_MISSING:
+    'No user named: POST admin/users/:userId/logoutall takes the user id in the path.',
   /** 401 from `POST login`: the credentials do not check out. */
   INVALID_CREDENTIALS: 'Invalid username/password.',
   /** 401 from `POST login`: `Authorization: Basic` without credentials. */

@@ -151,6 +151,11 @@ export class KnoxAdminController {
     @Param('userId') userId: string,
     @Req() request: KnoxRequest,
   ): Promise<void> {
+    // `users//logoutall` names no user: a 404 like any path without its route, on every adapter
+    // (older Fastify routers match an empty parameter that Express and newer Fastify do not).
+    if (userId === '') {
+      throw new NotFoundException(KnoxMessages.ADMIN_USER_ID_MISSING);
+    }
     await this.tokens.logoutUserEverywhere(userId, this.actor(request));
   }
 

@@ -226,6 +226,10 @@ describe.each([
     });
 
     it('nothing is kept once the flight settles: a token revoked in SQL right after is refused', async () => {
+      // A settled flight that kept its answer would serve the token until the cache TTL: each
+      // trial must see the refusal (within a second), and nine in ten within the bus's 100 ms
+      // (the bus's own p99 is measured over 100 revocations in cache/invalidation.e2e-spec.ts).
+      const latencies: number[] = [];
       for (let trial = 0; trial < 10; trial++) {
         const token = await login(t, 'alice');
         await Promise.all(Array.from({ length: 10 }, () => me(token)));
@@ -235,7 +239,7 @@ describe.each([
             `DELETE FROM knox_authtoken WHERE digest = $1`,
             [digestOf(token)],
           );
-          expect(await refusedWithin(t, token)).toBeLessThan(100);
+          latencies.push(await refusedWithin(t, token, 1000));
         } else {
           await t.dataSource.query(
             `DELETE FROM knox_authtoken WHERE digest = $1`,
@@ -243,6 +247,10 @@ describe.each([
           );
           expect((await me(token)).status).toBe(401);
         }
+      }
+      if (cache) {
+        latencies.sort((x, y) => x - y);
+        expect(latencies[8]).toBeLessThan(100);
       }
     });
 
