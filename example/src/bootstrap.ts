@@ -4,6 +4,11 @@ import { NestFactory } from '@nestjs/core';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { AppModule } from './app.module.js';
+import {
+  DATABASE_LABELS,
+  exampleDatabaseKind,
+  type ExampleDatabaseKind,
+} from './database.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
 import { UsersService } from './users/users.service.js';
 
@@ -13,7 +18,10 @@ export const DEMO_PASSWORD = 'demo-password';
 export interface ExampleOptions {
   /** Port to listen on; 0 picks a free one. */
   port: number;
-  /** A PostgreSQL server; without it an embedded PostgreSQL (PGlite) is started. */
+  /**
+   * A database server (`postgres://…`, `mysql://…`) or file (`sqlite:<file>`); without it an
+   * embedded PostgreSQL (PGlite) is started.
+   */
   databaseUrl?: string;
   /** Where the embedded PostgreSQL keeps its data. */
   dataDir: string;
@@ -39,7 +47,15 @@ export async function startExample(
   let databaseUrl = options.databaseUrl;
   let stopDatabase = async (): Promise<void> => undefined;
   if (databaseUrl) {
-    logger.log(`Database: PostgreSQL at ${redact(databaseUrl)} (DATABASE_URL)`);
+    let kind: ExampleDatabaseKind;
+    try {
+      kind = exampleDatabaseKind(databaseUrl);
+    } catch (error) {
+      throw new ExampleStartError((error as Error).message);
+    }
+    logger.log(
+      `Database: ${DATABASE_LABELS[kind]} at ${redact(databaseUrl)} (DATABASE_URL)`,
+    );
   } else {
     const started = Date.now();
     const embedded = await startEmbeddedPostgres({
