@@ -33,7 +33,7 @@ import {
 } from '../store/cache-log/knox-cache-log.migration.js';
 import { knoxCacheLogReader } from '../store/cache-log/knox-cache-log-reader.js';
 import { KnoxPgListener } from './knox-pg-listener.js';
-import { KnoxPollBus } from './knox-poll-bus.js';
+import { KnoxCacheLogPruner, KnoxPollBus } from './knox-poll-bus.js';
 import { KnoxRedisBus } from './knox-redis-bus.js';
 import {
   KnoxTokenCache,
@@ -70,6 +70,7 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
   private readonly touching = new Set<string>();
   private redisBus: KnoxRedisBus | undefined;
   private poller: KnoxPollBus | undefined;
+  private pruner: KnoxCacheLogPruner | undefined;
   /** Database lookups in flight on this instance, by digest (see {@link shareLookup}). */
   private readonly flights = new Map<string, Promise<KnoxCachedAuth>>();
   private readonly listeners = new Set<(message: KnoxCacheMessage) => void>();
@@ -151,6 +152,26 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
       this.logger,
     );
     await this.listener.start();
+    await this.pruneLogIfAny();
+  }
+
+  /** With the `'postgres'` bus, the log (when its migration ran) still fills: prune it. */
+  private async pruneLogIfAny(): Promise<void> {
+    const dataSource = this.repository.manager.connection;
+    const tokenTable = this.repository.metadata.tablePath;
+    const queryRunner = dataSource.createQueryRunner();
+    try {
+      if (!(await hasKnoxCacheLog(queryRunner, tokenTable))) {
+        return;
+      }
+    } finally {
+      await queryRunner.release();
+    }
+    this.pruner = new KnoxCacheLogPruner(
+      knoxCacheLogReader(dataSource, tokenTable),
+      this.logger,
+    );
+    this.pruner.start();
   }
 
   /** The bus in use: `'auto'` is `'postgres'` on PostgreSQL, `'poll'` elsewhere. */
@@ -240,6 +261,7 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
     await this.listener?.stop();
     await this.redisBus?.stop();
     await this.poller?.stop();
+    await this.pruner?.stop();
   }
 
   /** Whether lookups can hit now: the cache is on and its bus connected. */

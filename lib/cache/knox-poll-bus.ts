@@ -8,7 +8,7 @@ import {
 /** Backoff of the reconnection attempts, in ms: doubled from the first to the last. */
 const FIRST_RETRY = 50;
 const LAST_RETRY = 5_000;
-/** A read that takes longer than this is taken as the database being gone. */
+/** A read that takes longer than this is taken as the database being gone (reconnect). */
 const READ_TIMEOUT_MIN = 1_000;
 /** Rows older than this are pruned (every instance has read them long before). */
 export const KNOX_CACHE_LOG_RETENTION = 5 * 60_000;
@@ -88,6 +88,7 @@ export class KnoxPollBus {
   }
 
   private async connect(): Promise<void> {
+    const started = performance.now();
     await this.reader.open();
     if (this.stopped) {
       return;
@@ -98,6 +99,7 @@ export class KnoxPollBus {
     this.lastError = undefined;
     this.nextPruneAt = Date.now() + PRUNE_EVERY * Math.random();
     // Appended before the starting point is unknown: start from an empty cache.
+    this.vouch(started);
     this.cache.resume();
     if (this.connects > 1) {
       this.logger.log('Cache poller back; cache flushed and back in use.');
@@ -105,11 +107,21 @@ export class KnoxPollBus {
   }
 
   private async read(): Promise<void> {
+    const started = performance.now();
     const messages = await this.reader.read();
     this.reads++;
     for (const message of messages) {
       this.cache.apply(parseKnoxCacheMessage(message));
     }
+    this.vouch(started);
+  }
+
+  /**
+   * Everything committed before `started` (the read's snapshot came later) is applied: entries
+   * may be served until `started` + two intervals, by when the next read should have answered.
+   */
+  private vouch(started: number): void {
+    this.cache.freshUntil = started + 2 * this.settings.interval;
   }
 
   /** Prunes now and then; a failure there is logged, not a reason to stop the cache. */
@@ -162,4 +174,54 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
     );
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Prunes the log where no instance polls it (the `'postgres'` bus, when the log's migration
+ * ran): the triggers append to it all the same. Opens the reader's connection once a prune
+ * interval (jittered), prunes, closes it.
+ */
+export class KnoxCacheLogPruner {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly reader: KnoxCacheLogReader,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.stopped) {
+      return;
+    }
+    this.timer = setTimeout(
+      () => void this.run(),
+      PRUNE_EVERY * (0.5 + Math.random()),
+    );
+    this.timer.unref();
+  }
+
+  private async run(): Promise<void> {
+    try {
+      await this.reader.open();
+      await this.reader.prune(KNOX_CACHE_LOG_RETENTION);
+    } catch (error) {
+      this.logger.warn(
+        `Cache log prune failed: ${(error as Error).message}; retried later.`,
+      );
+    } finally {
+      await this.reader.close();
+      this.schedule();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.reader.close();
+  }
 }
