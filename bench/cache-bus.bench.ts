@@ -228,7 +228,10 @@ async function idle(db: pg.Client, instances: Instance[], application: string) {
       seconds
     : undefined;
   return {
-    statementsPerSecond: (after - before - 2) / seconds / instances.length,
+    statementsPerSecond: Math.max(
+      0,
+      (after - before - 2) / seconds / instances.length,
+    ),
     instanceCpu,
     backendCpu,
   };
