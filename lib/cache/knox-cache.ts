@@ -221,7 +221,7 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
     const driver = dataSource.driver as unknown as Partial<PostgresDriverParts>;
     if (dataSource.options.type !== 'postgres' || !driver.postgres?.Client) {
       throw new KnoxOptionsError(
-        "`cache.bus` 'postgres' needs TypeORM's postgres driver; on another database, use the Redis bus.",
+        "`cache.bus` 'postgres' needs TypeORM's postgres driver; on another database, use the 'poll' bus (its default there) or the Redis bus.",
       );
     }
     return driver as PostgresDriverParts;

@@ -1,20 +1,18 @@
 import type { DataSource } from 'typeorm';
 import { quotePath, splitTablePath } from '../knox-token-table.js';
 import { KNOX_CACHE_LOG_TABLE } from './knox-cache-log-postgres.js';
+import { cacheLogDialectOf } from './knox-cache-log-dialect.js';
+import type { KnoxCacheLogReader } from './knox-cache-log-types.js';
 
-/**
- * Reads the cache's invalidation log on a connection of its own (outside TypeORM's pool and
- * logger: no pool slot taken from requests, no log line per read, nothing counted as a request's
- * query). `open` connects and sets the starting point (what is in the log now is not wanted: the
- * cache starts empty); each `read` returns the messages appended since, in no particular order.
- */
-export interface KnoxCacheLogReader {
-  open(): Promise<void>;
-  read(): Promise<string[]>;
-  /** Deletes the rows every reader has had time to see; returns how many. */
-  prune(retentionMs: number): Promise<number>;
-  close(): Promise<void>;
-}
+export type { KnoxCacheLogReader } from './knox-cache-log-types.js';
+import {
+  KnoxMysqlCacheLogReader,
+  type MysqlDriverParts,
+} from './knox-cache-log-mysql.js';
+import {
+  KnoxSqliteCacheLogReader,
+  type SqliteDriverParts,
+} from './knox-cache-log-sqlite.js';
 
 /** What the reader uses of `pg`'s `Client` (written out: no import of `pg`'s types). */
 interface PgQueryClient {
@@ -155,20 +153,22 @@ export class KnoxPgCacheLogReader implements KnoxCacheLogReader {
   }
 }
 
-/** The reader for the data source's driver, or a message saying why there is none. */
+/** The reader for the data source's driver. */
 export function knoxCacheLogReader(
   dataSource: DataSource,
   tokenTable: string,
 ): KnoxCacheLogReader {
-  const driver = dataSource.driver as unknown as Partial<PgDriverParts>;
-  if (dataSource.options.type === 'postgres' && driver.postgres?.Client) {
-    return new KnoxPgCacheLogReader(
-      driver as PgDriverParts,
-      tokenTable,
-      (dataSource.options as { schema?: string }).schema,
-    );
+  const driver = dataSource.driver as unknown;
+  const dialect = cacheLogDialectOf(dataSource.options.type);
+  if (dialect === 'mysql') {
+    return new KnoxMysqlCacheLogReader(driver as MysqlDriverParts);
   }
-  throw new Error(
-    `the 'poll' bus has no log reader for the '${dataSource.options.type}' driver yet.`,
+  if (dialect === 'sqlite') {
+    return new KnoxSqliteCacheLogReader(driver as SqliteDriverParts);
+  }
+  return new KnoxPgCacheLogReader(
+    driver as PgDriverParts,
+    tokenTable,
+    (dataSource.options as { schema?: string }).schema,
   );
 }

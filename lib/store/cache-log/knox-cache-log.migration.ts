@@ -1,10 +1,21 @@
 import type { Type } from '@nestjs/common';
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { cacheLogDialectOf } from './knox-cache-log-dialect.js';
 import {
   dropKnoxCacheLogPostgres,
   hasKnoxCacheLogPostgres,
   installKnoxCacheLogPostgres,
 } from './knox-cache-log-postgres.js';
+import {
+  dropKnoxCacheLogMysql,
+  hasKnoxCacheLogMysql,
+  installKnoxCacheLogMysql,
+} from './knox-cache-log-mysql.js';
+import {
+  dropKnoxCacheLogSqlite,
+  hasKnoxCacheLogSqlite,
+  installKnoxCacheLogSqlite,
+} from './knox-cache-log-sqlite.js';
 
 /**
  * The name TypeORM records for this migration. Fixed forever (kept beside the migration, so
@@ -12,16 +23,27 @@ import {
  */
 export const KNOX_CACHE_LOG_MIGRATION = 'KnoxCacheLog9000000000008';
 
-/** The database families the invalidation log has DDL for. */
-function dialectOf(queryRunner: QueryRunner): 'postgres' {
-  const type = queryRunner.connection.options.type;
-  if (type === 'postgres') {
-    return 'postgres';
-  }
-  throw new Error(
-    `knox cache log: no DDL for the '${type}' driver yet; the supported drivers are postgres.`,
-  );
+function dialectOf(queryRunner: QueryRunner) {
+  return cacheLogDialectOf(queryRunner.connection.options.type);
 }
+
+const DDL = {
+  postgres: {
+    install: installKnoxCacheLogPostgres,
+    drop: dropKnoxCacheLogPostgres,
+    has: hasKnoxCacheLogPostgres,
+  },
+  mysql: {
+    install: installKnoxCacheLogMysql,
+    drop: dropKnoxCacheLogMysql,
+    has: hasKnoxCacheLogMysql,
+  },
+  sqlite: {
+    install: installKnoxCacheLogSqlite,
+    drop: dropKnoxCacheLogSqlite,
+    has: hasKnoxCacheLogSqlite,
+  },
+};
 
 /** Runs `work` in the caller's transaction, or in one of its own when there is none. */
 async function inTransaction(
@@ -53,10 +75,10 @@ export async function installKnoxCacheLog(
   queryRunner: QueryRunner,
   tokenTable: string,
 ): Promise<void> {
-  dialectOf(queryRunner);
-  await inTransaction(queryRunner, () =>
-    installKnoxCacheLogPostgres(queryRunner, tokenTable),
-  );
+  const dialect = dialectOf(queryRunner);
+  const install = () => DDL[dialect].install(queryRunner, tokenTable);
+  // MySQL commits around each DDL statement: a transaction would only pretend.
+  await (dialect === 'mysql' ? install() : inTransaction(queryRunner, install));
 }
 
 /** Removes what {@link installKnoxCacheLog} installed (the triggers, then the log table). */
@@ -64,8 +86,7 @@ export async function dropKnoxCacheLog(
   queryRunner: QueryRunner,
   tokenTable: string,
 ): Promise<void> {
-  dialectOf(queryRunner);
-  await dropKnoxCacheLogPostgres(queryRunner, tokenTable);
+  await DDL[dialectOf(queryRunner)].drop(queryRunner, tokenTable);
 }
 
 /** Whether the log table and all its triggers are in place (the `'poll'` bus's boot check). */
@@ -73,8 +94,7 @@ export async function hasKnoxCacheLog(
   queryRunner: QueryRunner,
   tokenTable: string,
 ): Promise<boolean> {
-  dialectOf(queryRunner);
-  return hasKnoxCacheLogPostgres(queryRunner, tokenTable);
+  return DDL[dialectOf(queryRunner)].has(queryRunner, tokenTable);
 }
 
 /**
