@@ -225,3 +225,46 @@ describe.each(dialects.filter((d) => d.available))(
     });
   },
 );
+
+const sqliteSuite = has('better-sqlite3') ? describe : describe.skip;
+
+sqliteSuite('cache log on an in-memory SQLite database', () => {
+  let dataSource: DataSource;
+
+  beforeAll(async () => {
+    dataSource = await new DataSource({
+      type: 'better-sqlite3',
+      database: ':memory:',
+    }).initialize();
+    for (const sql of dialects[1].tables) {
+      await dataSource.query(sql);
+    }
+    const runner = dataSource.createQueryRunner();
+    await installKnoxCacheLog(runner, 'poll_token');
+    await runner.release();
+  });
+  afterAll(() => dataSource?.destroy());
+
+  it('reads on TypeORM’s connection, never inside one of its transactions', async () => {
+    const reader = knoxCacheLogReader(dataSource, 'poll_token');
+    await reader.open();
+    await dataSource.query(`INSERT INTO poll_user (username) VALUES ('alice')`);
+    await dataSource.query(
+      `INSERT INTO poll_token (digest, user_id) VALUES ('d1', 1), ('d2', 1)`,
+    );
+    await dataSource.query(`DELETE FROM poll_token WHERE digest = 'd1'`);
+    expect(await reader.read()).toEqual(['t:d1']);
+    const runner = dataSource.createQueryRunner();
+    await runner.startTransaction();
+    try {
+      await runner.query(`DELETE FROM poll_token WHERE digest = 'd2'`);
+      // Inside the open transaction the row may still roll back: the read is skipped.
+      await expect(reader.read()).rejects.toThrow('read skipped');
+    } finally {
+      await runner.rollbackTransaction();
+      await runner.release();
+    }
+    expect(await reader.read()).toEqual([]);
+    await reader.close();
+  });
+});
