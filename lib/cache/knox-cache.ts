@@ -136,6 +136,7 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
         this.logger,
       );
       await this.redisBus.start();
+      await this.pruneLogIfAny();
       return;
     }
     if (bus === 'poll') {
@@ -155,7 +156,10 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
     await this.pruneLogIfAny();
   }
 
-  /** With the `'postgres'` bus, the log (when its migration ran) still fills: prune it. */
+  /**
+   * With the `'postgres'` or the Redis bus, the log (when its migration ran) still fills: the
+   * triggers append to it all the same. Prune it.
+   */
   private async pruneLogIfAny(): Promise<void> {
     const dataSource = this.repository.manager.connection;
     const tokenTable = this.repository.metadata.tablePath;
