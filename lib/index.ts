@@ -73,7 +73,7 @@ export {
   type KnoxCacheMigrationsOptions,
   type KnoxCacheTriggerTarget,
 } from './store/migrations/knox-cache-migrations.js';
-export { knoxCacheMigrations } from './store/migrations/knox-cache-migration-list.js';
+export { knoxCacheMigrations } from './store/cache-log/knox-cache-log-list.js';
 export { installKnoxCacheAbilitiesTrigger } from './store/migrations/knox-cache-abilities.migration.js';
 export {
   verifyDjangoPassword,

@@ -27,7 +27,13 @@ import {
   installKnoxCacheTriggers,
 } from '../store/migrations/knox-cache-migrations.js';
 import type { ResolvedKnoxCacheOptions } from '../options/knox-cache-options.js';
+import {
+  hasKnoxCacheLog,
+  installKnoxCacheLog,
+} from '../store/cache-log/knox-cache-log.migration.js';
+import { knoxCacheLogReader } from '../store/cache-log/knox-cache-log-reader.js';
 import { KnoxPgListener } from './knox-pg-listener.js';
+import { KnoxCacheLogPruner, KnoxPollBus } from './knox-poll-bus.js';
 import { KnoxRedisBus } from './knox-redis-bus.js';
 import {
   KnoxTokenCache,
@@ -63,6 +69,8 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
   /** Digests whose request-path write (lastUsedAt, auto refresh) is in flight on this instance. */
   private readonly touching = new Set<string>();
   private redisBus: KnoxRedisBus | undefined;
+  private poller: KnoxPollBus | undefined;
+  private pruner: KnoxCacheLogPruner | undefined;
   /** Database lookups in flight on this instance, by digest (see {@link shareLookup}). */
   private readonly flights = new Map<string, Promise<KnoxCachedAuth>>();
   private readonly listeners = new Set<(message: KnoxCacheMessage) => void>();
@@ -108,20 +116,31 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
     return this.listener;
   }
 
+  /** The poller of the invalidation log, when the `'poll'` bus is in use. */
+  get pollBus(): KnoxPollBus | undefined {
+    return this.poller;
+  }
+
   async onModuleInit(): Promise<void> {
     const settings = this.settings;
     const store = this.store;
     if (!settings || !store) {
       return;
     }
-    if (settings.bus !== 'postgres') {
+    const bus = this.busOf(settings);
+    if (typeof bus === 'object') {
       this.redisBus = new KnoxRedisBus(
-        settings.bus.redis,
+        bus.redis,
         settings.channel,
         store,
         this.logger,
       );
       await this.redisBus.start();
+      await this.pruneLogIfAny();
+      return;
+    }
+    if (bus === 'poll') {
+      await this.startPolling(settings, store);
       return;
     }
     const driver = this.postgresDriver();
@@ -134,6 +153,70 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
       this.logger,
     );
     await this.listener.start();
+    await this.pruneLogIfAny();
+  }
+
+  /**
+   * With the `'postgres'` or the Redis bus, the log (when its migration ran) still fills: the
+   * triggers append to it all the same. Prune it.
+   */
+  private async pruneLogIfAny(): Promise<void> {
+    const dataSource = this.repository.manager.connection;
+    const tokenTable = this.repository.metadata.tablePath;
+    const queryRunner = dataSource.createQueryRunner();
+    try {
+      if (!(await hasKnoxCacheLog(queryRunner, tokenTable))) {
+        return;
+      }
+    } finally {
+      await queryRunner.release();
+    }
+    this.pruner = new KnoxCacheLogPruner(
+      knoxCacheLogReader(dataSource, tokenTable),
+      this.logger,
+    );
+    this.pruner.start();
+  }
+
+  /** The bus in use: `'auto'` is `'postgres'` on PostgreSQL, `'poll'` elsewhere. */
+  private busOf(
+    settings: ResolvedKnoxCacheOptions,
+  ): Exclude<ResolvedKnoxCacheOptions['bus'], 'auto'> {
+    if (settings.bus !== 'auto') {
+      return settings.bus;
+    }
+    const type = this.repository.manager.connection.options.type;
+    return type === 'postgres' ? 'postgres' : 'poll';
+  }
+
+  /** Checks (or installs) the log and its triggers, then polls it. */
+  private async startPolling(
+    settings: ResolvedKnoxCacheOptions,
+    store: KnoxTokenCache,
+  ): Promise<void> {
+    const dataSource = this.repository.manager.connection;
+    const tokenTable = this.repository.metadata.tablePath;
+    const install =
+      settings.installTriggers ?? dataSource.options.synchronize === true;
+    const queryRunner = dataSource.createQueryRunner();
+    try {
+      if (install) {
+        await installKnoxCacheLog(queryRunner, tokenTable);
+      } else if (!(await hasKnoxCacheLog(queryRunner, tokenTable))) {
+        throw new KnoxOptionsError(
+          `the cache's invalidation log (table knox_cache_log and its triggers on ${tokenTable}) is missing, which the 'poll' bus reads: add knoxCacheMigrations({ tableName }) to your migrations and run them (KnoxCacheLog9000000000008), or set cache.installTriggers: true.`,
+        );
+      }
+    } finally {
+      await queryRunner.release();
+    }
+    this.poller = new KnoxPollBus(
+      knoxCacheLogReader(dataSource, tokenTable),
+      store,
+      this.logger,
+      { interval: settings.pollInterval },
+    );
+    await this.poller.start();
   }
 
   /** TypeORM's postgres driver, whose `pg` client class the listener connects with. */
@@ -142,7 +225,7 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
     const driver = dataSource.driver as unknown as Partial<PostgresDriverParts>;
     if (dataSource.options.type !== 'postgres' || !driver.postgres?.Client) {
       throw new KnoxOptionsError(
-        "`cache.bus` 'postgres' needs TypeORM's postgres driver; on another database, use the Redis bus.",
+        "`cache.bus` 'postgres' needs TypeORM's postgres driver; on another database, use the 'poll' bus (its default there) or the Redis bus.",
       );
     }
     return driver as PostgresDriverParts;
@@ -181,6 +264,8 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     await this.listener?.stop();
     await this.redisBus?.stop();
+    await this.poller?.stop();
+    await this.pruner?.stop();
   }
 
   /** Whether lookups can hit now: the cache is on and its bus connected. */

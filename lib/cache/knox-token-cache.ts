@@ -60,6 +60,13 @@ export class KnoxTokenCache {
   /** Tickets at or below this epoch are refused: a flush, or a forgotten invalidation. */
   private floor = 0;
   private live = false;
+  /**
+   * `performance.now()` after which lookups miss until the bus vouches again: the poll bus
+   * moves it forward after each read of the log, so that a read that is late (database slow,
+   * connection hung, event loop blocked) bypasses the cache instead of serving what it may have
+   * missed. `Infinity` for the buses that push.
+   */
+  freshUntil = Infinity;
   /** Called after each local invalidation (the Redis bus publishes it). */
   onLocalInvalidation?: (message: KnoxCacheMessage) => void;
   /** Called after every invalidation, local or from a bus, and every flush (`KnoxCache.onInvalidation`). */
@@ -76,9 +83,13 @@ export class KnoxTokenCache {
     });
   }
 
-  /** Whether lookups can hit (the bus is connected). */
+  /** Whether lookups can hit (the bus is connected, and up to date when it polls). */
   get available(): boolean {
-    return this.live;
+    return this.live && this.fresh();
+  }
+
+  private fresh(): boolean {
+    return this.freshUntil === Infinity || performance.now() <= this.freshUntil;
   }
 
   /** Entries held now. */
@@ -88,7 +99,7 @@ export class KnoxTokenCache {
 
   /** The token and user cached for `digest`, if fresh; `undefined` sends the caller to the database. */
   get(digest: string, at?: Date): KnoxCachedAuth | undefined {
-    if (!this.live) {
+    if (!this.live || !this.fresh()) {
       return undefined;
     }
     const entry = this.entries.get(digest);

@@ -313,7 +313,8 @@ suite('cache option checked at boot', () => {
     [{ max: 0 }, /`cache.max` must be a whole number of entries >= 1/],
     [{ maxAge: -1 }, /`cache.maxAge` must be a duration/],
     [{ size: 10 }, /unknown option\(s\) size/],
-    [{ bus: 'redis' }, /`cache.bus` must be 'postgres' or \{ redis \}/],
+    [{ bus: 'redis' }, /`cache.bus` must be 'postgres', 'poll' or \{ redis \}/],
+    [{ bus: 'poll', pollInterval: 0 }, /`cache.pollInterval` must be/],
     [
       { channel: 'Knox-Cache' },
       /`cache.channel` must be a lower-case SQL identifier/,

@@ -16,6 +16,7 @@ import {
   hasKnoxCacheAbilitiesTrigger,
   installKnoxCacheAbilitiesTrigger,
 } from '../../../lib/store/migrations/knox-cache-abilities.migration.js';
+import { hasKnoxCacheLog } from '../../../lib/store/cache-log/knox-cache-log.migration.js';
 import { TestUser } from '../../support/fixtures.js';
 import { DATABASE_URL, EMBEDDED_DB } from '../../support/test-app.js';
 import { until } from '../../support/cache.js';
@@ -165,6 +166,12 @@ suite('cache triggers migration', () => {
   it('down removes them, the last migration first', async () => {
     const runner = dataSource.createQueryRunner();
     expect(await hasKnoxCacheTriggers(runner, 'knox_authtoken')).toBe(true);
+    expect(await hasKnoxCacheLog(runner, 'knox_authtoken')).toBe(true);
+    await dataSource.undoLastMigration();
+    expect(await hasKnoxCacheLog(runner, 'knox_authtoken')).toBe(false);
+    expect(await hasKnoxCacheAbilitiesTrigger(runner, 'knox_authtoken')).toBe(
+      true,
+    );
     await dataSource.undoLastMigration();
     expect(await hasKnoxCacheAbilitiesTrigger(runner, 'knox_authtoken')).toBe(
       false,
@@ -205,12 +212,14 @@ suite('cache triggers migration', () => {
         'KnoxCacheAbilities9000000000005',
         'KnoxTokenKind9000000000006',
         'KnoxTokenExpiryCap9000000000007',
+        'KnoxCacheLog9000000000008',
       ]);
       const runner = migrated.createQueryRunner();
       expect(await hasKnoxCacheTriggers(runner, 'knox_authtoken')).toBe(true);
       expect(await hasKnoxCacheAbilitiesTrigger(runner, 'knox_authtoken')).toBe(
         true,
       );
+      expect(await hasKnoxCacheLog(runner, 'knox_authtoken')).toBe(true);
       await runner.release();
     } finally {
       await migrated.destroy();
