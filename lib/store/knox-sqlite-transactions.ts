@@ -60,14 +60,16 @@ export function knoxSqliteTransaction<T>(
   work: (manager: EntityManager) => Promise<T>,
 ): Promise<T> {
   const runner = dataSource.createQueryRunner();
-  if (running.getStore() === dataSource && runner.isTransactionActive) {
+  const inQueue = running.getStore() === dataSource;
+  if (inQueue && runner.isTransactionActive) {
     // Re-entrance from inside one of the library's transactions: run in it.
     return work(runner.manager);
   }
-  return serial(dataSource, async () => {
+  const run = async () => {
     await begin(dataSource, runner);
     return finish(dataSource, runner, work);
-  });
+  };
+  return inQueue ? run() : serial(dataSource, run);
 }
 
 /**

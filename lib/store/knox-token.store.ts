@@ -19,6 +19,11 @@ import { KnoxToken } from './knox-token.entity.js';
 import { KnoxOutageLog } from './knox-outage-log.js';
 import { KnoxPreparedLookup, lookupQuery } from './knox-prepared-lookup.js';
 import { COLUMNS, toDate, toToken } from './knox-token-row.js';
+import {
+  isBetterSqlite3,
+  knoxSqliteSerial,
+  knoxSqliteTransaction,
+} from './knox-sqlite-transactions.js';
 
 /** PostgreSQL's SQLSTATE for a foreign key violation. */
 const FOREIGN_KEY_VIOLATION = '23503';
@@ -218,6 +223,15 @@ export class KnoxTokenStore {
     userId: unknown,
     work: (tokens: KnoxUserTokens) => Promise<T>,
   ): Promise<T> {
+    const dataSource = this.repository.manager.connection;
+    if (isBetterSqlite3(dataSource)) {
+      // One connection: the queue and BEGIN IMMEDIATE serialise every writer of the file.
+      return this.db(() =>
+        knoxSqliteTransaction(dataSource, (manager) =>
+          work(this.userTokens(manager, userId)),
+        ),
+      );
+    }
     return this.db(() =>
       this.repository.manager.transaction('READ COMMITTED', async (manager) => {
         await manager.query(
@@ -263,9 +277,13 @@ export class KnoxTokenStore {
    * "invalid token". HTTP errors thrown inside pass through.
    */
   async db<T>(work: () => Promise<T>): Promise<T> {
+    const dataSource = this.repository.manager.connection;
     let result: T;
     try {
-      result = await work();
+      // On SQLite, never inside another unit of the library's work on the one connection.
+      result = await (isBetterSqlite3(dataSource)
+        ? knoxSqliteSerial(dataSource, work)
+        : work());
     } catch (error) {
       if (error instanceof HttpException) {
         // The database answered; the operation refused.
