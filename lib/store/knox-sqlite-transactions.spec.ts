@@ -1,8 +1,10 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DataSource, type EntityManager } from 'typeorm';
 import {
   isBusy,
@@ -224,5 +226,26 @@ describe('knoxSqliteSerial', () => {
       return knoxSqliteSerial(ds, () => count(ds));
     });
     expect(n).toBe(3);
+  });
+});
+
+describe('better-sqlite3 is an optional peer', () => {
+  it('an app without it gets the message that names the package to install', () => {
+    const hide = fileURLToPath(
+      new URL('../../test/support/hide-better-sqlite3.cjs', import.meta.url),
+    );
+    const script = `import { DataSource } from 'typeorm';
+      try {
+        await new DataSource({ type: 'better-sqlite3', database: ':memory:' }).initialize();
+        console.log('loaded');
+      } catch (e) { console.log(e.message); }`;
+    const out = execFileSync(
+      process.execPath,
+      ['--require', hide, '--input-type=module', '-e', script],
+      { encoding: 'utf8' },
+    );
+    expect(out.trim()).toBe(
+      'SQLite package has not been found installed. Please run "npm install better-sqlite3".',
+    );
   });
 });
