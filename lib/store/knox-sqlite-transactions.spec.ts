@@ -232,7 +232,7 @@ describe('knoxSqliteSerial', () => {
 describe('better-sqlite3 is an optional peer', () => {
   it('an app without it gets the message that names the package to install', () => {
     const hide = fileURLToPath(
-      new URL('../../test/support/hide-better-sqlite3.cjs', import.meta.url),
+      new URL('../../test/support/hide-better-sqlite3.mjs', import.meta.url),
     );
     const script = `import { DataSource } from 'typeorm';
       try {
@@ -241,7 +241,7 @@ describe('better-sqlite3 is an optional peer', () => {
       } catch (e) { console.log(e.message); }`;
     const out = execFileSync(
       process.execPath,
-      ['--require', hide, '--input-type=module', '-e', script],
+      ['--import', hide, '--input-type=module', '-e', script],
       { encoding: 'utf8' },
     );
     expect(out.trim()).toBe(

@@ -1,6 +1,7 @@
-// Preloaded (node --require) by a test: better-sqlite3 cannot be resolved, as in an app that did
+// Preloaded (node --import) by a test: better-sqlite3 cannot be resolved, as in an app that did
 // not install the optional peer. TypeORM requires it by name, then under process.cwd().
-const Module = require('node:module');
+import Module from 'node:module';
+
 const resolve = Module._resolveFilename;
 Module._resolveFilename = function (request, ...rest) {
   if (
