@@ -8,6 +8,8 @@ import type { KnoxStoreSettings } from './knox-store-settings.js';
 import type { KnoxToken } from './knox-token.entity.js';
 import { KNOX_MIGRATION_NAMES } from './migrations/knox-migrations.js';
 import { KNOX_DEFAULT_TABLE_NAME } from './knox-token-table.js';
+import { isBetterSqlite3 } from './knox-sqlite-transactions.js';
+import { knoxSqliteColumns } from './knox-sqlite-schema.js';
 
 /** The token table does not match the entity: thrown at boot with what to run. */
 export class KnoxSchemaError extends Error {
@@ -76,14 +78,17 @@ export class KnoxSchemaCheck implements OnModuleInit {
   /** The token table's columns by name (none when it does not exist). */
   private async readColumns(): Promise<Map<string, DbColumn>> {
     const metadata = this.tokens.metadata;
+    const dataSource = this.tokens.manager.connection;
     let rows: DbColumn[];
     try {
-      rows = await this.tokens.manager.connection.query(
-        `SELECT column_name, data_type, character_maximum_length, is_nullable, udt_name
+      rows = isBetterSqlite3(dataSource)
+        ? await knoxSqliteColumns(dataSource, metadata.tableName)
+        : await dataSource.query(
+            `SELECT column_name, data_type, character_maximum_length, is_nullable, udt_name
            FROM information_schema.columns
           WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2`,
-        [metadata.schema ?? null, metadata.tableName],
-      );
+            [metadata.schema ?? null, metadata.tableName],
+          );
     } catch (error) {
       throw new KnoxSchemaError(
         `could not read the columns of table ${metadata.tablePath}: ${error instanceof Error ? error.message : String(error)}`,
