@@ -8,8 +8,8 @@ import type { KnoxStoreSettings } from './knox-store-settings.js';
 import type { KnoxToken } from './knox-token.entity.js';
 import { KNOX_MIGRATION_NAMES } from './migrations/knox-migrations.js';
 import { KNOX_DEFAULT_TABLE_NAME } from './knox-token-table.js';
-import { isBetterSqlite3 } from './knox-sqlite-transactions.js';
-import { knoxSqliteColumns } from './knox-sqlite-schema.js';
+import { knoxDialectOf } from './knox-dialect.js';
+import { knoxTableColumns, type KnoxDbColumn } from './knox-dialect-schema.js';
 
 /** The token table does not match the entity: thrown at boot with what to run. */
 export class KnoxSchemaError extends Error {
@@ -27,14 +27,7 @@ const DJANGO_COLUMNS = ['digest', 'token_key', 'user_id', 'created', 'expiry'];
 
 type ColumnMetadata = Repository<KnoxToken>['metadata']['columns'][number];
 
-interface DbColumn {
-  column_name: string;
-  data_type: string;
-  character_maximum_length: number | null;
-  is_nullable: 'YES' | 'NO';
-  /** The element type of an array column with a leading `_` (`_text` for `text[]`). */
-  udt_name: string;
-}
+type DbColumn = KnoxDbColumn;
 
 /**
  * Checks at boot, with one query on `information_schema.columns`, that the token table has the
@@ -78,17 +71,15 @@ export class KnoxSchemaCheck implements OnModuleInit {
   /** The token table's columns by name (none when it does not exist). */
   private async readColumns(): Promise<Map<string, DbColumn>> {
     const metadata = this.tokens.metadata;
-    const dataSource = this.tokens.manager.connection;
     let rows: DbColumn[];
     try {
-      rows = isBetterSqlite3(dataSource)
-        ? await knoxSqliteColumns(dataSource, metadata.tableName)
-        : await dataSource.query(
-            `SELECT column_name, data_type, character_maximum_length, is_nullable, udt_name
-           FROM information_schema.columns
-          WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2`,
-            [metadata.schema ?? null, metadata.tableName],
-          );
+      const dataSource = this.tokens.manager.connection;
+      rows = await knoxTableColumns(
+        dataSource,
+        knoxDialectOf(dataSource),
+        metadata.schema,
+        metadata.tableName,
+      );
     } catch (error) {
       throw new KnoxSchemaError(
         `could not read the columns of table ${metadata.tablePath}: ${error instanceof Error ? error.message : String(error)}`,
