@@ -120,20 +120,22 @@ async function prepareMysql(): Promise<void> {
   console.log(`\n[test db] MariaDB/MySQL ${redact(url)} (emptied)`);
 }
 
-/** KNOX_TEST_DB=sqlite: a fresh temp file for this run (better-sqlite3). */
+/** KNOX_TEST_DB=sqlite: better-sqlite3 on temp files (or KNOX_TEST_SQLITE_FILE, emptied). */
 function prepareSqlite(): void {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { join } = require('node:path') as typeof import('node:path');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { tmpdir } = require('node:os') as typeof import('node:os');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { rmSync } = require('node:fs') as typeof import('node:fs');
-  const file =
-    process.env.KNOX_TEST_SQLITE_FILE ??
-    join(tmpdir(), `knox-test-${process.pid}.sqlite`);
+  const file = process.env.KNOX_TEST_SQLITE_FILE;
+  if (!file) {
+    // test/support/test-db.ts makes a fresh file for each test file, and removes it after.
+    console.log(
+      `\n[test db] SQLite, a temp file per test file under ${tmpdir()}`,
+    );
+    return;
+  }
   for (const suffix of ['', '-wal', '-shm', '-journal']) {
     rmSync(`${file}${suffix}`, { force: true });
   }
-  process.env.KNOX_TEST_SQLITE_FILE = file;
-  console.log(`\n[test db] SQLite ${file}`);
+  console.log(`\n[test db] SQLite ${file} (emptied; every test file uses it)`);
 }

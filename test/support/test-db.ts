@@ -6,7 +6,8 @@
  * `KNOX_TEST_SQLITE_FILE`). One test file serves every database: its raw SQL goes through
  * {@link sql}, and what can only exist on one database is declared with {@link describeOn}.
  */
-import { describe } from '@jest/globals';
+import { afterAll, describe } from '@jest/globals';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DataSourceOptions } from 'typeorm';
@@ -30,12 +31,28 @@ export const TEST_DIALECT: 'postgres' | 'mysql' | 'sqlite' =
 export const TEST_MYSQL_URL =
   process.env.KNOX_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/knox_test';
 
-/** The SQLite file of this run (global-setup sets it per jest run). */
+/**
+ * The SQLite file of this test file: a fresh temp file for each test file (jest loads this
+ * module once per test file), shared by every app the test file boots, as instances of one app
+ * share one file; removed, with its journal or WAL, after the test file. KNOX_TEST_SQLITE_FILE
+ * names one file for every test file instead (kept).
+ */
 export function testSqliteFile(): string {
-  return (
-    process.env.KNOX_TEST_SQLITE_FILE ??
-    join(tmpdir(), `knox-test-${process.pid}.sqlite`)
-  );
+  if (process.env.KNOX_TEST_SQLITE_FILE) {
+    return process.env.KNOX_TEST_SQLITE_FILE;
+  }
+  sqliteDir ??= mkdtempSync(join(tmpdir(), 'knox-test-sqlite-'));
+  return join(sqliteDir, 'knox.sqlite');
+}
+
+let sqliteDir: string | undefined;
+if (TEST_DB === 'sqlite') {
+  afterAll(() => {
+    if (sqliteDir) {
+      rmSync(sqliteDir, { recursive: true, force: true });
+      sqliteDir = undefined;
+    }
+  });
 }
 
 /**
@@ -57,8 +74,13 @@ export function testConnectionOptions(
     case 'mariadb':
       return { type: 'mariadb', url: url ?? TEST_MYSQL_URL, timezone: 'Z' };
     case 'sqlite':
-      // Hook point for the SQLite run: its busy timeout and pragmas go here.
-      return { type: 'better-sqlite3', database: url ?? testSqliteFile() };
+      // TypeORM's defaults, as an app gets them: a busy timeout of 5000 ms, the rollback journal
+      // (KNOX_TEST_SQLITE_WAL=1: WAL). `url` is a file here (another database for one test).
+      return {
+        type: 'better-sqlite3',
+        database: url ?? testSqliteFile(),
+        enableWAL: process.env.KNOX_TEST_SQLITE_WAL === '1',
+      };
   }
 }
 
