@@ -50,6 +50,13 @@ export {
   KNOX_MIGRATION_NAMES,
 } from './store/migrations/knox-migration-list.js';
 export { KnoxSchemaError } from './store/knox-schema-check.js';
+/**
+ * Thrown at boot when the data source's TypeORM driver is not one nestjs-knox supports
+ * (`postgres`, `mysql`, `mariadb`, `better-sqlite3`): its message names the driver and the
+ * supported ones. Nothing is created before it: the token table is neither synchronized nor
+ * queried. See docs/database.md, "Supported databases".
+ */
+export { KnoxUnsupportedDriverError } from './store/knox-dialect.js';
 export { KnoxClock, SystemKnoxClock } from './knox-clock.js';
 export { KnoxOptionsError } from './options/knox-options-error.js';
 export type { ResolvedKnoxOptions } from './options/knox-options.js';

@@ -1,7 +1,9 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
+import type { Repository } from 'typeorm';
 import { TypeOrmModule, getRepositoryToken } from '@nestjs/typeorm';
 import { KNOX_MODULE_EXTRAS, KNOX_TOKEN_REPOSITORY } from './knox.constants.js';
 import { knoxTokenEntity } from './store/knox-token.entity.js';
+import { knoxDialectOf } from './store/knox-dialect.js';
 import { createKnoxController } from './http/knox.controller.js';
 import { knoxOpenApiProvider } from './http/openapi/knox-openapi.js';
 import { KNOX_OPTIONS } from './options/knox-options.js';
@@ -63,7 +65,13 @@ const built = new ConfigurableModuleBuilder<KnoxModuleOptions>({
         ...(admin ? [knoxAdminOpenApiProvider(admin)] : []),
         {
           provide: KNOX_TOKEN_REPOSITORY,
-          useExisting: getRepositoryToken(entity, extras.dataSource),
+          // A driver the library has no statements for stops the boot here, before any
+          // provider sends one (KnoxUnsupportedDriverError).
+          useFactory: (repository: Repository<object>) => {
+            knoxDialectOf(repository.manager.connection);
+            return repository;
+          },
+          inject: [getRepositoryToken(entity, extras.dataSource)],
         },
       ],
     };

@@ -18,6 +18,15 @@ const HANDLE = Symbol.for('nestjs-knox.test.embeddedPostgres');
 const EMBEDDED_MAX_CONNECTIONS = 32;
 
 export default async function globalSetup(): Promise<void> {
+  const db = process.env.KNOX_TEST_DB ?? 'postgres';
+  if (db === 'mariadb') {
+    await prepareMysql();
+    return;
+  }
+  if (db === 'sqlite') {
+    prepareSqlite();
+    return;
+  }
   const url = process.env.DATABASE_URL;
   if (url) {
     await checkConnects(url);
@@ -70,4 +79,63 @@ function redact(url: string): string {
   } catch {
     return '(unparseable URL)';
   }
+}
+
+/**
+ * KNOX_TEST_DB=mariadb: (re)creates the database of KNOX_TEST_MYSQL_URL, empty, so each run
+ * starts from no table (the apps synchronize, the migration tests run the migrations).
+ */
+async function prepareMysql(): Promise<void> {
+  const url =
+    process.env.KNOX_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/knox_test';
+  const parsed = new URL(url);
+  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  if (!/^[A-Za-z0-9_]+$/.test(database)) {
+    throw new Error(
+      `KNOX_TEST_MYSQL_URL=${redact(url)}: name a database (letters, digits, _).`,
+    );
+  }
+  parsed.pathname = '/';
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mysql = require('mysql2/promise') as typeof import('mysql2/promise');
+  let connection: import('mysql2/promise').Connection | undefined;
+  try {
+    connection = await mysql.createConnection({
+      uri: parsed.toString(),
+      connectTimeout: 5000,
+    });
+    await connection.query(`DROP DATABASE IF EXISTS \`${database}\``);
+    await connection.query(`CREATE DATABASE \`${database}\``);
+  } catch (err) {
+    const reason =
+      err instanceof Error && err.message ? err.message : String(err);
+    throw new Error(
+      `KNOX_TEST_MYSQL_URL=${redact(url)} does not accept connections: ${reason}. ` +
+        'Start MariaDB (docs/contributing.md) or fix the URL.',
+      { cause: err },
+    );
+  } finally {
+    await connection?.end().catch(() => undefined);
+  }
+  console.log(`\n[test db] MariaDB/MySQL ${redact(url)} (emptied)`);
+}
+
+/** KNOX_TEST_DB=sqlite: better-sqlite3 on temp files (or KNOX_TEST_SQLITE_FILE, emptied). */
+function prepareSqlite(): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { tmpdir } = require('node:os') as typeof import('node:os');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { rmSync } = require('node:fs') as typeof import('node:fs');
+  const file = process.env.KNOX_TEST_SQLITE_FILE;
+  if (!file) {
+    // test/support/test-db.ts makes a fresh file for each test file, and removes it after.
+    console.log(
+      `\n[test db] SQLite, a temp file per test file under ${tmpdir()}`,
+    );
+    return;
+  }
+  for (const suffix of ['', '-wal', '-shm', '-journal']) {
+    rmSync(`${file}${suffix}`, { force: true });
+  }
+  console.log(`\n[test db] SQLite ${file} (emptied; every test file uses it)`);
 }

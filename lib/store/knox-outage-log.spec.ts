@@ -204,6 +204,17 @@ describe('isDatabaseOutage', () => {
         code: '53300',
       }),
       new Error('wrapped', { cause: system('ETIMEDOUT', 'connect ETIMEDOUT') }),
+      {
+        name: 'QueryFailedError',
+        message: 'SqliteError: database is locked',
+        driverError: Object.assign(new Error('database is locked'), {
+          code: 'SQLITE_BUSY',
+        }),
+      },
+      Object.assign(new Error('unable to open database file'), {
+        code: 'SQLITE_CANTOPEN',
+      }),
+      Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR_READ' }),
     ]) {
       expect({
         error: String((error as Error).message),
@@ -228,6 +239,12 @@ describe('isDatabaseOutage', () => {
       },
       Object.assign(new Error('syntax error at or near "SELEC"'), {
         code: '42601',
+      }),
+      Object.assign(new Error('no such table: users'), {
+        code: 'SQLITE_ERROR',
+      }),
+      Object.assign(new Error('UNIQUE constraint failed'), {
+        code: 'SQLITE_CONSTRAINT_UNIQUE',
       }),
       'a string',
       undefined,

@@ -138,6 +138,13 @@ const CONNECTION_CODES = new Set([
   'PROTOCOL_CONNECTION_LOST',
 ]);
 
+/**
+ * better-sqlite3's codes of a database file that is locked past the busy timeout, cannot be
+ * opened or read, or is full (extended codes too: `SQLITE_BUSY_SNAPSHOT`, `SQLITE_IOERR_READ`).
+ */
+const SQLITE_OUTAGE_CODES =
+  /^SQLITE_(BUSY|LOCKED|CANTOPEN|IOERR|FULL|PROTOCOL|READONLY)(_|$)/;
+
 /** pg's and pg-pool's messages for a connection lost or never made (they carry no code). */
 const CONNECTION_MESSAGES =
   /connection terminated|timeout exceeded when trying to connect|server closed the connection|the database system is (starting up|shutting down|in recovery mode)/i;
@@ -163,7 +170,9 @@ export function isDatabaseOutage(error: unknown): boolean {
     const code = current.code;
     if (
       typeof code === 'string' &&
-      (CONNECTION_CODES.has(code) || /^(08|53|57)[0-9A-Z]{3}$/.test(code))
+      (CONNECTION_CODES.has(code) ||
+        /^(08|53|57)[0-9A-Z]{3}$/.test(code) ||
+        SQLITE_OUTAGE_CODES.test(code))
     ) {
       return true;
     }

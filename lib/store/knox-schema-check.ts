@@ -8,6 +8,8 @@ import type { KnoxStoreSettings } from './knox-store-settings.js';
 import type { KnoxToken } from './knox-token.entity.js';
 import { KNOX_MIGRATION_NAMES } from './migrations/knox-migrations.js';
 import { KNOX_DEFAULT_TABLE_NAME } from './knox-token-table.js';
+import { knoxDialectOf } from './knox-dialect.js';
+import { knoxTableColumns, type KnoxDbColumn } from './knox-dialect-schema.js';
 
 /** The token table does not match the entity: thrown at boot with what to run. */
 export class KnoxSchemaError extends Error {
@@ -25,14 +27,7 @@ const DJANGO_COLUMNS = ['digest', 'token_key', 'user_id', 'created', 'expiry'];
 
 type ColumnMetadata = Repository<KnoxToken>['metadata']['columns'][number];
 
-interface DbColumn {
-  column_name: string;
-  data_type: string;
-  character_maximum_length: number | null;
-  is_nullable: 'YES' | 'NO';
-  /** The element type of an array column with a leading `_` (`_text` for `text[]`). */
-  udt_name: string;
-}
+type DbColumn = KnoxDbColumn;
 
 /**
  * Checks at boot, with one query on `information_schema.columns`, that the token table has the
@@ -78,11 +73,12 @@ export class KnoxSchemaCheck implements OnModuleInit {
     const metadata = this.tokens.metadata;
     let rows: DbColumn[];
     try {
-      rows = await this.tokens.manager.connection.query(
-        `SELECT column_name, data_type, character_maximum_length, is_nullable, udt_name
-           FROM information_schema.columns
-          WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2`,
-        [metadata.schema ?? null, metadata.tableName],
+      const dataSource = this.tokens.manager.connection;
+      rows = await knoxTableColumns(
+        dataSource,
+        knoxDialectOf(dataSource),
+        metadata.schema,
+        metadata.tableName,
       );
     } catch (error) {
       throw new KnoxSchemaError(

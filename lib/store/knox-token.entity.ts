@@ -18,6 +18,10 @@ import {
 } from './knox-token-table.js';
 import { grants } from '../abilities/knox-abilities.js';
 import { IP_COLUMN_LENGTH, USER_AGENT_LENGTH } from '../knox.constants.js';
+import {
+  KNOX_TOKEN_ENTITY_MARK,
+  installKnoxEntityDialectHook,
+} from './knox-entity-dialect.js';
 
 /** What a token is: a session (a login, or the app's) or a personal access token. */
 export type KnoxTokenKind = 'session' | 'personal-access-token';
@@ -157,6 +161,8 @@ export function knoxTokenEntity(
   if (cached && owners.get(cached) === userEntity) {
     return cached;
   }
+  // The columns take the driver's types when a data source builds its metadata.
+  installKnoxEntityDialectHook();
   const entity = defineTokenEntity(userEntity, tableName, schema);
   entities.set(key, entity);
   owners.set(entity, userEntity);
@@ -246,6 +252,9 @@ function defineTokenEntity(
     Index(index.name, [INDEXED_PROPERTIES[index.column]])(KnoxTokenEntity);
   }
   Object.defineProperty(KnoxTokenEntity, 'name', { value: 'KnoxToken' });
+  Object.defineProperty(KnoxTokenEntity, KNOX_TOKEN_ENTITY_MARK, {
+    value: true,
+  });
   return KnoxTokenEntity;
 }
 

@@ -9,7 +9,6 @@ import {
 import { EntityManager, Repository } from 'typeorm';
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata.js';
 import {
-  IP_COLUMN_LENGTH,
   KNOX_MODULE_EXTRAS,
   KNOX_TOKEN_REPOSITORY,
 } from '../knox.constants.js';
@@ -18,24 +17,20 @@ import type { KnoxStoreSettings } from './knox-store-settings.js';
 import { KnoxToken } from './knox-token.entity.js';
 import { KnoxOutageLog } from './knox-outage-log.js';
 import { KnoxPreparedLookup, lookupQuery } from './knox-prepared-lookup.js';
-import { COLUMNS, toDate, toToken } from './knox-token-row.js';
+import { toDate, toToken } from './knox-token-row.js';
+import { knoxDialectOf } from './knox-dialect.js';
+import {
+  knoxSqlFor,
+  type KnoxSql,
+  type KnoxTouch,
+} from './dialects/knox-sql.js';
+import {
+  isBetterSqlite3,
+  knoxSqliteSerial,
+  knoxSqliteTransaction,
+} from './knox-sqlite-transactions.js';
 
-/** PostgreSQL's SQLSTATE for a foreign key violation. */
-const FOREIGN_KEY_VIOLATION = '23503';
-
-/** What the request path writes to a token it authenticated. */
-export interface KnoxTouch {
-  lastUsedAt: Date;
-  /** The client IP of this use, written with `lastUsedAt`; `null` keeps the one stored. */
-  lastUsedIp?: string | null;
-  /**
-   * A new expiry, written only if the row is not retired, it extends the expiry and it does not
-   * pass the row's `max_expiry`.
-   */
-  expiry?: Date;
-  /** Moves the row from a legacy digest to this (current) one. */
-  digest?: string;
-}
+export type { KnoxTouch } from './dialects/knox-sql.js';
 
 /**
  * The operations on one user's tokens inside {@link KnoxTokenStore.forUser}: they run in one
@@ -63,12 +58,14 @@ export interface KnoxUserTokens {
 }
 
 /**
- * Every statement the library sends lives here, and so does the mapping of driver errors to
- * 503. The rest of the library speaks in tokens and user ids.
+ * Every statement the library sends goes through here (the SQL of each dialect is in
+ * `dialects/`), and so does the mapping of driver errors to 503. The rest of the library speaks
+ * in tokens and user ids.
  *
- * Writers of one user's tokens serialize on a transaction-level advisory lock keyed by the token
- * table and the user id ({@link forUser}); the request path ({@link findByDigests},
- * {@link touch}) takes no lock.
+ * Writers of one user's tokens serialize on the user's lock inside one transaction
+ * ({@link forUser}): PostgreSQL's transaction-level advisory lock keyed by the token table and
+ * the user id, MySQL's `SELECT … FOR UPDATE` of the user's row; the request path
+ * ({@link findByDigests}, {@link touch}) takes no lock.
  */
 @Injectable()
 export class KnoxTokenStore {
@@ -76,8 +73,9 @@ export class KnoxTokenStore {
   private readonly outage = new KnoxOutageLog({
     logger: new Logger('KnoxTokenService'),
   });
-  private readonly table: string;
   private readonly lookup: KnoxPreparedLookup;
+  /** The statements of the data source's dialect. */
+  readonly sql: KnoxSql;
 
   constructor(
     @Inject(KNOX_TOKEN_REPOSITORY)
@@ -85,8 +83,17 @@ export class KnoxTokenStore {
     @Inject(KNOX_MODULE_EXTRAS)
     private readonly extras: KnoxStoreSettings,
   ) {
-    this.table = quote(repository.metadata.tablePath);
     this.lookup = new KnoxPreparedLookup(repository);
+    this.sql = knoxSqlFor(knoxDialectOf(repository.manager.connection), {
+      tokenTable: repository.metadata.tablePath,
+      userTable: () => {
+        const column = this.userPrimaryColumn();
+        return {
+          path: column.entityMetadata.tablePath,
+          primaryKey: column.databaseName,
+        };
+      },
+    });
   }
 
   /**
@@ -119,33 +126,9 @@ export class KnoxTokenStore {
     | undefined
   > {
     const digests = change.digest ? [digest, change.digest] : [digest];
-    const params: unknown[] = [digests, change.lastUsedAt];
-    // A retired row (in a rotation's grace period, retired since it was read) is read-only.
-    const unlessRetired = (column: string, param: number) =>
-      `"${column}" = CASE WHEN "retired_at" IS NULL THEN $${param} ELSE "${column}" END`;
-    const sets = [unlessRetired('last_used_at', 2)];
-    if (change.lastUsedIp) {
-      params.push(change.lastUsedIp.slice(0, IP_COLUMN_LENGTH));
-      sets.push(unlessRetired('last_used_ip', params.length));
-    }
-    if (change.expiry) {
-      params.push(change.expiry);
-      sets.push(
-        `"expiry" = CASE WHEN "retired_at" IS NULL AND "expiry" < $${params.length} AND ("max_expiry" IS NULL OR "max_expiry" >= $${params.length}) THEN $${params.length} ELSE "expiry" END`,
-      );
-    }
-    if (change.digest) {
-      params.push(change.digest);
-      sets.push(`"digest" = $${params.length}`);
-    }
-    const [rows] = await this.db(
-      () =>
-        this.repository.query(
-          `UPDATE ${this.table} SET ${sets.join(', ')} WHERE "digest" = ANY($1) RETURNING expiry, retired_at, last_used_at, last_used_ip`,
-          params,
-        ) as Promise<[Record<string, unknown>[], number]>,
+    const row = await this.db(() =>
+      this.sql.touch(this.repository.manager, digests, change),
     );
-    const row = rows[0];
     return (
       row && {
         expiry: toDate(row.expiry),
@@ -158,12 +141,8 @@ export class KnoxTokenStore {
 
   /** Deletes the token stored under `digest` if it has expired at `now`; whether it did. */
   async deleteExpired(digest: string, now: Date): Promise<boolean> {
-    const [, count] = await this.db(
-      () =>
-        this.repository.query(
-          `DELETE FROM ${this.table} WHERE digest = $1 AND expiry < $2`,
-          [digest, now],
-        ) as Promise<[unknown, number]>,
+    const count = await this.db(() =>
+      this.sql.deleteExpired(this.repository.manager, digest, now),
     );
     return count > 0;
   }
@@ -192,20 +171,14 @@ export class KnoxTokenStore {
 
   /**
    * Deletes up to `batchSize` tokens that expired before `now`; how many it deleted. One short
-   * autocommit statement: the rows are found through the expiry index and deleted by their
-   * physical address (no second lookup by digest), and rows another transaction holds (a
-   * revocation, a refresh) are skipped, so a batch never waits for a lock, and holds its own
-   * only for as long as it runs.
+   * autocommit statement, oldest expiry first, through the expiry index. On PostgreSQL the rows
+   * are deleted by their physical address and rows another transaction holds (a revocation, a
+   * refresh) are skipped, so a batch never waits for a lock.
    */
   async deleteExpiredBatch(now: Date, batchSize: number): Promise<number> {
-    const [, count] = await this.db(
-      () =>
-        this.repository.query(
-          `DELETE FROM ${this.table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${this.table} WHERE expiry < $1 ORDER BY expiry LIMIT $2 FOR UPDATE SKIP LOCKED)) AND expiry < $1`,
-          [now, batchSize],
-        ) as Promise<[unknown, number]>,
+    return this.db(() =>
+      this.sql.deleteExpiredBatch(this.repository.manager, now, batchSize),
     );
-    return count;
   }
 
   /**
@@ -218,12 +191,18 @@ export class KnoxTokenStore {
     userId: unknown,
     work: (tokens: KnoxUserTokens) => Promise<T>,
   ): Promise<T> {
+    const dataSource = this.repository.manager.connection;
+    if (isBetterSqlite3(dataSource)) {
+      // One connection: the queue and BEGIN IMMEDIATE serialise every writer of the file.
+      return this.db(() =>
+        knoxSqliteTransaction(dataSource, (manager) =>
+          work(this.userTokens(manager, userId)),
+        ),
+      );
+    }
     return this.db(() =>
       this.repository.manager.transaction('READ COMMITTED', async (manager) => {
-        await manager.query(
-          'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))',
-          [`knox:${this.repository.metadata.tablePath}:${String(userId)}`],
-        );
+        await this.sql.lockUser(manager, userId);
         return work(this.userTokens(manager, userId));
       }),
     );
@@ -263,9 +242,13 @@ export class KnoxTokenStore {
    * "invalid token". HTTP errors thrown inside pass through.
    */
   async db<T>(work: () => Promise<T>): Promise<T> {
+    const dataSource = this.repository.manager.connection;
     let result: T;
     try {
-      result = await work();
+      // On SQLite, never inside another unit of the library's work on the one connection.
+      result = await (isBetterSqlite3(dataSource)
+        ? knoxSqliteSerial(dataSource, work)
+        : work());
     } catch (error) {
       if (error instanceof HttpException) {
         // The database answered; the operation refused.
@@ -292,7 +275,7 @@ export class KnoxTokenStore {
     return new UserTokensInTransaction(
       manager,
       userId,
-      this.table,
+      this.sql,
       this.repository.target,
     );
   }
@@ -303,32 +286,22 @@ class UserTokensInTransaction implements KnoxUserTokens {
   constructor(
     private readonly manager: EntityManager,
     private readonly userId: unknown,
-    /** The token table, quoted. */
-    private readonly table: string,
+    private readonly sql: KnoxSql,
     private readonly entity: Repository<KnoxToken>['target'],
   ) {}
 
   async find(digest: string): Promise<KnoxToken | undefined> {
-    const rows = await this.query<Record<string, unknown>[]>(
-      `SELECT ${COLUMNS} FROM ${this.table} WHERE digest = $1 AND user_id = $2`,
-      [digest, this.userId],
-    );
-    return rows[0] && toToken(rows[0]);
+    const row = await this.sql.find(this.manager, digest, this.userId);
+    return row && toToken(row);
   }
 
   async findById(id: string): Promise<KnoxToken | undefined> {
-    const rows = await this.query<Record<string, unknown>[]>(
-      `SELECT ${COLUMNS} FROM ${this.table} WHERE id = $1 AND user_id = $2`,
-      [id, this.userId],
-    );
-    return rows[0] && toToken(rows[0]);
+    const row = await this.sql.findById(this.manager, id, this.userId);
+    return row && toToken(row);
   }
 
   async live(now: Date): Promise<KnoxToken[]> {
-    const rows = await this.query<Record<string, unknown>[]>(
-      `SELECT ${COLUMNS} FROM ${this.table} WHERE user_id = $1 AND (expiry IS NULL OR expiry >= $2) ORDER BY created ASC, id ASC`,
-      [this.userId, now],
-    );
+    const rows = await this.sql.live(this.manager, this.userId, now);
     return rows.map(toToken);
   }
 
@@ -337,84 +310,39 @@ class UserTokensInTransaction implements KnoxUserTokens {
       await this.manager.getRepository(this.entity).insert(record);
     } catch (error) {
       // The user's row is gone (deleted since the credentials were checked).
-      if (driverCode(error) === FOREIGN_KEY_VIOLATION) {
+      if (this.sql.isForeignKeyViolation(error)) {
         throw new UnauthorizedException(KnoxMessages.USER_INACTIVE);
       }
       throw error;
     }
   }
 
-  delete(digests: string[]): Promise<KnoxToken[]> {
-    return digests.length === 0
-      ? Promise.resolve([])
-      : this.deleted(
-          `DELETE FROM ${this.table} WHERE digest = ANY($1) AND user_id = $2 RETURNING ${COLUMNS}`,
-          [digests, this.userId],
-        );
+  async delete(digests: string[]): Promise<KnoxToken[]> {
+    if (digests.length === 0) {
+      return [];
+    }
+    const rows = await this.sql.delete(this.manager, digests, this.userId);
+    return rows.map(toToken);
   }
 
-  deleteAll(except?: string): Promise<KnoxToken[]> {
-    return except === undefined
-      ? this.deleted(
-          `DELETE FROM ${this.table} WHERE user_id = $1 RETURNING ${COLUMNS}`,
-          [this.userId],
-        )
-      : this.deleted(
-          `DELETE FROM ${this.table} WHERE user_id = $1 AND id <> $2 RETURNING ${COLUMNS}`,
-          [this.userId, except],
-        );
+  async deleteAll(except?: string): Promise<KnoxToken[]> {
+    const rows = await this.sql.deleteAll(this.manager, this.userId, except);
+    return rows.map(toToken);
   }
 
   async retire(digest: string, expiry: Date, at: Date): Promise<boolean> {
-    const [, count] = await this.query<[unknown, number]>(
-      `UPDATE ${this.table} SET expiry = $1, retired_at = COALESCE(retired_at, $2) WHERE digest = $3`,
-      [expiry, at, digest],
-    );
-    return count > 0;
+    return (await this.sql.retire(this.manager, digest, expiry, at)) > 0;
   }
 
   async rename(
     id: string,
     name: string | null,
   ): Promise<KnoxToken | undefined> {
-    const [rows] = await this.query<[Record<string, unknown>[], number]>(
-      `UPDATE ${this.table} SET name = $1 WHERE id = $2 AND user_id = $3 RETURNING ${COLUMNS}`,
-      [name, id, this.userId],
-    );
-    return rows[0] && toToken(rows[0]);
+    const row = await this.sql.rename(this.manager, id, name, this.userId);
+    return row && toToken(row);
   }
 
   async extend(digest: string, expiry: Date): Promise<boolean> {
-    const [, count] = await this.query<[unknown, number]>(
-      `UPDATE ${this.table} SET expiry = $1 WHERE digest = $2 AND retired_at IS NULL AND (max_expiry IS NULL OR max_expiry >= $1)`,
-      [expiry, digest],
-    );
-    return count > 0;
+    return (await this.sql.extend(this.manager, digest, expiry)) > 0;
   }
-
-  private query<R>(sql: string, params: unknown[]): Promise<R> {
-    return this.manager.query(sql, params) as Promise<R>;
-  }
-
-  /** Runs a `DELETE … RETURNING` and gives the rows it deleted. */
-  private async deleted(sql: string, params: unknown[]): Promise<KnoxToken[]> {
-    const [rows] = await this.query<[Record<string, unknown>[], number]>(
-      sql,
-      params,
-    );
-    return rows.map(toToken);
-  }
-}
-
-/** The SQLSTATE of a driver error (as TypeORM wraps it), if any. */
-function driverCode(error: unknown): unknown {
-  const e = error as { code?: unknown; driverError?: { code?: unknown } };
-  return e?.driverError?.code ?? e?.code;
-}
-
-function quote(name: string): string {
-  return name
-    .split('.')
-    .map((part) => `"${part.replace(/"/g, '""')}"`)
-    .join('.');
 }

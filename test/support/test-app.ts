@@ -27,6 +27,7 @@ import {
   type KnoxToken,
 } from '../../lib/index.js';
 import { FakeClock, TestUser } from './fixtures.js';
+import { emptyTablesSql, testConnectionOptions } from './test-db.js';
 
 export const DATABASE_URL =
   process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -184,8 +185,9 @@ export async function createTestApp(
     imports: [
       TypeOrmModule.forRootAsync({
         useFactory: () => ({
-          type: 'postgres' as const,
-          url: options.databaseUrl ?? DATABASE_URL,
+          ...(testConnectionOptions(options.databaseUrl) as {
+            type: 'postgres';
+          }),
           ...(options.dataSourceExtra
             ? { extra: options.dataSourceExtra }
             : {}),
@@ -256,10 +258,14 @@ export async function createTestApp(
     throw error;
   }
   const dataSource = app.get<DataSource>(getDataSourceToken());
-  const truncate = () =>
-    dataSource.query(
-      `TRUNCATE knox_authtoken, knox_test_user RESTART IDENTITY CASCADE`,
-    );
+  const truncate = async () => {
+    for (const statement of emptyTablesSql([
+      'knox_authtoken',
+      'knox_test_user',
+    ])) {
+      await dataSource.query(statement);
+    }
+  };
   if (!options.keepData) {
     await truncate();
   }
