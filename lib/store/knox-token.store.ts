@@ -19,11 +19,8 @@ import { KnoxOutageLog } from './knox-outage-log.js';
 import { KnoxPreparedLookup, lookupQuery } from './knox-prepared-lookup.js';
 import { toDate, toToken } from './knox-token-row.js';
 import { knoxDialectOf } from './knox-dialect.js';
-import {
-  knoxSqlFor,
-  type KnoxSql,
-  type KnoxTouch,
-} from './dialects/knox-sql.js';
+import type { KnoxSql, KnoxTouch } from './dialects/knox-sql.js';
+import { knoxSqlFor } from './dialects/knox-sql-for.js';
 
 export type { KnoxTouch } from './dialects/knox-sql.js';
 
@@ -178,20 +175,36 @@ export class KnoxTokenStore {
 
   /**
    * Runs `work` on one user's tokens in a READ COMMITTED transaction that first takes the user's
-   * advisory lock, so that everything that creates or revokes that user's tokens happens one at
-   * a time, and each statement sees what the ones before it committed. (Under REPEATABLE READ
-   * the snapshot would be taken before the wait.)
+   * lock (PostgreSQL's advisory lock, MySQL's row lock on the user), so that everything that
+   * creates or revokes that user's tokens happens one at a time, and each statement sees what
+   * the ones before it committed. (Under REPEATABLE READ the snapshot would be taken before the
+   * wait.) On MySQL/MariaDB a deadlock (InnoDB rolled the whole transaction back, e.g. against
+   * a prune batch locking rows in expiry order) is retried once, then answered 503 like a lock
+   * wait timeout; `work` only touches the database, so running it again is safe.
    */
   async forUser<T>(
     userId: unknown,
     work: (tokens: KnoxUserTokens) => Promise<T>,
   ): Promise<T> {
-    return this.db(() =>
-      this.repository.manager.transaction('READ COMMITTED', async (manager) => {
-        await this.sql.lockUser(manager, userId);
-        return work(this.userTokens(manager, userId));
-      }),
-    );
+    const run = async (manager: EntityManager) => {
+      await this.sql.lockUser(manager, userId);
+      return work(this.userTokens(manager, userId));
+    };
+    // SQLite has one isolation level (its transactions are serialised by the queue).
+    const once = () =>
+      this.sql.dialect === 'sqlite'
+        ? this.repository.manager.transaction(run)
+        : this.repository.manager.transaction('READ COMMITTED', run);
+    return this.db(async () => {
+      try {
+        return await once();
+      } catch (error) {
+        if (this.sql.isDeadlock(error)) {
+          return once();
+        }
+        throw error;
+      }
+    });
   }
 
   /** The primary key of a user entity instance. */
