@@ -4,13 +4,17 @@
 import { readFileSync } from 'node:fs';
 import { register } from 'node:module';
 
-// The transports' optional peers (shared with lib/transports/knox-optional-peers.spec.ts).
-const OPTIONAL = JSON.parse(
-  readFileSync(
-    new URL('./transport-optional-peers.json', import.meta.url),
-    'utf8',
+// The transports' optional peers (shared with lib/transports/knox-optional-peers.spec.ts), and
+// the database drivers other than pg (mysql2: loaded by TypeORM, never by the library).
+const OPTIONAL = [
+  ...JSON.parse(
+    readFileSync(
+      new URL('./transport-optional-peers.json', import.meta.url),
+      'utf8',
+    ),
   ),
-);
+  'mysql2',
+];
 
 const hooks = `
 const OPTIONAL = ${JSON.stringify(OPTIONAL)};
