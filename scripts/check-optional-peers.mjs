@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import { register } from 'node:module';
 
 // The transports' optional peers (shared with lib/transports/knox-optional-peers.spec.ts), and
-// the database drivers the library only names in types (TypeORM loads the one a DataSource uses).
+// the database drivers other than pg (better-sqlite3, mysql2: loaded by TypeORM, never by the
+// library, which only names them in types).
 const OPTIONAL = [
   ...JSON.parse(
     readFileSync(
@@ -14,6 +15,7 @@ const OPTIONAL = [
     ),
   ),
   'better-sqlite3',
+  'mysql2',
 ];
 
 const hooks = `

@@ -105,7 +105,10 @@ async function prepareMysql(): Promise<void> {
       connectTimeout: 5000,
     });
     await connection.query(`DROP DATABASE IF EXISTS \`${database}\``);
-    await connection.query(`CREATE DATABASE \`${database}\``);
+    // Case-sensitive text, as on PostgreSQL (the test users 'alice' and 'Alice' are two users).
+    await connection.query(
+      `CREATE DATABASE \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
+    );
   } catch (err) {
     const reason =
       err instanceof Error && err.message ? err.message : String(err);

@@ -58,9 +58,10 @@ async function sqliteColumns(
   table: string,
 ): Promise<KnoxDbColumn[]> {
   const rows: { name: string; type: string; notnull: number; pk: number }[] =
-    await dataSource.query(`SELECT name, type, "notnull", pk FROM pragma_table_info(?)`, [
-      table,
-    ]);
+    await dataSource.query(
+      `SELECT name, type, "notnull", pk FROM pragma_table_info(?)`,
+      [table],
+    );
   return rows.map((row) => {
     const match = /^([^(]+?)\s*(?:\((\d+)\))?$/.exec(row.type.trim());
     return {

@@ -35,8 +35,7 @@ export class KnoxUnsupportedDriverError extends Error {
 
 /** A DataSource, its driver, or anything else that carries TypeORM's options. */
 type WithOptions =
-  | { options: { type?: unknown } }
-  | { driver: { options: { type?: unknown } } };
+  { options: { type?: unknown } } | { driver: { options: { type?: unknown } } };
 
 /** TypeORM's driver name (`options.type`) of a data source or a driver. */
 export function knoxDriverName(source: WithOptions): string {

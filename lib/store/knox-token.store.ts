@@ -19,13 +19,9 @@ import { KnoxOutageLog } from './knox-outage-log.js';
 import { KnoxPreparedLookup, lookupQuery } from './knox-prepared-lookup.js';
 import { toDate, toToken } from './knox-token-row.js';
 import { knoxDialectOf } from './knox-dialect.js';
+import type { KnoxSql, KnoxTouch } from './dialects/knox-sql.js';
+import { knoxSqlFor } from './dialects/knox-sql-for.js';
 import {
-  knoxSqlFor,
-  type KnoxSql,
-  type KnoxTouch,
-} from './dialects/knox-sql.js';
-import {
-  isBetterSqlite3,
   knoxSqliteSerial,
   knoxSqliteTransaction,
 } from './knox-sqlite-transactions.js';
@@ -183,29 +179,37 @@ export class KnoxTokenStore {
 
   /**
    * Runs `work` on one user's tokens in a READ COMMITTED transaction that first takes the user's
-   * advisory lock, so that everything that creates or revokes that user's tokens happens one at
-   * a time, and each statement sees what the ones before it committed. (Under REPEATABLE READ
-   * the snapshot would be taken before the wait.)
+   * lock (PostgreSQL's advisory lock, MySQL's row lock on the user), so that everything that
+   * creates or revokes that user's tokens happens one at a time, and each statement sees what
+   * the ones before it committed. (Under REPEATABLE READ the snapshot would be taken before the
+   * wait.) On MySQL/MariaDB a deadlock (InnoDB rolled the whole transaction back, e.g. against
+   * a prune batch locking rows in expiry order) is retried once, then answered 503 like a lock
+   * wait timeout; `work` only touches the database, so running it again is safe.
    */
   async forUser<T>(
     userId: unknown,
     work: (tokens: KnoxUserTokens) => Promise<T>,
   ): Promise<T> {
+    const run = async (manager: EntityManager) => {
+      await this.sql.lockUser(manager, userId);
+      return work(this.userTokens(manager, userId));
+    };
     const dataSource = this.repository.manager.connection;
-    if (isBetterSqlite3(dataSource)) {
-      // One connection: the queue and BEGIN IMMEDIATE serialise every writer of the file.
-      return this.db(() =>
-        knoxSqliteTransaction(dataSource, (manager) =>
-          work(this.userTokens(manager, userId)),
-        ),
-      );
-    }
-    return this.db(() =>
-      this.repository.manager.transaction('READ COMMITTED', async (manager) => {
-        await this.sql.lockUser(manager, userId);
-        return work(this.userTokens(manager, userId));
-      }),
-    );
+    // SQLite: one connection; the queue and BEGIN IMMEDIATE serialise every writer of the file.
+    const once = () =>
+      this.sql.dialect === 'sqlite'
+        ? knoxSqliteTransaction(dataSource, run)
+        : this.repository.manager.transaction('READ COMMITTED', run);
+    return this.db(async () => {
+      try {
+        return await once();
+      } catch (error) {
+        if (this.sql.isDeadlock(error)) {
+          return once();
+        }
+        throw error;
+      }
+    });
   }
 
   /** The primary key of a user entity instance. */
@@ -242,12 +246,11 @@ export class KnoxTokenStore {
    * "invalid token". HTTP errors thrown inside pass through.
    */
   async db<T>(work: () => Promise<T>): Promise<T> {
-    const dataSource = this.repository.manager.connection;
     let result: T;
     try {
       // On SQLite, never inside another unit of the library's work on the one connection.
-      result = await (isBetterSqlite3(dataSource)
-        ? knoxSqliteSerial(dataSource, work)
+      result = await (this.sql.dialect === 'sqlite'
+        ? knoxSqliteSerial(this.repository.manager.connection, work)
         : work());
     } catch (error) {
       if (error instanceof HttpException) {

@@ -6,12 +6,18 @@ import {
   placeholders,
   type KnoxRawRow,
   type KnoxSql,
+  type KnoxSqlReads,
+  type KnoxSqlRequestPath,
   type KnoxSqlTables,
+  type KnoxSqlWrites,
   type KnoxTouch,
 } from './knox-sql.js';
 
 /** mysql2's codes of a foreign key violation on insert (the parent row is gone). */
-const FOREIGN_KEY_CODES = new Set(['ER_NO_REFERENCED_ROW_2', 'ER_NO_REFERENCED_ROW']);
+const FOREIGN_KEY_CODES = new Set([
+  'ER_NO_REFERENCED_ROW_2',
+  'ER_NO_REFERENCED_ROW',
+]);
 
 /** mysql2's answer to a statement that is not a SELECT. */
 interface ResultHeader {
@@ -28,36 +34,49 @@ interface ResultHeader {
  */
 export function knoxMysqlSql(tables: KnoxSqlTables): KnoxSql {
   const table = quote(tables.tokenTable);
-  const select = (manager: EntityManager, sql: string, params: unknown[]) =>
-    manager.query(sql, params) as Promise<KnoxRawRow[]>;
-  const write = async (
-    manager: EntityManager,
-    sql: string,
-    params: unknown[],
-  ) => ((await manager.query(sql, params)) as ResultHeader).affectedRows;
-  /** Reads the rows `where` matches (locking them), then deletes exactly those. */
-  const deleteWhere = async (
-    manager: EntityManager,
-    where: string,
-    params: unknown[],
-  ) => {
-    const rows = await select(
-      manager,
-      `SELECT ${COLUMNS} FROM ${table} WHERE ${where} FOR UPDATE`,
-      params,
-    );
-    if (rows.length > 0) {
-      const digests = rows.map((row) => row.digest);
-      await write(
-        manager,
-        `DELETE FROM ${table} WHERE digest IN (${placeholders(digests.length)})`,
-        digests,
-      );
-    }
-    return rows;
-  };
   return {
     dialect: 'mysql',
+    isDeadlock: (error) => driverCode(error) === 'ER_LOCK_DEADLOCK',
+    isForeignKeyViolation: (error) =>
+      FOREIGN_KEY_CODES.has(driverCode(error) as string),
+    ...requestPath(table, tables),
+    ...reads(table, tables),
+    ...writes(table, tables),
+  };
+}
+
+const select = (manager: EntityManager, sql: string, params: unknown[]) =>
+  manager.query(sql, params) as Promise<KnoxRawRow[]>;
+const write = async (manager: EntityManager, sql: string, params: unknown[]) =>
+  ((await manager.query(sql, params)) as ResultHeader).affectedRows;
+/** Reads the rows `where` matches (locking them), then deletes exactly those. */
+const deleteWhere = async (
+  manager: EntityManager,
+  table: string,
+  where: string,
+  params: unknown[],
+) => {
+  const rows = await select(
+    manager,
+    `SELECT ${COLUMNS} FROM ${table} WHERE ${where} FOR UPDATE`,
+    params,
+  );
+  if (rows.length > 0) {
+    const digests = rows.map((row) => row.digest);
+    await write(
+      manager,
+      `DELETE FROM ${table} WHERE digest IN (${placeholders(digests.length)})`,
+      digests,
+    );
+  }
+  return rows;
+};
+
+function requestPath(
+  table: string,
+  _tables: KnoxSqlTables,
+): KnoxSqlRequestPath {
+  return {
     async touch(manager, digests, change) {
       const { sets, params } = touchSets(change);
       const inList = `digest IN (${placeholders(digests.length)})`;
@@ -85,6 +104,11 @@ export function knoxMysqlSql(tables: KnoxSqlTables): KnoxSql {
         `DELETE FROM ${table} WHERE expiry < ? ORDER BY expiry LIMIT ?`,
         [now, batchSize],
       ),
+  };
+}
+
+function reads(table: string, tables: KnoxSqlTables): KnoxSqlReads {
+  return {
     async lockUser(manager, userId) {
       const user = tables.userTable();
       await select(
@@ -115,16 +139,25 @@ export function knoxMysqlSql(tables: KnoxSqlTables): KnoxSql {
         `SELECT ${COLUMNS} FROM ${table} WHERE user_id = ? AND (expiry IS NULL OR expiry >= ?) ORDER BY created ASC, id ASC`,
         [userId, now],
       ),
+  };
+}
+
+function writes(table: string, _tables: KnoxSqlTables): KnoxSqlWrites {
+  return {
     delete: (manager, digests, userId) =>
       deleteWhere(
         manager,
+        table,
         `digest IN (${placeholders(digests.length)}) AND user_id = ?`,
         [...digests, userId],
       ),
     deleteAll: (manager, userId, except) =>
       except === undefined
-        ? deleteWhere(manager, 'user_id = ?', [userId])
-        : deleteWhere(manager, 'user_id = ? AND id <> ?', [userId, except]),
+        ? deleteWhere(manager, table, 'user_id = ?', [userId])
+        : deleteWhere(manager, table, 'user_id = ? AND id <> ?', [
+            userId,
+            except,
+          ]),
     retire: (manager, digest, expiry, at) =>
       write(
         manager,
@@ -153,7 +186,6 @@ export function knoxMysqlSql(tables: KnoxSqlTables): KnoxSql {
         `UPDATE ${table} SET expiry = ? WHERE digest = ? AND retired_at IS NULL AND (max_expiry IS NULL OR max_expiry >= ?)`,
         [expiry, digest, expiry],
       ),
-    isForeignKeyViolation: (error) => FOREIGN_KEY_CODES.has(driverCode(error) as string),
   };
 }
 

@@ -5,7 +5,10 @@ import {
   driverCode,
   type KnoxRawRow,
   type KnoxSql,
+  type KnoxSqlReads,
+  type KnoxSqlRequestPath,
   type KnoxSqlTables,
+  type KnoxSqlWrites,
   type KnoxTouch,
 } from './knox-sql.js';
 
@@ -15,21 +18,33 @@ const FOREIGN_KEY_VIOLATION = '23503';
 /** The library's statements on PostgreSQL (unchanged from the PostgreSQL-only store). */
 export function knoxPostgresSql(tables: KnoxSqlTables): KnoxSql {
   const table = quote(tables.tokenTable);
-  const query = <R>(manager: EntityManager, sql: string, params: unknown[]) =>
-    manager.query(sql, params) as Promise<R>;
-  /** Runs a `… RETURNING` and gives the rows it returned. */
-  const returning = async (
-    manager: EntityManager,
-    sql: string,
-    params: unknown[],
-  ) => (await query<[KnoxRawRow[], number]>(manager, sql, params))[0];
-  const count = async (
-    manager: EntityManager,
-    sql: string,
-    params: unknown[],
-  ) => (await query<[unknown, number]>(manager, sql, params))[1];
   return {
     dialect: 'postgres',
+    isDeadlock: () => false,
+    isForeignKeyViolation: (error) =>
+      driverCode(error) === FOREIGN_KEY_VIOLATION,
+    ...requestPath(table, tables),
+    ...reads(table, tables),
+    ...writes(table, tables),
+  };
+}
+
+const query = <R>(manager: EntityManager, sql: string, params: unknown[]) =>
+  manager.query(sql, params) as Promise<R>;
+/** Runs a `… RETURNING` and gives the rows it returned. */
+const returning = async (
+  manager: EntityManager,
+  sql: string,
+  params: unknown[],
+) => (await query<[KnoxRawRow[], number]>(manager, sql, params))[0];
+const count = async (manager: EntityManager, sql: string, params: unknown[]) =>
+  (await query<[unknown, number]>(manager, sql, params))[1];
+
+function requestPath(
+  table: string,
+  _tables: KnoxSqlTables,
+): KnoxSqlRequestPath {
+  return {
     async touch(manager, digests, change) {
       const { sets, params } = touchSets(digests, change);
       const rows = await returning(
@@ -40,11 +55,10 @@ export function knoxPostgresSql(tables: KnoxSqlTables): KnoxSql {
       return rows[0];
     },
     deleteExpired: (manager, digest, now) =>
-      count(
-        manager,
-        `DELETE FROM ${table} WHERE digest = $1 AND expiry < $2`,
-        [digest, now],
-      ),
+      count(manager, `DELETE FROM ${table} WHERE digest = $1 AND expiry < $2`, [
+        digest,
+        now,
+      ]),
     // The rows are found through the expiry index and deleted by their physical address (no
     // second lookup by digest), and rows another transaction holds are skipped.
     deleteExpiredBatch: (manager, now, batchSize) =>
@@ -53,6 +67,11 @@ export function knoxPostgresSql(tables: KnoxSqlTables): KnoxSql {
         `DELETE FROM ${table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${table} WHERE expiry < $1 ORDER BY expiry LIMIT $2 FOR UPDATE SKIP LOCKED)) AND expiry < $1`,
         [now, batchSize],
       ),
+  };
+}
+
+function reads(table: string, tables: KnoxSqlTables): KnoxSqlReads {
+  return {
     async lockUser(manager, userId) {
       await manager.query(
         'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))',
@@ -81,6 +100,11 @@ export function knoxPostgresSql(tables: KnoxSqlTables): KnoxSql {
         `SELECT ${COLUMNS} FROM ${table} WHERE user_id = $1 AND (expiry IS NULL OR expiry >= $2) ORDER BY created ASC, id ASC`,
         [userId, now],
       ),
+  };
+}
+
+function writes(table: string, _tables: KnoxSqlTables): KnoxSqlWrites {
+  return {
     delete: (manager, digests, userId) =>
       returning(
         manager,
@@ -119,8 +143,6 @@ export function knoxPostgresSql(tables: KnoxSqlTables): KnoxSql {
         `UPDATE ${table} SET expiry = $1 WHERE digest = $2 AND retired_at IS NULL AND (max_expiry IS NULL OR max_expiry >= $1)`,
         [expiry, digest],
       ),
-    isForeignKeyViolation: (error) =>
-      driverCode(error) === FOREIGN_KEY_VIOLATION,
   };
 }
 

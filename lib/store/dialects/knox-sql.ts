@@ -1,8 +1,5 @@
 import type { EntityManager } from 'typeorm';
 import type { KnoxDialect } from '../knox-dialect.js';
-import { knoxMysqlSql } from './knox-mysql-sql.js';
-import { knoxPostgresSql } from './knox-postgres-sql.js';
-import { knoxSqliteSql } from './knox-sqlite-sql.js';
 
 /** What the request path writes to a token it authenticated. */
 export interface KnoxTouch {
@@ -97,25 +94,11 @@ export interface KnoxSql {
     userId: unknown,
   ): Promise<KnoxRawRow | undefined>;
   /** How many rows it extended. */
-  extend(
-    manager: EntityManager,
-    digest: string,
-    expiry: Date,
-  ): Promise<number>;
+  extend(manager: EntityManager, digest: string, expiry: Date): Promise<number>;
   /** Whether a driver error is a foreign key violation (the user's row is gone). */
   isForeignKeyViolation(error: unknown): boolean;
-}
-
-/** The statements of `dialect` on these tables. */
-export function knoxSqlFor(dialect: KnoxDialect, tables: KnoxSqlTables): KnoxSql {
-  switch (dialect) {
-    case 'postgres':
-      return knoxPostgresSql(tables);
-    case 'mysql':
-      return knoxMysqlSql(tables);
-    case 'sqlite':
-      return knoxSqliteSql(tables);
-  }
+  /** Whether a driver error is a deadlock that rolled the whole transaction back (MySQL). */
+  isDeadlock(error: unknown): boolean;
 }
 
 /** The code of a driver error (as TypeORM wraps it), if any. */
@@ -128,3 +111,19 @@ export function driverCode(error: unknown): unknown {
 export function placeholders(n: number): string {
   return Array.from({ length: n }, () => '?').join(', ');
 }
+
+/** The request path's statements and the prune. */
+export type KnoxSqlRequestPath = Pick<
+  KnoxSql,
+  'touch' | 'deleteExpired' | 'deleteExpiredBatch'
+>;
+/** The reads inside `forUser`, and the user's lock. */
+export type KnoxSqlReads = Pick<
+  KnoxSql,
+  'lockUser' | 'find' | 'findById' | 'live'
+>;
+/** The writes inside `forUser`. */
+export type KnoxSqlWrites = Pick<
+  KnoxSql,
+  'delete' | 'deleteAll' | 'retire' | 'rename' | 'extend'
+>;

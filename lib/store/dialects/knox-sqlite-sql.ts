@@ -7,7 +7,10 @@ import {
   placeholders,
   type KnoxRawRow,
   type KnoxSql,
+  type KnoxSqlReads,
+  type KnoxSqlRequestPath,
   type KnoxSqlTables,
+  type KnoxSqlWrites,
   type KnoxTouch,
 } from './knox-sql.js';
 
@@ -29,15 +32,27 @@ function param(value: unknown): unknown {
  */
 export function knoxSqliteSql(tables: KnoxSqlTables): KnoxSql {
   const table = quote(tables.tokenTable);
-  const rows = (manager: EntityManager, sql: string, params: unknown[]) =>
-    manager.query(sql, params.map(param)) as Promise<KnoxRawRow[]>;
-  const count = async (
-    manager: EntityManager,
-    sql: string,
-    params: unknown[],
-  ) => (await rows(manager, `${sql} RETURNING digest`, params)).length;
   return {
     dialect: 'sqlite',
+    isDeadlock: () => false,
+    isForeignKeyViolation: (error) =>
+      /^SQLITE_CONSTRAINT_FOREIGNKEY$/.test(String(driverCode(error))),
+    ...requestPath(table, tables),
+    ...reads(table, tables),
+    ...writes(table, tables),
+  };
+}
+
+const rows = (manager: EntityManager, sql: string, params: unknown[]) =>
+  manager.query(sql, params.map(param)) as Promise<KnoxRawRow[]>;
+const count = async (manager: EntityManager, sql: string, params: unknown[]) =>
+  (await rows(manager, `${sql} RETURNING digest`, params)).length;
+
+function requestPath(
+  table: string,
+  _tables: KnoxSqlTables,
+): KnoxSqlRequestPath {
+  return {
     async touch(manager, digests, change) {
       const { sets, params } = touchSets(change);
       const found = await rows(
@@ -58,6 +73,11 @@ export function knoxSqliteSql(tables: KnoxSqlTables): KnoxSql {
         `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE expiry < ? ORDER BY expiry LIMIT ?)`,
         [now, batchSize],
       ),
+  };
+}
+
+function reads(table: string, _tables: KnoxSqlTables): KnoxSqlReads {
+  return {
     lockUser: () => Promise.resolve(),
     async find(manager, digest, userId) {
       const found = await rows(
@@ -81,6 +101,11 @@ export function knoxSqliteSql(tables: KnoxSqlTables): KnoxSql {
         `SELECT ${COLUMNS} FROM ${table} WHERE user_id = ? AND (expiry IS NULL OR expiry >= ?) ORDER BY created ASC, id ASC`,
         [userId, now],
       ),
+  };
+}
+
+function writes(table: string, _tables: KnoxSqlTables): KnoxSqlWrites {
+  return {
     delete: (manager, digests, userId) =>
       rows(
         manager,
@@ -89,9 +114,11 @@ export function knoxSqliteSql(tables: KnoxSqlTables): KnoxSql {
       ),
     deleteAll: (manager, userId, except) =>
       except === undefined
-        ? rows(manager, `DELETE FROM ${table} WHERE user_id = ? RETURNING ${COLUMNS}`, [
-            userId,
-          ])
+        ? rows(
+            manager,
+            `DELETE FROM ${table} WHERE user_id = ? RETURNING ${COLUMNS}`,
+            [userId],
+          )
         : rows(
             manager,
             `DELETE FROM ${table} WHERE user_id = ? AND id <> ? RETURNING ${COLUMNS}`,
@@ -117,8 +144,6 @@ export function knoxSqliteSql(tables: KnoxSqlTables): KnoxSql {
         `UPDATE ${table} SET expiry = ? WHERE digest = ? AND retired_at IS NULL AND (max_expiry IS NULL OR max_expiry >= ?)`,
         [expiry, digest, expiry],
       ),
-    isForeignKeyViolation: (error) =>
-      /^SQLITE_CONSTRAINT_FOREIGNKEY$/.test(String(driverCode(error))),
   };
 }
 
