@@ -48,7 +48,7 @@ export type { KnoxMigrationsOptions } from './store/migrations/knox-migrations.j
 export {
   knoxMigrations,
   KNOX_MIGRATION_NAMES,
-} from './store/migrations/knox-migration-list.js';
+} from './store/dialects/knox-dialect-migration-list.js';
 export { KnoxSchemaError } from './store/knox-schema-check.js';
 /**
  * Thrown at boot when the data source's TypeORM driver is not one nestjs-knox supports
@@ -80,7 +80,7 @@ export {
   type KnoxCacheMigrationsOptions,
   type KnoxCacheTriggerTarget,
 } from './store/migrations/knox-cache-migrations.js';
-export { knoxCacheMigrations } from './store/migrations/knox-cache-migration-list.js';
+export { knoxCacheMigrations } from './store/dialects/knox-dialect-migration-list.js';
 export { installKnoxCacheAbilitiesTrigger } from './store/migrations/knox-cache-abilities.migration.js';
 export {
   verifyDjangoPassword,
