@@ -105,25 +105,7 @@ export function createTokenTableSteps(
         : user.path.table;
       const table = new Table({
         name: tableName,
-        columns: [
-          {
-            ...varchar('digest', 128),
-            isNullable: false,
-            isPrimary: true,
-            primaryKeyConstraintName: names.primaryKey,
-          },
-          { ...varchar('token_key', 25), isNullable: false },
-          { ...varchar('id', 36), isNullable: false },
-          time('created', dialect, false),
-          time('expiry', dialect),
-          { name: 'ttl_ms', type: 'bigint', isNullable: true },
-          varchar('name', 200),
-          varchar('user_agent', USER_AGENT_LENGTH),
-          varchar('ip', IP_COLUMN_LENGTH),
-          time('last_used_at', dialect),
-          time('retired_at', dialect),
-          { name: 'user_id', type: user.type, isNullable: false },
-        ],
+        columns: tokenTableColumns(dialect, names.primaryKey, user.type),
         uniques: [
           new TableUnique({ name: names.idUnique, columnNames: ['id'] }),
         ],
@@ -192,3 +174,32 @@ export const kindColumns = (): TableColumnOptions[] => [
 export const expiryCapColumns = (
   dialect: KnoxDialect,
 ): TableColumnOptions[] => [time('max_expiry', dialect)];
+
+/** The columns `KnoxCreateTokenTable9000000000001` made. */
+function tokenTableColumns(
+  dialect: KnoxDialect,
+  primaryKey: string,
+  userIdType: string,
+): TableColumnOptions[] {
+  const names = { primaryKey };
+  const user = { type: userIdType };
+  return [
+    {
+      ...varchar('digest', 128),
+      isNullable: false,
+      isPrimary: true,
+      primaryKeyConstraintName: names.primaryKey,
+    },
+    { ...varchar('token_key', 25), isNullable: false },
+    { ...varchar('id', 36), isNullable: false },
+    time('created', dialect, false),
+    time('expiry', dialect),
+    { name: 'ttl_ms', type: 'bigint', isNullable: true },
+    varchar('name', 200),
+    varchar('user_agent', USER_AGENT_LENGTH),
+    varchar('ip', IP_COLUMN_LENGTH),
+    time('last_used_at', dialect),
+    time('retired_at', dialect),
+    { name: 'user_id', type: user.type, isNullable: false },
+  ];
+}
