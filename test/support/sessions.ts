@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { login, type TestApp } from './test-app.js';
+import { sql } from './test-db.js';
 
 /** Re-exported: the time constants live in `time.ts`. */
 export { T0, SECOND, MINUTE, HOUR, DAY } from './time.js';
@@ -27,7 +28,7 @@ export async function rowOf(
   token: string,
 ): Promise<Record<string, any>> {
   const rows = await t.dataSource.query(
-    `SELECT * FROM knox_authtoken WHERE digest = $1`,
+    sql(`SELECT * FROM knox_authtoken WHERE digest = $1`),
     [digestOf(token)],
   );
   return rows[0];
