@@ -48,7 +48,7 @@ export type { KnoxMigrationsOptions } from './store/migrations/knox-migrations.j
 export {
   knoxMigrations,
   KNOX_MIGRATION_NAMES,
-} from './store/migrations/knox-migration-list.js';
+} from './store/dialects/knox-dialect-migration-list.js';
 export { KnoxSchemaError } from './store/knox-schema-check.js';
 /**
  * Thrown at boot when the data source's TypeORM driver is not one nestjs-knox supports

@@ -64,7 +64,8 @@ export async function pendingSchemaChanges(
   table = 'knox_authtoken',
 ): Promise<string[]> {
   const sql = await dataSource.driver.createSchemaBuilder().log();
-  const mentions = new RegExp(`"${table}"|\\b${table}_`);
+  // PostgreSQL and SQLite quote with ", MySQL with `.
+  const mentions = new RegExp(`["\`]${table}["\`]|\\b${table}_`);
   return sql.upQueries.map((q) => q.query).filter((q) => mentions.test(q));
 }
 

@@ -1,7 +1,8 @@
 import type { Type } from '@nestjs/common';
 import type { MigrationInterface } from 'typeorm';
 import { KNOX_DEFAULT_TABLE_NAME } from '../knox-token-table.js';
-import { knoxCacheMigrations as shippedList } from '../migrations/knox-cache-migration-list.js';
+// The shipped trigger migrations, PostgreSQL's only: recorded no-ops on the other databases.
+import { knoxCacheMigrations as shippedList } from '../dialects/knox-dialect-migration-list.js';
 import type { KnoxCacheMigrationsOptions } from '../migrations/knox-cache-migrations.js';
 import { cacheLogMigration } from './knox-cache-log.migration.js';
 

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { KnoxEvents, type KnoxTokenLimitPolicy } from '../../../lib/index.js';
+import { sql } from '../../support/test-db.js';
 import {
   createTestApp,
   login,
@@ -64,7 +65,7 @@ describe('token limit policies', () => {
         const evicted = policy === 'evict-oldest' ? a : b;
         const kept = policy === 'evict-oldest' ? [b, c] : [a, c];
         const d = await t.dataSource.query(
-          `SELECT id FROM knox_authtoken WHERE digest = $1`,
+          sql(`SELECT id FROM knox_authtoken WHERE digest = $1`),
           [digestOf(res.body.token)],
         );
         expect(await rowIds(t)).toEqual(
@@ -102,14 +103,14 @@ describe('token limit policies', () => {
       it('never-expiring tokens count and can be evicted; expired ones neither count nor go', async () => {
         const forever = await loginWithRow(t, 'alice');
         await t.dataSource.query(
-          `UPDATE knox_authtoken SET expiry = NULL WHERE id = $1`,
+          sql(`UPDATE knox_authtoken SET expiry = NULL WHERE id = $1`),
           [forever.row.id],
         );
         t.clock.advance(MINUTE);
         const expiring = await loginWithRow(t, 'alice');
         await t.dataSource.query(
-          `UPDATE knox_authtoken SET expiry = $2 WHERE id = $1`,
-          [expiring.row.id, new Date(T0.getTime() + 2 * MINUTE)],
+          sql(`UPDATE knox_authtoken SET expiry = $1 WHERE id = $2`),
+          [new Date(T0.getTime() + 2 * MINUTE), expiring.row.id],
         );
         t.clock.advance(MINUTE);
         const second = await loginWithRow(t, 'alice');
