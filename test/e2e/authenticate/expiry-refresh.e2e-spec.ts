@@ -237,20 +237,22 @@ describe.each(PLATFORMS)('auto refresh (%s)', (platform) => {
     const repository = t.app.get<Repository<KnoxToken>>(
       getRepositoryToken(knoxTokenEntity(TestUser)),
     );
-    const query = repository.query;
+    // The store sends its statements through the repository's manager (per-dialect SQL).
+    const manager = repository.manager;
+    const query = manager.query;
     // The logout lands between the guard's SELECT and its refresh UPDATE.
-    repository.query = async function (this: Repository<KnoxToken>, ...args) {
+    manager.query = async function (this: typeof manager, ...args) {
       if (/^UPDATE/.test(args[0])) {
         await t.dataSource.query('DELETE FROM knox_authtoken');
       }
       return query.apply(this, args);
-    } as typeof repository.query;
+    } as typeof manager.query;
     try {
       t.clock.set(T0 + HOUR);
       const res = await me(token);
       expectUnauthorized(res, MESSAGES.INVALID_TOKEN);
     } finally {
-      repository.query = query;
+      manager.query = query;
     }
     expect(await t.tokenRows()).toHaveLength(0);
     expect(t.events.some((e) => e.name === KnoxEvents.TOKEN_REFRESHED)).toBe(

@@ -50,7 +50,8 @@ interface Dialect {
 const dialects: Dialect[] = [
   {
     name: 'mariadb',
-    available: has('mysql2'),
+    // The MariaDB server is there on the KNOX_TEST_DB=mariadb run (npm test itself needs none).
+    available: has('mysql2') && process.env.KNOX_TEST_DB === 'mariadb',
     options: () => ({ type: 'mariadb', url: MARIADB_URL }),
     tables: [
       'DROP TABLE IF EXISTS poll_token, poll_user, knox_cache_log',

@@ -24,7 +24,12 @@ import { refusedWithin, until } from '../../support/cache.js';
 import { LogLines } from '../../support/log-lines.js';
 import { digestOf } from '../../support/sessions.js';
 import { TcpProxy } from '../../support/tcp-proxy.js';
-import { DATABASE_URL, login, type TestApp } from '../../support/test-app.js';
+import {
+  DATABASE_URL,
+  EMBEDDED_DB,
+  login,
+  type TestApp,
+} from '../../support/test-app.js';
 
 describe.each([
   ['cache off', false],
@@ -225,34 +230,41 @@ describe.each([
       expect(lookups(t)).toBe(1);
     });
 
-    it('nothing is kept once the flight settles: a token revoked in SQL right after is refused', async () => {
-      // A settled flight that kept its answer would serve the token until the cache TTL: each
-      // trial must see the refusal (within a second), and nine in ten within the bus's 100 ms
-      // (the bus's own p99 is measured over 100 revocations in cache/invalidation.e2e-spec.ts).
-      const latencies: number[] = [];
-      for (let trial = 0; trial < 10; trial++) {
-        const token = await login(t, 'alice');
-        await Promise.all(Array.from({ length: 10 }, () => me(token)));
-        if (cache) {
-          // The cache keeps it until the trigger's notification: wait for the refusal.
-          await t.dataSource.query(
-            `DELETE FROM knox_authtoken WHERE digest = $1`,
-            [digestOf(token)],
-          );
-          latencies.push(await refusedWithin(t, token, 1000));
-        } else {
-          await t.dataSource.query(
-            `DELETE FROM knox_authtoken WHERE digest = $1`,
-            [digestOf(token)],
-          );
-          expect((await me(token)).status).toBe(401);
+    // With the cache on, the refusal comes from the trigger's NOTIFY, which the embedded PGlite
+    // (one PostgreSQL session for every client) does not deliver to the listener in time; like
+    // the other cross-connection cache tests, this one runs on a real server (CI runs both).
+    const sqlRevocation = cache && EMBEDDED_DB ? it.skip : it;
+    sqlRevocation(
+      'nothing is kept once the flight settles: a token revoked in SQL right after is refused',
+      async () => {
+        // A settled flight that kept its answer would serve the token until the cache TTL: each
+        // trial must see the refusal (within a second), and nine in ten within the bus's 100 ms
+        // (the bus's own p99 is measured over 100 revocations in cache/invalidation.e2e-spec.ts).
+        const latencies: number[] = [];
+        for (let trial = 0; trial < 10; trial++) {
+          const token = await login(t, 'alice');
+          await Promise.all(Array.from({ length: 10 }, () => me(token)));
+          if (cache) {
+            // The cache keeps it until the trigger's notification: wait for the refusal.
+            await t.dataSource.query(
+              `DELETE FROM knox_authtoken WHERE digest = $1`,
+              [digestOf(token)],
+            );
+            latencies.push(await refusedWithin(t, token, 1000));
+          } else {
+            await t.dataSource.query(
+              `DELETE FROM knox_authtoken WHERE digest = $1`,
+              [digestOf(token)],
+            );
+            expect((await me(token)).status).toBe(401);
+          }
         }
-      }
-      if (cache) {
-        latencies.sort((x, y) => x - y);
-        expect(latencies[8]).toBeLessThan(100);
-      }
-    });
+        if (cache) {
+          latencies.sort((x, y) => x - y);
+          expect(latencies[8]).toBeLessThan(100);
+        }
+      },
+    );
 
     it('a revocation racing a burst of concurrent requests is never cached as valid (many trials)', async () => {
       for (let trial = 0; trial < 20; trial++) {
