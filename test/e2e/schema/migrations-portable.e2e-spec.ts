@@ -57,6 +57,8 @@ describeOn(
         'KnoxCacheAbilities9000000000005',
         KNOX_MIGRATION_NAMES.tokenKind,
         KNOX_MIGRATION_NAMES.tokenExpiryCap,
+        // The cache's log for the 'poll' bus (knoxCacheMigrations' last).
+        'KnoxCacheLog9000000000008',
       ]);
       expect(await pendingSchemaChanges(ds, tableName)).toEqual([]);
       const columns = async () =>
@@ -64,6 +66,10 @@ describeOn(
           (c) => c.name,
         );
       expect(await columns()).toContain('max_expiry');
+      const hasTable = (name: string) => ds.createQueryRunner().hasTable(name);
+      expect(await hasTable('knox_cache_log')).toBe(true);
+      await ds.undoLastMigration({ transaction: 'each' }); // the cache log
+      expect(await hasTable('knox_cache_log')).toBe(false);
       await ds.undoLastMigration({ transaction: 'each' });
       expect(await columns()).not.toContain('max_expiry');
       await ds.undoLastMigration({ transaction: 'each' });
