@@ -9,7 +9,7 @@ import type {
   KnoxPgClientClass,
   KnoxPgClientConfig,
 } from './knox-pg-client.js';
-import type { Repository } from 'typeorm';
+import type { QueryRunner, Repository } from 'typeorm';
 import { KnoxClock } from '../knox-clock.js';
 import {
   KNOX_RESOLVED_OPTIONS,
@@ -32,6 +32,10 @@ import {
   installKnoxCacheLog,
 } from '../store/cache-log/knox-cache-log.migration.js';
 import { knoxCacheLogReader } from '../store/cache-log/knox-cache-log-reader.js';
+import {
+  isBetterSqlite3,
+  knoxSqliteTransaction,
+} from '../store/knox-sqlite-transactions.js';
 import { KnoxPgListener } from './knox-pg-listener.js';
 import { KnoxCacheLogPruner, KnoxPollBus } from './knox-poll-bus.js';
 import { KnoxRedisBus } from './knox-redis-bus.js';
@@ -198,8 +202,7 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
     const tokenTable = this.repository.metadata.tablePath;
     const install =
       settings.installTriggers ?? dataSource.options.synchronize === true;
-    const queryRunner = dataSource.createQueryRunner();
-    try {
+    const prepare = async (queryRunner: QueryRunner) => {
       if (install) {
         await installKnoxCacheLog(queryRunner, tokenTable);
       } else if (!(await hasKnoxCacheLog(queryRunner, tokenTable))) {
@@ -207,8 +210,20 @@ export class KnoxCache implements OnModuleInit, OnApplicationShutdown {
           `the cache's invalidation log (table knox_cache_log and its triggers on ${tokenTable}) is missing, which the 'poll' bus reads: add knoxCacheMigrations({ tableName }) to your migrations and run them (KnoxCacheLog9000000000008), or set cache.installTriggers: true.`,
         );
       }
-    } finally {
-      await queryRunner.release();
+    };
+    if (isBetterSqlite3(dataSource)) {
+      // One connection: the DDL waits its turn in the library's queue (BEGIN IMMEDIATE) instead
+      // of running inside a transaction open on it.
+      await knoxSqliteTransaction(dataSource, (manager) =>
+        prepare(manager.queryRunner as QueryRunner),
+      );
+    } else {
+      const queryRunner = dataSource.createQueryRunner();
+      try {
+        await prepare(queryRunner);
+      } finally {
+        await queryRunner.release();
+      }
     }
     this.poller = new KnoxPollBus(
       knoxCacheLogReader(dataSource, tokenTable),

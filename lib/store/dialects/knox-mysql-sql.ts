@@ -1,16 +1,16 @@
 import type { EntityManager } from 'typeorm';
-import { IP_COLUMN_LENGTH } from '../../knox.constants.js';
 import { COLUMNS } from '../knox-token-row.js';
 import {
   driverCode,
   placeholders,
+  positionalReads,
+  positionalTouchSets,
   type KnoxRawRow,
   type KnoxSql,
   type KnoxSqlReads,
   type KnoxSqlRequestPath,
   type KnoxSqlTables,
   type KnoxSqlWrites,
-  type KnoxTouch,
 } from './knox-sql.js';
 
 /** mysql2's codes of a foreign key violation on insert (the parent row is gone). */
@@ -78,7 +78,7 @@ function requestPath(
 ): KnoxSqlRequestPath {
   return {
     async touch(manager, digests, change) {
-      const { sets, params } = touchSets(change);
+      const { sets, params } = positionalTouchSets(change);
       const inList = `digest IN (${placeholders(digests.length)})`;
       await write(
         manager,
@@ -117,28 +117,7 @@ function reads(table: string, tables: KnoxSqlTables): KnoxSqlReads {
         [userId],
       );
     },
-    async find(manager, digest, userId) {
-      const rows = await select(
-        manager,
-        `SELECT ${COLUMNS} FROM ${table} WHERE digest = ? AND user_id = ?`,
-        [digest, userId],
-      );
-      return rows[0];
-    },
-    async findById(manager, id, userId) {
-      const rows = await select(
-        manager,
-        `SELECT ${COLUMNS} FROM ${table} WHERE id = ? AND user_id = ?`,
-        [id, userId],
-      );
-      return rows[0];
-    },
-    live: (manager, userId, now) =>
-      select(
-        manager,
-        `SELECT ${COLUMNS} FROM ${table} WHERE user_id = ? AND (expiry IS NULL OR expiry >= ?) ORDER BY created ASC, id ASC`,
-        [userId, now],
-      ),
+    ...positionalReads(table, select),
   };
 }
 
@@ -187,33 +166,6 @@ function writes(table: string, _tables: KnoxSqlTables): KnoxSqlWrites {
         [expiry, digest, expiry],
       ),
   };
-}
-
-/**
- * The SET clauses of the touch, as on PostgreSQL; MySQL assigns left to right, and no clause
- * reads a column an earlier one wrote (the digest moves last).
- */
-function touchSets(change: KnoxTouch): { sets: string[]; params: unknown[] } {
-  const params: unknown[] = [change.lastUsedAt];
-  // A retired row (in a rotation's grace period, retired since it was read) is read-only.
-  const unlessRetired = (column: string) =>
-    `${column} = CASE WHEN retired_at IS NULL THEN ? ELSE ${column} END`;
-  const sets = [unlessRetired('last_used_at')];
-  if (change.lastUsedIp) {
-    params.push(change.lastUsedIp.slice(0, IP_COLUMN_LENGTH));
-    sets.push(unlessRetired('last_used_ip'));
-  }
-  if (change.expiry) {
-    params.push(change.expiry, change.expiry, change.expiry);
-    sets.push(
-      'expiry = CASE WHEN retired_at IS NULL AND expiry < ? AND (max_expiry IS NULL OR max_expiry >= ?) THEN ? ELSE expiry END',
-    );
-  }
-  if (change.digest) {
-    params.push(change.digest);
-    sets.push('digest = ?');
-  }
-  return { sets, params };
 }
 
 /** Quotes a (possibly `schema.`-qualified) name with backticks. */

@@ -1,5 +1,7 @@
 import type { EntityManager } from 'typeorm';
+import { IP_COLUMN_LENGTH } from '../../knox.constants.js';
 import type { KnoxDialect } from '../knox-dialect.js';
+import { COLUMNS } from '../knox-token-row.js';
 
 /** What the request path writes to a token it authenticated. */
 export interface KnoxTouch {
@@ -127,3 +129,76 @@ export type KnoxSqlWrites = Pick<
   KnoxSql,
   'delete' | 'deleteAll' | 'retire' | 'rename' | 'extend'
 >;
+
+/** A statement's rows, as a dialect reads them through its driver. */
+export type KnoxSelect = (
+  manager: EntityManager,
+  sql: string,
+  params: unknown[],
+) => Promise<KnoxRawRow[]>;
+
+/**
+ * `find`, `findById` and `live` with `?` placeholders (MySQL/MariaDB and SQLite: the same
+ * statements), read through the dialect's `select`.
+ */
+export function positionalReads(
+  table: string,
+  select: KnoxSelect,
+): Pick<KnoxSql, 'find' | 'findById' | 'live'> {
+  const first = async (
+    sql: string,
+    manager: EntityManager,
+    params: unknown[],
+  ) => (await select(manager, sql, params))[0];
+  return {
+    find: (manager, digest, userId) =>
+      first(
+        `SELECT ${COLUMNS} FROM ${table} WHERE digest = ? AND user_id = ?`,
+        manager,
+        [digest, userId],
+      ),
+    findById: (manager, id, userId) =>
+      first(
+        `SELECT ${COLUMNS} FROM ${table} WHERE id = ? AND user_id = ?`,
+        manager,
+        [id, userId],
+      ),
+    live: (manager, userId, now) =>
+      select(
+        manager,
+        `SELECT ${COLUMNS} FROM ${table} WHERE user_id = ? AND (expiry IS NULL OR expiry >= ?) ORDER BY created ASC, id ASC`,
+        [userId, now],
+      ),
+  };
+}
+
+/**
+ * The request path's SET clauses with `?` placeholders, as on PostgreSQL (MySQL/MariaDB and
+ * SQLite). MySQL assigns left to right: no clause reads a column an earlier one wrote (the
+ * digest moves last).
+ */
+export function positionalTouchSets(change: KnoxTouch): {
+  sets: string[];
+  params: unknown[];
+} {
+  const params: unknown[] = [change.lastUsedAt];
+  // A retired row (in a rotation's grace period, retired since it was read) is read-only.
+  const unlessRetired = (column: string) =>
+    `${column} = CASE WHEN retired_at IS NULL THEN ? ELSE ${column} END`;
+  const sets = [unlessRetired('last_used_at')];
+  if (change.lastUsedIp) {
+    params.push(change.lastUsedIp.slice(0, IP_COLUMN_LENGTH));
+    sets.push(unlessRetired('last_used_ip'));
+  }
+  if (change.expiry) {
+    params.push(change.expiry, change.expiry, change.expiry);
+    sets.push(
+      'expiry = CASE WHEN retired_at IS NULL AND expiry < ? AND (max_expiry IS NULL OR max_expiry >= ?) THEN ? ELSE expiry END',
+    );
+  }
+  if (change.digest) {
+    params.push(change.digest);
+    sets.push('digest = ?');
+  }
+  return { sets, params };
+}

@@ -1,17 +1,17 @@
 import type { EntityManager } from 'typeorm';
 import { DateUtils } from 'typeorm/util/DateUtils.js';
-import { IP_COLUMN_LENGTH } from '../../knox.constants.js';
 import { COLUMNS } from '../knox-token-row.js';
 import {
   driverCode,
   placeholders,
+  positionalReads,
+  positionalTouchSets,
   type KnoxRawRow,
   type KnoxSql,
   type KnoxSqlReads,
   type KnoxSqlRequestPath,
   type KnoxSqlTables,
   type KnoxSqlWrites,
-  type KnoxTouch,
 } from './knox-sql.js';
 
 /**
@@ -54,7 +54,7 @@ function requestPath(
 ): KnoxSqlRequestPath {
   return {
     async touch(manager, digests, change) {
-      const { sets, params } = touchSets(change);
+      const { sets, params } = positionalTouchSets(change);
       const found = await rows(
         manager,
         `UPDATE ${table} SET ${sets.join(', ')} WHERE digest IN (${placeholders(digests.length)}) RETURNING expiry, retired_at, last_used_at, last_used_ip`,
@@ -79,28 +79,7 @@ function requestPath(
 function reads(table: string, _tables: KnoxSqlTables): KnoxSqlReads {
   return {
     lockUser: () => Promise.resolve(),
-    async find(manager, digest, userId) {
-      const found = await rows(
-        manager,
-        `SELECT ${COLUMNS} FROM ${table} WHERE digest = ? AND user_id = ?`,
-        [digest, userId],
-      );
-      return found[0];
-    },
-    async findById(manager, id, userId) {
-      const found = await rows(
-        manager,
-        `SELECT ${COLUMNS} FROM ${table} WHERE id = ? AND user_id = ?`,
-        [id, userId],
-      );
-      return found[0];
-    },
-    live: (manager, userId, now) =>
-      rows(
-        manager,
-        `SELECT ${COLUMNS} FROM ${table} WHERE user_id = ? AND (expiry IS NULL OR expiry >= ?) ORDER BY created ASC, id ASC`,
-        [userId, now],
-      ),
+    ...positionalReads(table, rows),
   };
 }
 
@@ -145,30 +124,6 @@ function writes(table: string, _tables: KnoxSqlTables): KnoxSqlWrites {
         [expiry, digest, expiry],
       ),
   };
-}
-
-/** The SET clauses of the touch, as on PostgreSQL, with positional parameters. */
-function touchSets(change: KnoxTouch): { sets: string[]; params: unknown[] } {
-  const params: unknown[] = [change.lastUsedAt];
-  // A retired row (in a rotation's grace period, retired since it was read) is read-only.
-  const unlessRetired = (column: string) =>
-    `"${column}" = CASE WHEN "retired_at" IS NULL THEN ? ELSE "${column}" END`;
-  const sets = [unlessRetired('last_used_at')];
-  if (change.lastUsedIp) {
-    params.push(change.lastUsedIp.slice(0, IP_COLUMN_LENGTH));
-    sets.push(unlessRetired('last_used_ip'));
-  }
-  if (change.expiry) {
-    params.push(change.expiry, change.expiry, change.expiry);
-    sets.push(
-      '"expiry" = CASE WHEN "retired_at" IS NULL AND "expiry" < ? AND ("max_expiry" IS NULL OR "max_expiry" >= ?) THEN ? ELSE "expiry" END',
-    );
-  }
-  if (change.digest) {
-    params.push(change.digest);
-    sets.push('"digest" = ?');
-  }
-  return { sets, params };
 }
 
 function quote(name: string): string {
