@@ -20,6 +20,7 @@ import {
   knoxCacheLogReader,
   type KnoxCacheLogReader,
 } from '../../../lib/store/cache-log/knox-cache-log-reader.js';
+import { TEST_MYSQL_URL } from '../../support/test-db.js';
 
 const require = createRequire(import.meta.url);
 const has = (name: string) => {
@@ -31,8 +32,8 @@ const has = (name: string) => {
   }
 };
 
-const MARIADB_URL =
-  process.env.KNOX_TEST_MARIADB_URL ?? 'mysql://root@127.0.0.1:3306/knox_poll';
+// The run's MariaDB database (global-setup creates it on the KNOX_TEST_DB=mariadb run).
+const MARIADB_URL = TEST_MYSQL_URL;
 const dir = mkdtempSync(path.join(tmpdir(), 'knox-poll-'));
 
 interface Dialect {
