@@ -76,6 +76,11 @@ export function testConnectionOptions(
     case 'sqlite':
       // TypeORM's defaults, as an app gets them: a busy timeout of 5000 ms, the rollback journal
       // (KNOX_TEST_SQLITE_WAL=1: WAL). `url` is a file here (another database for one test).
+      if (url?.includes('://')) {
+        throw new Error(
+          `testConnectionOptions: ${url} is a server's URL, and this run is on SQLite (a file); a test that needs a server (a TCP proxy's outage) runs on postgres and mariadb only (describeOn).`,
+        );
+      }
       return {
         type: 'better-sqlite3',
         database: url ?? testSqliteFile(),
