@@ -1,0 +1,46 @@
+import { TEST_DB } from './test-db.js';
+
+/** The timestamp columns of the token table. */
+const DATE_COLUMNS = [
+  'created',
+  'expiry',
+  'last_used_at',
+  'retired_at',
+  'max_expiry',
+];
+
+/** TypeORM's UTC datetime text, as SQLite stores the library's dates. */
+const SQLITE_DATETIME = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$/;
+
+/**
+ * A raw row of the token table with its values as PostgreSQL's driver gives them, whatever the
+ * database: timestamps as Dates (SQLite stores TypeORM's UTC text `YYYY-MM-DD HH:MM:SS.SSS`),
+ * abilities as an array (MySQL/MariaDB and SQLite store JSON text). Any other text in those
+ * columns throws: a value in another format is a bug the tests must see.
+ */
+export function tokenRow(raw: Record<string, any>): Record<string, any> {
+  if (TEST_DB === 'postgres' || raw === undefined) {
+    return raw;
+  }
+  const row = { ...raw };
+  for (const column of DATE_COLUMNS) {
+    const value = row[column];
+    if (typeof value === 'string') {
+      if (!SQLITE_DATETIME.test(value)) {
+        throw new Error(`tokenRow: ${column} = ${value} is not a UTC datetime`);
+      }
+      row[column] = new Date(`${value.replace(' ', 'T')}Z`);
+    }
+  }
+  if (typeof row.abilities === 'string') {
+    const abilities: unknown = JSON.parse(row.abilities);
+    if (
+      !Array.isArray(abilities) ||
+      abilities.some((ability) => typeof ability !== 'string')
+    ) {
+      throw new Error(`tokenRow: abilities = ${row.abilities} is no list`);
+    }
+    row.abilities = abilities;
+  }
+  return row;
+}
