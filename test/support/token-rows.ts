@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { TEST_DB } from './test-db.js';
 
 /** The timestamp columns of the token table. */
@@ -43,4 +44,26 @@ export function tokenRow(raw: Record<string, any>): Record<string, any> {
     row.abilities = abilities;
   }
   return row;
+}
+
+/**
+ * A Date as a raw statement's parameter: pg and mysql2 bind Dates (mysql2 in the data source's
+ * `timezone`, UTC here); better-sqlite3 binds none, so SQLite gets TypeORM's UTC text, as the
+ * library stores it. `null` stays `null`.
+ */
+export function dateParam(date: Date | null): Date | string | null {
+  return TEST_DB === 'sqlite' && date !== null
+    ? date.toISOString().replace('T', ' ').replace('Z', '')
+    : date;
+}
+
+/**
+ * The columns and values a raw INSERT of a token row adds for the public id: none on PostgreSQL,
+ * where the column defaults to `gen_random_uuid()`; elsewhere it is a `varchar(36)` with no
+ * default, which the library always sets (docs/database.md), so the test sets one as well.
+ */
+export function idColumn(): { column: string; values: string[] } {
+  return TEST_DB === 'postgres'
+    ? { column: '', values: [] }
+    : { column: ', id', values: [randomUUID()] };
 }
