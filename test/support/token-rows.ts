@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { TEST_DB } from './test-db.js';
+import type { DataSource } from 'typeorm';
+import { TEST_DB, sql } from './test-db.js';
 
 /** The timestamp columns of the token table. */
 const DATE_COLUMNS = [
@@ -66,4 +67,33 @@ export function idColumn(): { column: string; values: string[] } {
   return TEST_DB === 'postgres'
     ? { column: '', values: [] }
     : { column: ', id', values: [randomUUID()] };
+}
+
+/**
+ * Inserts one token row as another writer would (django-rest-knox, a DBA): the given columns
+ * only, Dates bound as the database stores them, plus the public id off PostgreSQL
+ * ({@link idColumn}). Returns the row's public id.
+ */
+export async function insertTokenRow(
+  dataSource: DataSource,
+  columns: Record<string, string | number | Date | null>,
+): Promise<string> {
+  const names = Object.keys(columns);
+  const values = names.map((name) => {
+    const value = columns[name];
+    return value instanceof Date ? dateParam(value) : value;
+  });
+  const id = idColumn();
+  const placeholders = [...values, ...id.values].map((_, i) => `$${i + 1}`);
+  await dataSource.query(
+    sql(
+      `INSERT INTO knox_authtoken (${names.join(', ')}${id.column}) VALUES (${placeholders.join(', ')})`,
+    ),
+    [...values, ...id.values],
+  );
+  const [row] = await dataSource.query(
+    sql(`SELECT id FROM knox_authtoken WHERE digest = $1`),
+    [columns.digest],
+  );
+  return row.id as string;
 }
