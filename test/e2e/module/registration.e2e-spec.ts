@@ -14,11 +14,7 @@ import {
 } from '../../../lib/index.js';
 import { TestUser } from '../../support/fixtures.js';
 import { PLATFORMS } from '../../support/platforms.js';
-import {
-  createTestApp,
-  login,
-  useTestApp,
-} from '../../support/test-app.js';
+import { createTestApp, login, useTestApp } from '../../support/test-app.js';
 import { HOUR, MESSAGES, expectUnauthorized } from '../../support/http.js';
 import { TEST_DB, testConnectionOptions } from '../../support/test-db.js';
 
