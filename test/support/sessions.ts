@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { login, type TestApp } from './test-app.js';
 import { sql } from './test-db.js';
+import { tokenRow } from './token-rows.js';
 
 /** Re-exported: the time constants live in `time.ts`. */
 export { T0, SECOND, MINUTE, HOUR, DAY } from './time.js';
@@ -31,7 +32,7 @@ export async function rowOf(
     sql(`SELECT * FROM knox_authtoken WHERE digest = $1`),
     [digestOf(token)],
   );
-  return rows[0];
+  return tokenRow(rows[0]);
 }
 
 /** The public ids of the rows left in the table, sorted. */

@@ -28,6 +28,7 @@ import {
 } from '../../lib/index.js';
 import { FakeClock, TestUser } from './fixtures.js';
 import { emptyTablesSql, testConnectionOptions } from './test-db.js';
+import { tokenRow } from './token-rows.js';
 
 export const DATABASE_URL =
   process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -288,8 +289,10 @@ export async function createTestApp(
       dataSource
         .getRepository(TestUser)
         .save({ username, password, isActive: active }),
-    tokenRows: () =>
-      dataSource.query(`SELECT * FROM knox_authtoken ORDER BY created`),
+    tokenRows: async () =>
+      (
+        await dataSource.query(`SELECT * FROM knox_authtoken ORDER BY created`)
+      ).map(tokenRow),
     reset: async () => {
       // DELETE, much cheaper than TRUNCATE on tables this small.
       await dataSource.query('DELETE FROM knox_authtoken');

@@ -23,6 +23,7 @@ import {
   eventsNamed,
   rowOf,
 } from '../../support/sessions.js';
+import { insertTokenRow } from '../../support/token-rows.js';
 
 @Controller('posts')
 @UseGuards(KnoxGuard)
@@ -324,17 +325,14 @@ describe.each(['express', 'fastify'] as const)('abilities (%s)', (platform) => {
   it('a row written by django-rest-knox (abilities null) passes every check', async () => {
     const token = randomBytes(32).toString('hex');
     const now = t.clock.now();
-    // Django's five columns, nothing else.
-    await t.dataSource.query(
-      'INSERT INTO knox_authtoken (digest, token_key, user_id, created, expiry) VALUES ($1, $2, $3, $4, $5)',
-      [
-        createHash('sha512').update(token, 'utf8').digest('hex'),
-        token.slice(0, 15),
-        t.seeded.alice.id,
-        now,
-        new Date(now.getTime() + 10 * HOUR),
-      ],
-    );
+    // Django's five columns, nothing else (and the id off PostgreSQL, where it has no default).
+    await insertTokenRow(t.dataSource, {
+      digest: createHash('sha512').update(token, 'utf8').digest('hex'),
+      token_key: token.slice(0, 15),
+      user_id: t.seeded.alice.id,
+      created: now,
+      expiry: new Date(now.getTime() + 10 * HOUR),
+    });
     expect((await rowOf(t, token)).abilities).toBeNull();
     expect(await allowed(t, token)).toEqual(Object.keys(ROUTES));
     const can = await t.http

@@ -3,13 +3,19 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { TestUser } from '../../support/fixtures.js';
 import { login, useTestApp, type TestApp } from '../../support/test-app.js';
 import { HOUR, MESSAGES, expectUnauthorized } from '../../support/http.js';
+import { sql } from '../../support/test-db.js';
+import { dateParam, idColumn, tokenRow } from '../../support/token-rows.js';
 
 /** A token as django-rest-knox 5 issues it: prefix + hex of 32 random bytes. */
 function knoxToken(prefix = ''): string {
   return prefix + randomBytes(32).toString('hex');
 }
 
-/** Inserts the row exactly as django-rest-knox would: its five columns, nothing else. */
+/**
+ * Inserts the row exactly as django-rest-knox would: its five columns, nothing else. On
+ * MySQL/MariaDB and SQLite the public id has no database default (PostgreSQL's is
+ * `gen_random_uuid()`), so the row also gets the id every other writer must set there.
+ */
 async function insertAsKnox(
   t: TestApp,
   token: string,
@@ -18,9 +24,19 @@ async function insertAsKnox(
   expiry: Date | null,
 ): Promise<void> {
   const digest = createHash('sha512').update(token, 'utf8').digest('hex');
+  const id = idColumn();
   await t.dataSource.query(
-    'INSERT INTO knox_authtoken (digest, token_key, user_id, created, expiry) VALUES ($1, $2, $3, $4, $5)',
-    [digest, token.slice(0, 15), user.id, created, expiry],
+    sql(
+      `INSERT INTO knox_authtoken (digest, token_key, user_id, created, expiry${id.column}) VALUES ($1, $2, $3, $4, $5${id.values.length ? ', $6' : ''})`,
+    ),
+    [
+      digest,
+      token.slice(0, 15),
+      user.id,
+      dateParam(created),
+      dateParam(expiry),
+      ...id.values,
+    ],
   );
 }
 
@@ -92,9 +108,11 @@ describe('tokens written by django-rest-knox', () => {
 
   it('the rows this module writes read back as knox reads them', async () => {
     const token = await login(t, 'alice');
-    const [row] = await t.dataSource.query(
-      'SELECT digest, token_key, user_id, created, expiry FROM knox_authtoken',
-    );
+    const [row] = (
+      await t.dataSource.query(
+        'SELECT digest, token_key, user_id, created, expiry FROM knox_authtoken',
+      )
+    ).map(tokenRow);
     expect(row).toEqual({
       digest: createHash('sha512').update(token, 'utf8').digest('hex'),
       token_key: token.slice(0, 15),

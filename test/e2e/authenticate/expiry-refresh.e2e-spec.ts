@@ -22,6 +22,7 @@ import {
 } from '../../support/test-app.js';
 import { MESSAGES, expectUnauthorized } from '../../support/http.js';
 import { HOUR, MINUTE, SECOND, T0 as START } from '../../support/time.js';
+import { TEST_DB, describeOn } from '../../support/test-db.js';
 
 /** Where every test's clock starts, in milliseconds. */
 const T0 = START.getTime();
@@ -98,13 +99,17 @@ describe('expiry, with auto refresh off (the default)', () => {
     t.clock.advance(3 * HOUR);
     t.recorder.reset();
     expect((await me(token)).status).toBe(200);
-    // The request's statements: the SELECT, and the (due) last-use UPDATE of this token only.
+    // The request's statements: the SELECT, and the (due) last-use UPDATE of this token only
+    // (on MySQL/MariaDB, which have no UPDATE … RETURNING, followed by its read-back SELECT).
     const statements = [...t.recorder.statements];
     expect(statements[0]).toMatch(/^SELECT/);
-    expect(statements.slice(1)).toEqual(
-      statements.slice(1).filter((sql) => /^UPDATE/.test(sql)),
-    );
-    expect(statements.length).toBeLessThanOrEqual(2);
+    const touch = statements.slice(1);
+    if (TEST_DB === 'mariadb' && touch.length === 2) {
+      expect(touch[1]).toMatch(/^SELECT .* WHERE digest IN \(\?\)$/);
+      touch.pop();
+    }
+    expect(touch).toEqual(touch.filter((sql) => /^UPDATE/.test(sql)));
+    expect(touch.length).toBeLessThanOrEqual(1);
     expect(await t.tokenRows()).toHaveLength(3);
   });
 
@@ -283,8 +288,12 @@ describe('auto refresh with autoRefreshMaxTtl: 12 h', () => {
   });
 });
 
-// Needs a second PostgreSQL session holding a row (PGlite has one).
-(EMBEDDED_DB ? describe.skip : describe)(
+// Needs a second PostgreSQL session holding a row (PGlite has one). SKIP LOCKED is
+// PostgreSQL's: MySQL/MariaDB's prune has no SKIP LOCKED for a delete (it may wait for a held
+// row, docs/database.md), SQLite has no row locks.
+(EMBEDDED_DB
+  ? describe.skip
+  : (name: string, fn: () => void) => describeOn(['postgres'], name, fn))(
   'pruneExpired() beside other transactions',
   () => {
     const t = useTestApp({}, (app) => app.createUser('alice'));

@@ -6,6 +6,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { KnoxEvents, type KnoxTokenLimitPolicy } from '../../../lib/index.js';
 import { sql } from '../../support/test-db.js';
+import { dateParam } from '../../support/token-rows.js';
 import {
   createTestApp,
   login,
@@ -110,7 +111,7 @@ describe('token limit policies', () => {
         const expiring = await loginWithRow(t, 'alice');
         await t.dataSource.query(
           sql(`UPDATE knox_authtoken SET expiry = $1 WHERE id = $2`),
-          [new Date(T0.getTime() + 2 * MINUTE), expiring.row.id],
+          [dateParam(new Date(T0.getTime() + 2 * MINUTE)), expiring.row.id],
         );
         t.clock.advance(MINUTE);
         const second = await loginWithRow(t, 'alice');

@@ -17,6 +17,7 @@ import {
   expectUnauthorized,
 } from '../../support/http.js';
 import { T0, digestOf } from '../../support/sessions.js';
+import { sql } from '../../support/test-db.js';
 
 const BASIC_REALM = 'Basic realm="api"';
 
@@ -156,7 +157,9 @@ describe.each(PLATFORMS)(
     it('refuses the token of a user made inactive since: 401 "User inactive or deleted."', async () => {
       const token = await login(t, 'alice');
       await t.dataSource.query(
-        `UPDATE knox_test_user SET "isActive" = false WHERE username = 'alice'`,
+        sql(
+          `UPDATE knox_test_user SET "isActive" = false WHERE username = 'alice'`,
+        ),
       );
       const res = await t.http
         .get('/me')

@@ -14,13 +14,9 @@ import {
 } from '../../../lib/index.js';
 import { TestUser } from '../../support/fixtures.js';
 import { PLATFORMS } from '../../support/platforms.js';
-import {
-  DATABASE_URL,
-  createTestApp,
-  login,
-  useTestApp,
-} from '../../support/test-app.js';
+import { createTestApp, login, useTestApp } from '../../support/test-app.js';
 import { HOUR, MESSAGES, expectUnauthorized } from '../../support/http.js';
+import { TEST_DB, testConnectionOptions } from '../../support/test-db.js';
 
 const credentials = { username: 'alice', password: 'secret-password' };
 
@@ -119,8 +115,8 @@ describe.each(PLATFORMS)(
   imports: [
     TypeOrmModule.forRoot({
       name: 'auth',
-      type: 'postgres',
-      url: DATABASE_URL,
+      // This run's database (the same one as the default data source's).
+      ...(testConnectionOptions() as { type: 'postgres' }),
       entities: [TestUser],
       autoLoadEntities: true,
       synchronize: true,
@@ -252,15 +248,31 @@ describe.each(PLATFORMS)(
         .set('Authorization', `Token ${other}`);
       expect(res.status).toBe(204);
       // The guard's SELECT, then the revocation in its READ COMMITTED transaction: the user's
-      // advisory lock, then the DELETE.
+      // lock, then the DELETE. The lock is PostgreSQL's advisory lock; on MySQL/MariaDB the
+      // user's row FOR UPDATE, and the rows to delete read FOR UPDATE (no DELETE … RETURNING);
+      // on SQLite the database's write lock, BEGIN IMMEDIATE (docs/database.md).
       const statements = t.recorder.statements;
-      expect(statements.map((sql) => sql.split(' ')[0])).toEqual([
-        'SELECT',
-        'SET',
-        'SELECT',
-        'DELETE',
-      ]);
+      const verbs = statements.map((sql) => sql.split(' ')[0]);
+      if (TEST_DB === 'sqlite') {
+        expect(verbs).toEqual(['SELECT', 'DELETE']);
+        const sent = t.recorder.queries.map((q) => q.sql);
+        expect(sent.slice(sent.indexOf(statements[0]) + 1)).toEqual([
+          'BEGIN IMMEDIATE',
+          statements[1],
+          'COMMIT',
+        ]);
+        return;
+      }
       expect(statements[1]).toMatch(/ISOLATION LEVEL READ COMMITTED/);
+      if (TEST_DB === 'mariadb') {
+        expect(verbs).toEqual(['SELECT', 'SET', 'SELECT', 'SELECT', 'DELETE']);
+        expect(statements[2]).toMatch(
+          /^SELECT 1 FROM `knox_test_user` WHERE `id` = \? FOR UPDATE$/,
+        );
+        expect(statements[3]).toMatch(/FROM `knox_authtoken` .* FOR UPDATE$/);
+        return;
+      }
+      expect(verbs).toEqual(['SELECT', 'SET', 'SELECT', 'DELETE']);
       expect(statements[2]).toMatch(/pg_advisory_xact_lock/);
     });
   },

@@ -23,6 +23,7 @@ import {
   digestOf,
   eventsNamed,
 } from '../../support/sessions.js';
+import { sql } from '../../support/test-db.js';
 
 const UA = 'EventsTest/1.0';
 
@@ -70,7 +71,7 @@ describe.each(PLATFORMS)('session events (%s)', (platform) => {
   const idOf = async (token: string): Promise<string> =>
     (
       await t.dataSource.query(
-        `SELECT id FROM knox_authtoken WHERE digest = $1`,
+        sql(`SELECT id FROM knox_authtoken WHERE digest = $1`),
         [digestOf(token)],
       )
     )[0].id;

@@ -6,6 +6,8 @@ import { describe, expect, it } from '@jest/globals';
 import { KnoxEvents } from '../../../lib/index.js';
 import { PLATFORMS } from '../../support/platforms.js';
 import { login, useTestApp } from '../../support/test-app.js';
+import { sql } from '../../support/test-db.js';
+import { insertTokenRow } from '../../support/token-rows.js';
 import {
   HOUR,
   MINUTE,
@@ -105,17 +107,24 @@ describe.each(PLATFORMS)('session routes (%s)', (platform) => {
     it('leaves expired tokens out (and keeps never-expiring ones)', async () => {
       const current = await login(t, 'alice', undefined, { name: 'current' });
       // An expired token not yet pruned, and a never-expiring one, written as knox would.
-      await t.dataSource.query(
-        `INSERT INTO knox_authtoken (digest, token_key, user_id, created, expiry, name)
-         VALUES ($1, 'expiredexpired0', $5, $2, $3, 'old'), ($4, 'foreverforever0', $5, $2, NULL, 'forever')`,
+      for (const [digest, key, expiry, name] of [
         [
           'e'.repeat(128),
-          new Date(T0.getTime() - 11 * HOUR),
+          'expiredexpired0',
           new Date(T0.getTime() - HOUR),
-          'f'.repeat(128),
-          t.seeded.aliceId,
+          'old',
         ],
-      );
+        ['f'.repeat(128), 'foreverforever0', null, 'forever'],
+      ] as const) {
+        await insertTokenRow(t.dataSource, {
+          digest,
+          token_key: key,
+          user_id: t.seeded.aliceId,
+          created: new Date(T0.getTime() - 11 * HOUR),
+          expiry,
+          name,
+        });
+      }
       const res = await t.http
         .get('/auth/tokens')
         .set('Authorization', bearer(current));
@@ -273,7 +282,7 @@ describe.each(PLATFORMS)('session routes (%s)', (platform) => {
       const second = await loginWithRow(t, 'alice', { name: 'second' });
       const forever = await loginWithRow(t, 'alice', { name: 'forever' });
       await t.dataSource.query(
-        `UPDATE knox_authtoken SET expiry = NULL WHERE id = $1`,
+        sql(`UPDATE knox_authtoken SET expiry = NULL WHERE id = $1`),
         [forever.row.id],
       );
       const bobs = await loginWithRow(t, 'bob');

@@ -8,6 +8,7 @@ import { NotFoundException, UnauthorizedException } from '@nestjs/common';
 import { KnoxEvents, KnoxTokenService } from '../../../lib/index.js';
 import { login, useTestApp } from '../../support/test-app.js';
 import type { TestUser } from '../../support/fixtures.js';
+import { sql } from '../../support/test-db.js';
 import {
   HOUR,
   MINUTE,
@@ -60,7 +61,7 @@ describe('KnoxTokenService, server side', () => {
       const phone = await loginWithRow(t, 'alice', { name: 'phone' });
       const forever = await loginWithRow(t, 'alice', { name: 'forever' });
       await t.dataSource.query(
-        `UPDATE knox_authtoken SET expiry = NULL WHERE id = $1`,
+        sql(`UPDATE knox_authtoken SET expiry = NULL WHERE id = $1`),
         [forever.row.id],
       );
       const bobs = await loginWithRow(t, 'bob');
