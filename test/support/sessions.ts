@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { login, type TestApp } from './test-app.js';
-import { sql } from './test-db.js';
+import { TEST_DB, rowDate, sql } from './test-db.js';
 
 /** Re-exported: the time constants live in `time.ts`. */
 export { T0, SECOND, MINUTE, HOUR, DAY } from './time.js';
@@ -22,7 +22,19 @@ export async function loginWithRow(
   return { token, row: await rowOf(t, token) };
 }
 
-/** The row of a plaintext token (found by its digest). */
+/** The token table's time columns. */
+const TIME_COLUMNS = [
+  'created',
+  'expiry',
+  'last_used_at',
+  'retired_at',
+  'max_expiry',
+];
+
+/**
+ * The row of a plaintext token (found by its digest), its times as Dates on every database
+ * (SQLite's raw rows hold TypeORM's UTC text).
+ */
 export async function rowOf(
   t: TestApp,
   token: string,
@@ -31,7 +43,15 @@ export async function rowOf(
     sql(`SELECT * FROM knox_authtoken WHERE digest = $1`),
     [digestOf(token)],
   );
-  return rows[0];
+  const row = rows[0];
+  if (row && TEST_DB === 'sqlite') {
+    for (const column of TIME_COLUMNS) {
+      if (column in row) {
+        row[column] = rowDate(row[column]);
+      }
+    }
+  }
+  return row;
 }
 
 /** The public ids of the rows left in the table, sorted. */

@@ -139,7 +139,10 @@ export async function createTestApp(
     validateUser: async (username, password) => {
       const users = testApp.dataSource.getRepository(TestUser);
       const user = await users.findOneBy({ username });
-      return user && user.password === password ? user : null;
+      // Compared again here: MariaDB's default collation finds 'Alice' or 'alice ' for 'alice'.
+      return user && user.username === username && user.password === password
+        ? user
+        : null;
     },
     clock,
     loginThrottle: false,
