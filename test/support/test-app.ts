@@ -105,6 +105,8 @@ export interface TestAppOptions {
   databaseUrl?: string;
   /** TypeORM `extra`: pg pool settings such as `connectionTimeoutMillis`. */
   dataSourceExtra?: Record<string, unknown>;
+  /** More TypeORM data source options (e.g. MySQL's `enableQueryTimeout`). */
+  dataSourceOptions?: Record<string, unknown>;
   /** Called on the app before `init()` (e.g. to set a WebSocket adapter or a middleware). */
   configureApp?: (app: INestApplication) => void;
 }
@@ -194,6 +196,7 @@ export async function createTestApp(
           ...(options.dataSourceExtra
             ? { extra: options.dataSourceExtra }
             : {}),
+          ...options.dataSourceOptions,
           autoLoadEntities: true,
           entities: [TestUser],
           synchronize: true,
