@@ -100,6 +100,10 @@ export function typeOrmOptionsFor(
         // Times in UTC, as knox_authtoken's columns are documented (docs/database.md).
         timezone: 'Z',
         connectTimeout: DATABASE_TIMEOUTS.connectionTimeoutMillis,
+        // mysql2 has no pool-wide query timeout: TypeORM gives each query mysql2's `timeout`
+        // (the client gives up on an answer that never comes, as pg's query_timeout).
+        enableQueryTimeout: true,
+        maxQueryExecutionTime: DATABASE_TIMEOUTS.query_timeout,
       };
     case 'sqlite':
       return {

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import pg from 'pg';
 import supertest from 'supertest';
 import { DataSource } from 'typeorm';
@@ -12,14 +12,18 @@ import {
 import { MESSAGES } from '../../support/http.js';
 import { TcpProxy } from '../../support/tcp-proxy.js';
 import { DATABASE_URL, EMBEDDED_DB } from '../../support/test-app.js';
+import { TEST_DB, describeOn } from '../../support/test-db.js';
+import { exampleDatabase } from './example-db.js';
 
 /**
- * The example app (booted as `npm start` boots it, with its own pool settings) talks to
- * PostgreSQL through a TCP proxy that the test pauses, turns into a black hole, and resumes:
- * a stalled database answers 503 within the example's timeouts instead of hanging the request.
+ * The example app (booted as `npm start` boots it, with its own pool settings) talks to the
+ * run's database server (PostgreSQL or MariaDB) through a TCP proxy that the test pauses, turns
+ * into a black hole, and resumes: a stalled database answers 503 within the example's timeouts
+ * instead of hanging the request. SQLite has no server (its locked file: databases/sqlite-outage).
  */
 
-const SCHEMA = 'knox_example_timeouts';
+const db = exampleDatabase('knox_example_timeouts');
+const SCHEMA = db.schema;
 const UNAVAILABLE = {
   statusCode: 503,
   message: MESSAGES.UNAVAILABLE,
@@ -53,7 +57,10 @@ async function until(
   }
 }
 
-describe('example app: database timeouts (DATABASE_TIMEOUTS)', () => {
+describeOn(
+  ['postgres', 'mariadb'],
+  'example app: database timeouts (DATABASE_TIMEOUTS)',
+  () => {
   let proxy: TcpProxy;
   let example: RunningExample;
   let token: string;
@@ -77,14 +84,11 @@ describe('example app: database timeouts (DATABASE_TIMEOUTS)', () => {
     until(async () => (await me()).status === 200, 'the example to answer');
 
   beforeAll(async () => {
-    await direct(async (client) => {
-      await client.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
-      await client.query(`CREATE SCHEMA ${SCHEMA}`);
-    });
-    proxy = await TcpProxy.start(DATABASE_URL);
+    await db.create();
+    proxy = await TcpProxy.start(db.url);
     example = await startExample({
       port: 0,
-      databaseUrl: proxy.url(DATABASE_URL),
+      databaseUrl: proxy.url(db.url),
       dataDir: '/nonexistent',
       schema: SCHEMA,
       banner: false,
@@ -101,14 +105,24 @@ describe('example app: database timeouts (DATABASE_TIMEOUTS)', () => {
     proxy?.release();
     await example?.stop();
     await proxy?.close();
+    await db.drop();
   });
 
-  it('hands its timeouts to the pg pool', () => {
-    const extra = example.app.get(DataSource).options.extra as Record<
+  it('hands its timeouts to the driver', () => {
+    const options = example.app.get(DataSource).options as unknown as Record<
       string,
       unknown
     >;
-    expect(extra).toMatchObject(DATABASE_TIMEOUTS);
+    if (TEST_DB === 'mariadb') {
+      // mysql2: the connect timeout, and TypeORM's per-query timeout (no server-side one).
+      expect(options).toMatchObject({
+        connectTimeout: DATABASE_TIMEOUTS.connectionTimeoutMillis,
+        enableQueryTimeout: true,
+        maxQueryExecutionTime: DATABASE_TIMEOUTS.query_timeout,
+      });
+    } else {
+      expect(options.extra).toMatchObject(DATABASE_TIMEOUTS);
+    }
     // A few seconds each, and the server's cancel comes before the client gives up.
     expect(DATABASE_TIMEOUTS.statement_timeout).toBeLessThan(
       DATABASE_TIMEOUTS.query_timeout,
@@ -156,8 +170,9 @@ describe('example app: database timeouts (DATABASE_TIMEOUTS)', () => {
   });
 
   // Needs a second session holding a lock while the app's waits, and server-side
-  // statement_timeout: PGlite has neither. Real server only.
-  (EMBEDDED_DB ? it.skip : it)(
+  // statement_timeout (pg's, sent when a connection opens): PGlite has neither, and the example
+  // sets no server-side timeout on MySQL (mysql2 sends no session variables). Real PostgreSQL only.
+  (EMBEDDED_DB || TEST_DB !== 'postgres' ? it.skip : it)(
     'a statement stuck behind a lock: the server cancels it after statement_timeout (503), and nothing is left waiting',
     async () => {
       const statementTimeout = await example.app
@@ -197,4 +212,5 @@ describe('example app: database timeouts (DATABASE_TIMEOUTS)', () => {
       expect(after.body.username).toBe(DEMO_USERNAME);
     },
   );
-});
+  },
+);
