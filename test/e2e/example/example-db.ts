@@ -4,7 +4,8 @@
  * the PostgreSQL database, a database next to the MariaDB one (`<run's database>_<suffix>`), a
  * fresh SQLite file.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
@@ -75,22 +76,18 @@ export function exampleDatabase(name: string): ExampleDatabase {
       };
     }
     case 'sqlite': {
-      let dir: string | undefined;
-      const file = () => {
-        dir ??= mkdtempSync(join(tmpdir(), `${name}-`));
-        return join(dir, 'example.sqlite');
-      };
-      const path = file();
+      // Made by create(), not here: a skipped describe leaves nothing behind.
+      const dir = join(tmpdir(), `${name}-${process.pid}-${randomUUID()}`);
+      const file = join(dir, 'example.sqlite');
       return {
-        url: `sqlite:${path}`,
+        url: `sqlite:${file}`,
         schema: undefined,
         table: (table) => table,
-        create: async () => rmSync(path, { force: true }),
-        drop: async () => {
-          if (dir) {
-            rmSync(dir, { recursive: true, force: true });
-          }
+        create: async () => {
+          rmSync(dir, { recursive: true, force: true });
+          mkdirSync(dir);
         },
+        drop: async () => rmSync(dir, { recursive: true, force: true }),
       };
     }
   }
