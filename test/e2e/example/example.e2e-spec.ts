@@ -5,18 +5,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import supertest from 'supertest';
 import { DataSource } from 'typeorm';
-import {
-  DEMO_PASSWORD,
-  DEMO_USERNAME,
-  startExample,
-  type RunningExample,
-} from '../../../example/src/bootstrap.js';
-import { exampleDatabase } from './example-db.js';
+import type { RunningExample } from '../../../example/src/bootstrap.js';
 import { sql } from '../../support/test-db.js';
+import { exampleDatabase } from './example-db.js';
 
 // The example app, booted as `npm start` boots it with DATABASE_URL set to the run's database
-// (postgres://, mysql:// or sqlite:), in a schema, database or file of its own.
+// (postgres://, mysql:// or sqlite:), in a schema, database or file of its own. The example
+// reads DATABASE_URL when its modules load (its user entity's column types): set first.
 const db = exampleDatabase('knox_example');
+process.env.DATABASE_URL = db.url;
+const { DEMO_PASSWORD, DEMO_USERNAME, startExample } =
+  await import('../../../example/src/bootstrap.js');
 
 function start(): Promise<RunningExample> {
   return startExample({
@@ -78,9 +77,12 @@ describe('example app', () => {
   it('stores a password hash, not the password, and refuses a wrong one like an unknown user', async () => {
     const rows = await example.app
       .get(DataSource)
-      .query(sql(`SELECT password_hash FROM ${db.table('example_user')} WHERE username = $1`), [
-        DEMO_USERNAME,
-      ]);
+      .query(
+        sql(
+          `SELECT password_hash FROM ${db.table('example_user')} WHERE username = $1`,
+        ),
+        [DEMO_USERNAME],
+      );
     expect(rows[0].password_hash).toMatch(/^scrypt\$/);
     expect(rows[0].password_hash).not.toContain(DEMO_PASSWORD);
     const http = supertest(example.url);

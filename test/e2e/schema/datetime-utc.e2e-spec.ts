@@ -30,7 +30,10 @@ describe("a DBA's expiry written as plain SQL text", () => {
     const update = sql(
       'UPDATE knox_authtoken SET expiry = $1 WHERE "digest" = $2',
     );
-    await t.dataSource.query(update, ['2029-12-31 23:59:00', digestOf(expired)]);
+    await t.dataSource.query(update, [
+      '2029-12-31 23:59:00',
+      digestOf(expired),
+    ]);
     await t.dataSource.query(update, ['2030-01-01 00:01:00', digestOf(live)]);
     expect((await rowOf(t, expired)).expiry).toEqual(
       new Date('2029-12-31T23:59:00Z'),
