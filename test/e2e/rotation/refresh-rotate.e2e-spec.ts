@@ -582,8 +582,10 @@ describe.each(PLATFORMS)('POST /auth/rotate with options (%s)', (platform) => {
 });
 
 /**
- * Whether a session waits on a lock: PostgreSQL's pg_locks, InnoDB's transactions in LOCK WAIT on
- * this database. SQLite has no lock table: the library's work waits, in its queue, for the app's
+ * Whether a session waits on a lock: PostgreSQL's pg_locks; on MariaDB, another session of this
+ * database running a write (information_schema.innodb_trx did not list the waiting autocommit
+ * UPDATE on MariaDB 10.11; a write to one row held by another transaction runs until that one
+ * ends). SQLite has no lock table: the library's work waits, in its queue, for the app's
  * transaction open on the one connection, so "still unanswered after 100 ms" is the wait.
  */
 async function waitingOnLock(t: TestApp, poll: number): Promise<boolean> {
@@ -596,9 +598,9 @@ async function waitingOnLock(t: TestApp, poll: number): Promise<boolean> {
     }
     case 'mariadb': {
       const [{ waiting }] = await t.dataSource.query(
-        `SELECT count(*) AS waiting FROM information_schema.innodb_trx t
-         JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id
-         WHERE t.trx_state = 'LOCK WAIT' AND p.db = DATABASE()`,
+        `SELECT count(*) AS waiting FROM information_schema.processlist
+         WHERE db = DATABASE() AND id <> CONNECTION_ID() AND command = 'Query'
+           AND (info LIKE 'UPDATE %' OR info LIKE 'DELETE %' OR info LIKE '% FOR UPDATE')`,
       );
       return Number(waiting) > 0;
     }
