@@ -227,8 +227,11 @@ describe('isDatabaseOutage', () => {
   });
 
   it("mysql2's: a lost, refused or timed-out connection, too many connections, a server going down", () => {
-    const mysql = (code: string, sqlState: string | undefined, message: string) =>
-      Object.assign(new Error(message), { code, sqlState });
+    const mysql = (
+      code: string,
+      sqlState: string | undefined,
+      message: string,
+    ) => Object.assign(new Error(message), { code, sqlState });
     for (const error of [
       mysql(
         'PROTOCOL_CONNECTION_LOST',
@@ -241,13 +244,13 @@ describe('isDatabaseOutage', () => {
       {
         name: 'QueryFailedError',
         message: 'Too many connections',
-        driverError: mysql('ER_CON_COUNT_ERROR', '08004', 'Too many connections'),
+        driverError: mysql(
+          'ER_CON_COUNT_ERROR',
+          '08004',
+          'Too many connections',
+        ),
       },
-      mysql(
-        'ER_SERVER_SHUTDOWN',
-        '08S01',
-        'Server shutdown in progress',
-      ),
+      mysql('ER_SERVER_SHUTDOWN', '08S01', 'Server shutdown in progress'),
       mysql(
         'ER_STATEMENT_TIMEOUT',
         '70100',
@@ -255,7 +258,11 @@ describe('isDatabaseOutage', () => {
       ),
       mysql('ER_QUERY_INTERRUPTED', '70100', 'Query execution was interrupted'),
       // An unknown code of the connection-exception class, by its SQLSTATE.
-      mysql('ER_SOMETHING_NEW', '08S01', 'Got an error reading communication packets'),
+      mysql(
+        'ER_SOMETHING_NEW',
+        '08S01',
+        'Got an error reading communication packets',
+      ),
       Object.assign(
         new Error("Can't add new command when connection is in closed state"),
         { fatal: true },
