@@ -141,7 +141,8 @@ export async function createTestApp(
     validateUser: async (username, password) => {
       const users = testApp.dataSource.getRepository(TestUser);
       const user = await users.findOneBy({ username });
-      // Compared again here: MariaDB's default collation finds 'Alice' or 'alice ' for 'alice'.
+      // Compared again here: MariaDB's collations ignore trailing spaces (PAD SPACE, even
+      // utf8mb4_bin finds 'alice' for 'alice '), its default one case too.
       return user && user.username === username && user.password === password
         ? user
         : null;
