@@ -1,5 +1,6 @@
 import type { TypeOrmModuleOptions } from '@nestjs/typeorm';
 import { resolve } from 'node:path';
+import { AdvancedConsoleLogger } from 'typeorm';
 
 /** The databases the example runs on, chosen by the scheme of `DATABASE_URL`. */
 export type ExampleDatabaseKind = 'postgres' | 'mysql' | 'sqlite';
@@ -26,6 +27,16 @@ export const DATABASE_TIMEOUTS = {
   /** TCP keep-alive, so that dead connections are noticed. */
   keepAlive: true,
 } as const;
+
+/**
+ * TypeORM's console logger without its slow-query lines. On MySQL the query timeout is TypeORM's
+ * `maxQueryExecutionTime`, which also logs every statement slower than that, with its parameters
+ * (token digests): during an outage, a line per request. The library's outage log reports an
+ * outage in a few summary lines instead.
+ */
+class NoSlowQueryLogger extends AdvancedConsoleLogger {
+  override logQuerySlow(): void {}
+}
 
 /** An unusable `DATABASE_URL`: the message says which URLs work. */
 export class ExampleDatabaseUrlError extends Error {}
@@ -100,6 +111,11 @@ export function typeOrmOptionsFor(
         // Times in UTC, as knox_authtoken's columns are documented (docs/database.md).
         timezone: 'Z',
         connectTimeout: DATABASE_TIMEOUTS.connectionTimeoutMillis,
+        // mysql2 has no pool-wide query timeout: TypeORM gives each query mysql2's `timeout`
+        // (the client gives up on an answer that never comes, as pg's query_timeout).
+        enableQueryTimeout: true,
+        maxQueryExecutionTime: DATABASE_TIMEOUTS.query_timeout,
+        logger: new NoSlowQueryLogger(),
       };
     case 'sqlite':
       return {

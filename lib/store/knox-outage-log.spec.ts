@@ -226,6 +226,77 @@ describe('isDatabaseOutage', () => {
     }
   });
 
+  it("mysql2's: a lost, refused or timed-out connection, too many connections, a server going down", () => {
+    const mysql = (
+      code: string,
+      sqlState: string | undefined,
+      message: string,
+    ) => Object.assign(new Error(message), { code, sqlState });
+    for (const error of [
+      mysql(
+        'PROTOCOL_CONNECTION_LOST',
+        undefined,
+        'Connection lost: The server closed the connection.',
+      ),
+      mysql('ECONNREFUSED', undefined, 'connect ECONNREFUSED 127.0.0.1:3306'),
+      mysql('ETIMEDOUT', undefined, 'connect ETIMEDOUT'),
+      mysql('PROTOCOL_SEQUENCE_TIMEOUT', undefined, 'Query inactivity timeout'),
+      {
+        name: 'QueryFailedError',
+        message: 'Too many connections',
+        driverError: mysql(
+          'ER_CON_COUNT_ERROR',
+          '08004',
+          'Too many connections',
+        ),
+      },
+      mysql('ER_SERVER_SHUTDOWN', '08S01', 'Server shutdown in progress'),
+      mysql(
+        'ER_STATEMENT_TIMEOUT',
+        '70100',
+        'Query execution was interrupted (max_statement_time exceeded)',
+      ),
+      mysql('ER_QUERY_INTERRUPTED', '70100', 'Query execution was interrupted'),
+      // An unknown code of the connection-exception class, by its SQLSTATE.
+      mysql(
+        'ER_SOMETHING_NEW',
+        '08S01',
+        'Got an error reading communication packets',
+      ),
+      Object.assign(
+        new Error("Can't add new command when connection is in closed state"),
+        { fatal: true },
+      ),
+    ]) {
+      expect({
+        error: String((error as Error).message),
+        outage: isDatabaseOutage(error),
+      }).toEqual({
+        error: String((error as Error).message),
+        outage: true,
+      });
+    }
+  });
+
+  it("mysql2's errors of a bug are not an outage: a syntax error, a missing table, a duplicate", () => {
+    for (const error of [
+      Object.assign(new Error("Table 'app.users' doesn't exist"), {
+        code: 'ER_NO_SUCH_TABLE',
+        sqlState: '42S02',
+      }),
+      Object.assign(new Error('You have an error in your SQL syntax'), {
+        code: 'ER_PARSE_ERROR',
+        sqlState: '42000',
+      }),
+      Object.assign(new Error("Duplicate entry 'x' for key 'PRIMARY'"), {
+        code: 'ER_DUP_ENTRY',
+        sqlState: '23000',
+      }),
+    ]) {
+      expect(isDatabaseOutage(error)).toBe(false);
+    }
+  });
+
   it('a bug is not an outage: a TypeError, a missing table, a syntax error', () => {
     for (const error of [
       new TypeError('user.checkPassword is not a function'),

@@ -136,6 +136,28 @@ const CONNECTION_CODES = new Set([
   'ENOTFOUND',
   'EAI_AGAIN',
   'PROTOCOL_CONNECTION_LOST',
+  // mysql2: a query timed out on the client (TypeORM's `enableQueryTimeout`).
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  // MySQL/MariaDB: too many connections, the server going down, a connection or statement
+  // killed or timed out on the server, the network failing under a statement, no resources.
+  'ER_CON_COUNT_ERROR',
+  'ER_TOO_MANY_USER_CONNECTIONS',
+  'ER_SERVER_SHUTDOWN',
+  'ER_NORMAL_SHUTDOWN',
+  'ER_SHUTDOWN_COMPLETE',
+  'ER_SERVER_OFFLINE_MODE',
+  'ER_CONNECTION_KILLED',
+  'ER_QUERY_INTERRUPTED',
+  'ER_STATEMENT_TIMEOUT',
+  'ER_QUERY_TIMEOUT',
+  'ER_CLIENT_INTERACTION_TIMEOUT',
+  'ER_NET_READ_ERROR',
+  'ER_NET_READ_INTERRUPTED',
+  'ER_NET_ERROR_ON_WRITE',
+  'ER_NET_WRITE_INTERRUPTED',
+  'ER_OUT_OF_RESOURCES',
+  'ER_CANT_CREATE_THREAD',
+  'ER_HOST_IS_BLOCKED',
 ]);
 
 /**
@@ -145,22 +167,31 @@ const CONNECTION_CODES = new Set([
 const SQLITE_OUTAGE_CODES =
   /^SQLITE_(BUSY|LOCKED|CANTOPEN|IOERR|FULL|PROTOCOL|READONLY)(_|$)/;
 
-/** pg's and pg-pool's messages for a connection lost or never made (they carry no code). */
+/**
+ * pg's, pg-pool's and mysql2's messages for a connection lost or never made (they carry no
+ * code): mysql2 answers "Can't add new command when connection is in closed state" on a
+ * connection that died under it.
+ */
 const CONNECTION_MESSAGES =
-  /connection terminated|timeout exceeded when trying to connect|server closed the connection|the database system is (starting up|shutting down|in recovery mode)/i;
+  /connection terminated|timeout exceeded when trying to connect|server closed the connection|the database system is (starting up|shutting down|in recovery mode)|can't add new command when connection is in closed state|can't write in closed state/i;
+
+/** SQLSTATE classes 08 (connection exception), 53 (insufficient resources), 57 (operator). */
+const OUTAGE_SQLSTATE = /^(08|53|57)[0-9A-Z]{3}$/;
 
 /**
  * Whether `error` is the database being unreachable (an outage), as opposed to a bug: a
- * connection error code (`ECONNRESET`, `ECONNREFUSED`, …), a SQLSTATE of class 08 (connection
- * exception), 53 (insufficient resources, e.g. too many connections) or 57 (operator
- * intervention: shutdown, statement timeout), or pg's messages for a lost connection — on the
- * error itself or what it wraps (TypeORM's `driverError`, `cause`). A syntax error, a missing
- * table or a `TypeError` in the app's code is not an outage.
+ * connection error code (`ECONNRESET`, `ECONNREFUSED`, mysql2's `PROTOCOL_CONNECTION_LOST`,
+ * MySQL's `ER_CON_COUNT_ERROR`, …), a SQLSTATE of class 08 (connection exception), 53
+ * (insufficient resources, e.g. too many connections) or 57 (operator intervention: shutdown,
+ * statement timeout) — pg's `code`, mysql2's `sqlState` — or the drivers' messages for a lost
+ * connection, on the error itself or what it wraps (TypeORM's `driverError`, `cause`). A syntax
+ * error, a missing table or a `TypeError` in the app's code is not an outage.
  */
 export function isDatabaseOutage(error: unknown): boolean {
   let current = error as
     | {
         code?: unknown;
+        sqlState?: unknown;
         message?: unknown;
         driverError?: unknown;
         cause?: unknown;
@@ -171,8 +202,14 @@ export function isDatabaseOutage(error: unknown): boolean {
     if (
       typeof code === 'string' &&
       (CONNECTION_CODES.has(code) ||
-        /^(08|53|57)[0-9A-Z]{3}$/.test(code) ||
+        OUTAGE_SQLSTATE.test(code) ||
         SQLITE_OUTAGE_CODES.test(code))
+    ) {
+      return true;
+    }
+    if (
+      typeof current.sqlState === 'string' &&
+      OUTAGE_SQLSTATE.test(current.sqlState)
     ) {
       return true;
     }

@@ -106,6 +106,8 @@ export interface TestAppOptions {
   databaseUrl?: string;
   /** TypeORM `extra`: pg pool settings such as `connectionTimeoutMillis`. */
   dataSourceExtra?: Record<string, unknown>;
+  /** More TypeORM data source options (e.g. MySQL's `enableQueryTimeout`). */
+  dataSourceOptions?: Record<string, unknown>;
   /** Called on the app before `init()` (e.g. to set a WebSocket adapter or a middleware). */
   configureApp?: (app: INestApplication) => void;
 }
@@ -140,7 +142,11 @@ export async function createTestApp(
     validateUser: async (username, password) => {
       const users = testApp.dataSource.getRepository(TestUser);
       const user = await users.findOneBy({ username });
-      return user && user.password === password ? user : null;
+      // Compared again here: MariaDB's collations ignore trailing spaces (PAD SPACE, even
+      // utf8mb4_bin finds 'alice' for 'alice '), its default one case too.
+      return user && user.username === username && user.password === password
+        ? user
+        : null;
     },
     clock,
     loginThrottle: false,
@@ -192,6 +198,7 @@ export async function createTestApp(
           ...(options.dataSourceExtra
             ? { extra: options.dataSourceExtra }
             : {}),
+          ...options.dataSourceOptions,
           autoLoadEntities: true,
           entities: [TestUser],
           synchronize: true,

@@ -3,36 +3,26 @@ import { existsSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import supertest from 'supertest';
-import {
-  DEMO_PASSWORD,
-  DEMO_USERNAME,
-  startExample,
-  type RunningExample,
-} from '../../../example/src/bootstrap.js';
-import { DATABASE_URL } from '../../support/test-app.js';
+import { DataSource } from 'typeorm';
+import type { RunningExample } from '../../../example/src/bootstrap.js';
+import { sql } from '../../support/test-db.js';
+import { exampleDatabase } from './example-db.js';
 
-// The example app, booted as `npm start` boots it, in its own schema of the test database.
-const SCHEMA = 'knox_example';
-
-async function freshSchema(): Promise<void> {
-  const client = new pg.Client({ connectionString: DATABASE_URL });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
-    await client.query(`CREATE SCHEMA ${SCHEMA}`);
-  } finally {
-    await client.end();
-  }
-}
+// The example app, booted as `npm start` boots it with DATABASE_URL set to the run's database
+// (postgres://, mysql:// or sqlite:), in a schema, database or file of its own. The example
+// reads DATABASE_URL when its modules load (its user entity's column types): set first.
+const db = exampleDatabase('knox_example');
+process.env.DATABASE_URL = db.url;
+const { DEMO_PASSWORD, DEMO_USERNAME, startExample } =
+  await import('../../../example/src/bootstrap.js');
 
 function start(): Promise<RunningExample> {
   return startExample({
     port: 0,
-    databaseUrl: DATABASE_URL,
+    databaseUrl: db.url,
     dataDir: '/nonexistent',
-    schema: SCHEMA,
+    schema: db.schema,
     banner: false,
   });
 }
@@ -41,12 +31,13 @@ describe('example app', () => {
   let example: RunningExample;
 
   beforeAll(async () => {
-    await freshSchema();
+    await db.create();
     example = await start();
     example.app.useLogger(false);
   });
   afterAll(async () => {
     await example?.stop();
+    await db.drop();
   });
 
   it('seeds the demo user, serves / publicly, and guards /me', async () => {
@@ -84,18 +75,16 @@ describe('example app', () => {
   });
 
   it('stores a password hash, not the password, and refuses a wrong one like an unknown user', async () => {
-    const client = new pg.Client({ connectionString: DATABASE_URL });
-    await client.connect();
-    try {
-      const { rows } = await client.query(
-        `SELECT password_hash FROM ${SCHEMA}.example_user WHERE username = $1`,
+    const rows = await example.app
+      .get(DataSource)
+      .query(
+        sql(
+          `SELECT password_hash FROM ${db.table('example_user')} WHERE username = $1`,
+        ),
         [DEMO_USERNAME],
       );
-      expect(rows[0].password_hash).toMatch(/^scrypt\$/);
-      expect(rows[0].password_hash).not.toContain(DEMO_PASSWORD);
-    } finally {
-      await client.end();
-    }
+    expect(rows[0].password_hash).toMatch(/^scrypt\$/);
+    expect(rows[0].password_hash).not.toContain(DEMO_PASSWORD);
     const http = supertest(example.url);
     const wrong = await http.post('/auth/login').send({
       username: DEMO_USERNAME,

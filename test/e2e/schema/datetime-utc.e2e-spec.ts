@@ -3,6 +3,7 @@ import { Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { knoxTokenEntity } from '../../../lib/index.js';
 import { TestUser } from '../../support/fixtures.js';
+import { digestOf, rowOf } from '../../support/sessions.js';
 import { login, useTestApp } from '../../support/test-app.js';
 import {
   describeOn,
@@ -24,13 +25,19 @@ describe("a DBA's expiry written as plain SQL text", () => {
     // The clock is 2030-01-01T00:00:00Z.
     const expired = await login(t, 'alice');
     const live = await login(t, 'alice');
-    const rows = await t.tokenRows();
-    const [first, second] = rows;
+    // Each row found by its token's digest: both were created at the same instant, so the
+    // table's order by `created` is no order (MariaDB returned them either way round).
     const update = sql(
       'UPDATE knox_authtoken SET expiry = $1 WHERE "digest" = $2',
     );
-    await t.dataSource.query(update, ['2029-12-31 23:59:00', first.digest]);
-    await t.dataSource.query(update, ['2030-01-01 00:01:00', second.digest]);
+    await t.dataSource.query(update, [
+      '2029-12-31 23:59:00',
+      digestOf(expired),
+    ]);
+    await t.dataSource.query(update, ['2030-01-01 00:01:00', digestOf(live)]);
+    expect((await rowOf(t, expired)).expiry).toEqual(
+      new Date('2029-12-31T23:59:00Z'),
+    );
     const me = (token: string) =>
       t.http.get('/me').set('Authorization', `Token ${token}`);
     expect((await me(expired)).status).toBe(401);

@@ -2,22 +2,90 @@
  * Issue 23 item 10: during a database outage every failed login logged
  * `ERROR [KnoxController] validateUser failed: read ECONNRESET` with its stack. Such failures are
  * now counted in the token store's outage log: a few summary lines for an outage, no stack per
- * request. The connection is cut for real (TCP proxy); log lines are counted.
+ * request. The connection is cut for real (a TCP proxy to the run's server; on SQLite, another
+ * connection holds the file's exclusive lock); log lines are counted.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { LoggerService } from '@nestjs/common';
+import { createRequire } from 'node:module';
 import { MESSAGES } from '../../support/http.js';
 import { PLATFORMS } from '../../support/platforms.js';
 import { TcpProxy } from '../../support/tcp-proxy.js';
 import { TestUser } from '../../support/fixtures.js';
-import {
-  DATABASE_URL,
-  createTestApp,
-  login,
-  type TestApp,
-} from '../../support/test-app.js';
+import { createTestApp, login, type TestApp } from '../../support/test-app.js';
+import { TEST_DB, testServerUrl } from '../../support/test-db.js';
 
 const LOGINS = 40;
+
+/** The connection pool of the app: 4 connections, a connection attempt fails after 5 s. */
+const POOL =
+  TEST_DB === 'mariadb'
+    ? { connectionLimit: 4, connectTimeout: 5000 }
+    : { max: 4, connectionTimeoutMillis: 5000 };
+
+interface SqliteConnection {
+  exec(sql: string): void;
+  close(): void;
+}
+
+/**
+ * The outage: the TCP proxy between the app and the database server cut (PostgreSQL, MariaDB);
+ * on SQLite, which has no server, another connection holding the file's exclusive lock past the
+ * app's busy timeout (SQLITE_BUSY).
+ */
+interface Outage {
+  /** The app's connection options. */
+  databaseUrl: string | undefined;
+  /** Called once the app is up. */
+  prepare(t: TestApp): Promise<void>;
+  start(): Promise<void>;
+  end(): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function startOutage(): Promise<Outage> {
+  const server = testServerUrl();
+  if (server === undefined) {
+    const Sqlite = createRequire(import.meta.url)('better-sqlite3') as new (
+      file: string,
+      options?: { timeout?: number },
+    ) => SqliteConnection;
+    let file = '';
+    let other: SqliteConnection | undefined;
+    return {
+      databaseUrl: undefined,
+      prepare: async (t) => {
+        // The app's connection gives up on the lock after 50 ms, not 5 s (better-sqlite3 waits
+        // synchronously: the logins wait one after the other).
+        await t.dataSource.query('PRAGMA busy_timeout = 50');
+        file = (t.dataSource.options as { database: string }).database;
+      },
+      start: async () => {
+        other = new Sqlite(file, { timeout: 0 });
+        other.exec('BEGIN EXCLUSIVE');
+      },
+      end: async () => {
+        other?.exec('ROLLBACK');
+        other?.close();
+        other = undefined;
+      },
+      close: async () => {
+        other?.close();
+      },
+    };
+  }
+  const proxy = await TcpProxy.start(server);
+  return {
+    databaseUrl: proxy.url(server),
+    prepare: async () => undefined,
+    start: () => proxy.cut(),
+    end: () => proxy.restore(),
+    close: async () => {
+      await proxy.restore().catch(() => undefined);
+      await proxy.close();
+    },
+  };
+}
 
 interface Line {
   level: string;
@@ -28,15 +96,15 @@ interface Line {
 
 describe.each(PLATFORMS)('login during a database outage (%s)', (platform) => {
   let t: TestApp;
-  let proxy: TcpProxy;
+  let outage: Outage;
   const lines: Line[] = [];
 
   beforeAll(async () => {
-    proxy = await TcpProxy.start(DATABASE_URL);
+    outage = await startOutage();
     t = await createTestApp({
       platform,
-      databaseUrl: proxy.url(DATABASE_URL),
-      dataSourceExtra: { max: 4, connectionTimeoutMillis: 5000 },
+      databaseUrl: outage.databaseUrl,
+      dataSourceExtra: TEST_DB === 'sqlite' ? undefined : POOL,
       knox: {
         validateUser: async (username, password) => {
           if (username === 'buggy') {
@@ -69,20 +137,21 @@ describe.each(PLATFORMS)('login during a database outage (%s)', (platform) => {
     };
     t.app.useLogger(logger);
     await t.createUser('alice');
+    await outage.prepare(t);
   });
 
   afterAll(async () => {
-    await proxy?.restore().catch(() => undefined);
+    await outage?.end().catch(() => undefined);
     await t?.close();
-    await proxy?.close();
+    await outage?.close();
   });
 
   it(`${LOGINS} failed logins write a few summary lines, no stack, no per-login line`, async () => {
     // Pooled connections are open when the cut comes: some logins meet ECONNRESET-like
-    // failures, the others ECONNREFUSED.
+    // failures, the others ECONNREFUSED (SQLite: SQLITE_BUSY).
     expect(await login(t, 'alice')).toEqual(expect.any(String));
     lines.length = 0;
-    await proxy.cut();
+    await outage.start();
     const answers = [];
     for (let batch = 0; batch < LOGINS / 10; batch++) {
       answers.push(
@@ -116,7 +185,7 @@ describe.each(PLATFORMS)('login during a database outage (%s)', (platform) => {
     expect(lines.length).toBeLessThanOrEqual(3);
 
     // Back: the next login works and one line says the database is back.
-    await proxy.restore();
+    await outage.end();
     let status = 0;
     for (let i = 0; i < 100 && status !== 200; i++) {
       status = (
