@@ -104,3 +104,11 @@ export function dateOf(value: Date | string): Date {
     ? value
     : new Date(`${value.replace(' ', 'T')}Z`);
 }
+
+/**
+ * Abilities as a raw statement's parameter: pg binds a list as `text[]`; MySQL/MariaDB and
+ * SQLite store them as JSON text.
+ */
+export function abilitiesParam(abilities: string[]): string[] | string {
+  return TEST_DB === 'postgres' ? abilities : JSON.stringify(abilities);
+}
