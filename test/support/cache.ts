@@ -112,3 +112,30 @@ export function dateOf(value: Date | string): Date {
 export function abilitiesParam(abilities: string[]): string[] | string {
   return TEST_DB === 'postgres' ? abilities : JSON.stringify(abilities);
 }
+
+/**
+ * {@link probe} once the cache is in service: with the `'poll'` bus, a request that comes when
+ * the last read is more than two intervals old (a late read, on a loaded machine) goes to the
+ * database by design; a test that counts the queries of cached requests waits for a fresh read.
+ */
+export async function probeVouched(
+  t: TestApp,
+  token: string,
+): Promise<{ status: number; queries: number }> {
+  await until(() => cacheOf(t).available, 'the cache to be vouched for', 1000);
+  return probe(t, token);
+}
+
+/**
+ * With the `'poll'` bus, waits until `t` has read the log past every write committed before the
+ * call (a read begun after it): the invalidations of earlier writes (e.g. `reset()`'s deletions,
+ * whose user ids MySQL reuses after its AUTO_INCREMENT reset) then no longer arrive during the
+ * test. No-op on the other buses.
+ */
+export async function caughtUp(t: TestApp): Promise<void> {
+  const bus = cacheOf(t).pollBus;
+  if (bus) {
+    const reads = bus.reads;
+    await until(() => bus.reads >= reads + 2, 'a read of the log');
+  }
+}
