@@ -1,9 +1,10 @@
 /**
- * Issue 10: with `cache: true`, several app instances on one real PostgreSQL. A token cached by
+ * Issue 10: with `cache: true`, several app instances on one real database. A token cached by
  * every instance and revoked by any path (on another instance, by the service, by SQL, by a
  * cascade, by a user change) is refused by every instance within 100 ms, through the triggers
- * and LISTEN/NOTIFY; with the listening connection killed, the cache is bypassed, and it comes
- * back empty.
+ * and LISTEN/NOTIFY on PostgreSQL, the triggers and the polled log (`cache: true`'s bus there,
+ * issue 21) on MySQL/MariaDB and SQLite; with the listening connection killed, the cache is
+ * bypassed, and it comes back empty.
  */
 import {
   afterAll,
@@ -29,13 +30,18 @@ import {
   bearer,
   cacheOf,
   probe,
+  abilitiesParam,
+  dateParam,
   refusedWithin,
   until,
   warm,
 } from '../../support/cache.js';
+import { TEST_DB, describeOn, sql } from '../../support/test-db.js';
 import { digestOf } from '../../support/sessions.js';
 
 const suite = EMBEDDED_DB ? describe.skip : describe;
+/** `cache: true`'s bus: LISTEN/NOTIFY on PostgreSQL, the polled log elsewhere. */
+const POLLED = TEST_DB !== 'postgres';
 
 /** A route that needs an ability: a token whose abilities are narrowed in SQL loses it. */
 @Controller('reports')
@@ -200,7 +206,7 @@ suite.each(['express', 'fastify'] as const)(
     it('a plain SQL DELETE (psql, Django, another app)', async () => {
       const token = await cachedEverywhere();
       await a.dataSource.query(
-        `DELETE FROM knox_authtoken WHERE token_key = $1`,
+        sql(`DELETE FROM knox_authtoken WHERE token_key = $1`),
         [token.slice(0, 15)],
       );
       await refusedEverywhere(token);
@@ -218,7 +224,9 @@ suite.each(['express', 'fastify'] as const)(
       const token = await cachedEverywhere();
       const bobs = await cachedEverywhere('bob');
       await a.dataSource.query(
-        `UPDATE knox_test_user SET "isActive" = false WHERE username = 'alice'`,
+        sql(
+          `UPDATE knox_test_user SET "isActive" = false WHERE username = 'alice'`,
+        ),
       );
       await refusedEverywhere(token);
       const res = await b.http.get('/me').set(bearer(token));
@@ -229,8 +237,11 @@ suite.each(['express', 'fastify'] as const)(
     it('an expiry brought closer in SQL', async () => {
       const token = await cachedEverywhere();
       await a.dataSource.query(
-        `UPDATE knox_authtoken SET expiry = $2 WHERE token_key = $1`,
-        [token.slice(0, 15), new Date(a.clock.now().getTime() - 1000)],
+        sql(`UPDATE knox_authtoken SET expiry = $1 WHERE token_key = $2`),
+        [
+          dateParam(new Date(a.clock.now().getTime() - 1000)),
+          token.slice(0, 15),
+        ],
       );
       await refusedEverywhere(token);
     });
@@ -241,8 +252,8 @@ suite.each(['express', 'fastify'] as const)(
         await t.http.get('/reports').set(bearer(token)).expect(200);
       }
       await a.dataSource.query(
-        `UPDATE knox_authtoken SET abilities = '{posts:read}' WHERE token_key = $1`,
-        [token.slice(0, 15)],
+        sql(`UPDATE knox_authtoken SET abilities = $1 WHERE token_key = $2`),
+        [abilitiesParam(['posts:read']), token.slice(0, 15)],
       );
       for (const t of [a, b, c]) {
         expect(
@@ -257,7 +268,9 @@ suite.each(['express', 'fastify'] as const)(
     it('a token moved to another user in SQL is re-read', async () => {
       const token = await cachedEverywhere();
       await a.dataSource.query(
-        `UPDATE knox_authtoken SET user_id = (SELECT id FROM knox_test_user WHERE username = 'bob') WHERE token_key = $1`,
+        sql(
+          `UPDATE knox_authtoken SET user_id = (SELECT id FROM knox_test_user WHERE username = 'bob') WHERE token_key = $1`,
+        ),
         [token.slice(0, 15)],
       );
       for (const t of [a, b, c]) {
@@ -281,80 +294,87 @@ suite.each(['express', 'fastify'] as const)(
           await a.http.post('/auth/logout').set(bearer(token)).expect(204);
         } else {
           await a.dataSource.query(
-            `DELETE FROM knox_authtoken WHERE token_key = $1`,
+            sql(`DELETE FROM knox_authtoken WHERE token_key = $1`),
             [token.slice(0, 15)],
           );
         }
-        latencies.push(await refusedWithin(b, token));
+        // The polled log: a request may still be accepted up to one read later (p99 below).
+        latencies.push(await refusedWithin(b, token, POLLED ? 200 : 100));
       }
       latencies.sort((x, y) => x - y);
+      console.log(
+        `cache: true on ${TEST_DB} (${POLLED ? 'poll' : 'postgres'} bus), revocation on another instance: p50 ${latencies[49].toFixed(1)} ms, p99 ${latencies[98].toFixed(1)} ms, max ${latencies[99].toFixed(1)} ms`,
+      );
       expect(latencies[98]).toBeLessThan(100);
     }, 60_000);
 
-    it('listener killed: the cache is bypassed, nothing stale is served, and it comes back empty', async () => {
-      const token = await cachedEverywhere();
-      const other = await cachedEverywhere('bob');
-      const cache = cacheOf(b);
-      const listener = cache.pgListener!;
-      const pid = listener.pid!;
-      const connects = listener.connects;
-      expect(pid).toEqual(expect.any(Number));
-      await a.dataSource.query('SELECT pg_terminate_backend($1)', [pid]);
-      await until(
-        () => !cache.store!.available,
-        'the listener to be seen down',
-      );
-      // Notifications sent now are lost: this deletion reaches b only through its database.
-      await a.dataSource.query(
-        `DELETE FROM knox_authtoken WHERE token_key = $1`,
-        [token.slice(0, 15)],
-      );
-      if (!cache.store!.available) {
-        expect(await probe(b, token)).toMatchObject({ status: 401 });
-      }
-      if (!cache.store!.available) {
-        // Bypassed: the valid token costs its query again.
-        expect(await probe(b, other)).toEqual({ status: 200, queries: 1 });
-      }
-      await until(
-        () => listener.connects > connects,
-        'the listener to reconnect',
-      );
-      expect(listener.pid).not.toBe(pid);
-      expect(cache.store!.size).toBe(0);
-      expect(await probe(b, token)).toMatchObject({ status: 401 });
-      expect(await probe(b, other)).toEqual({ status: 200, queries: 1 });
-      expect(await probe(b, other)).toEqual({ status: 200, queries: 0 });
-      // Back in service: a revocation reaches b through the new connection.
-      await a.http.post('/auth/logout').set(bearer(other)).expect(204);
-      expect(await refusedWithin(b, other)).toBeLessThan(100);
-    });
-
-    it('listener killed many times while revocations happen: never a stale accept', async () => {
-      const cache = cacheOf(b);
-      const listener = cache.pgListener!;
-      for (let trial = 0; trial < 5; trial++) {
-        const token = await login(a, 'alice');
-        await warm(b, token);
+    // The 'poll' bus's outages (MySQL/MariaDB, SQLite): poll-outage.e2e-spec.ts.
+    describeOn(['postgres'], 'the LISTEN connection', () => {
+      it('listener killed: the cache is bypassed, nothing stale is served, and it comes back empty', async () => {
+        const token = await cachedEverywhere();
+        const other = await cachedEverywhere('bob');
+        const cache = cacheOf(b);
+        const listener = cache.pgListener!;
+        const pid = listener.pid!;
         const connects = listener.connects;
-        const killed = a.dataSource.query('SELECT pg_terminate_backend($1)', [
-          listener.pid,
-        ]);
-        const deleted = a.dataSource.query(
-          `DELETE FROM knox_authtoken WHERE token_key = $1`,
+        expect(pid).toEqual(expect.any(Number));
+        await a.dataSource.query('SELECT pg_terminate_backend($1)', [pid]);
+        await until(
+          () => !cache.store!.available,
+          'the listener to be seen down',
+        );
+        // Notifications sent now are lost: this deletion reaches b only through its database.
+        await a.dataSource.query(
+          sql(`DELETE FROM knox_authtoken WHERE token_key = $1`),
           [token.slice(0, 15)],
         );
-        await Promise.all([killed, deleted]);
-        // Either the deletion was notified before the kill, or the kill is seen: in both
-        // cases, once the listener is seen down or the notice has arrived, b refuses.
+        if (!cache.store!.available) {
+          expect(await probe(b, token)).toMatchObject({ status: 401 });
+        }
+        if (!cache.store!.available) {
+          // Bypassed: the valid token costs its query again.
+          expect(await probe(b, other)).toEqual({ status: 200, queries: 1 });
+        }
         await until(
-          () => !cache.store!.available || cache.store!.size === 0,
-          'the kill or the notification',
+          () => listener.connects > connects,
+          'the listener to reconnect',
         );
-        expect((await probe(b, token)).status).toBe(401);
-        await until(() => listener.connects > connects, 'the reconnection');
-        expect((await probe(b, token)).status).toBe(401);
-      }
+        expect(listener.pid).not.toBe(pid);
+        expect(cache.store!.size).toBe(0);
+        expect(await probe(b, token)).toMatchObject({ status: 401 });
+        expect(await probe(b, other)).toEqual({ status: 200, queries: 1 });
+        expect(await probe(b, other)).toEqual({ status: 200, queries: 0 });
+        // Back in service: a revocation reaches b through the new connection.
+        await a.http.post('/auth/logout').set(bearer(other)).expect(204);
+        expect(await refusedWithin(b, other)).toBeLessThan(100);
+      });
+
+      it('listener killed many times while revocations happen: never a stale accept', async () => {
+        const cache = cacheOf(b);
+        const listener = cache.pgListener!;
+        for (let trial = 0; trial < 5; trial++) {
+          const token = await login(a, 'alice');
+          await warm(b, token);
+          const connects = listener.connects;
+          const killed = a.dataSource.query('SELECT pg_terminate_backend($1)', [
+            listener.pid,
+          ]);
+          const deleted = a.dataSource.query(
+            sql(`DELETE FROM knox_authtoken WHERE token_key = $1`),
+            [token.slice(0, 15)],
+          );
+          await Promise.all([killed, deleted]);
+          // Either the deletion was notified before the kill, or the kill is seen: in both
+          // cases, once the listener is seen down or the notice has arrived, b refuses.
+          await until(
+            () => !cache.store!.available || cache.store!.size === 0,
+            'the kill or the notification',
+          );
+          expect((await probe(b, token)).status).toBe(401);
+          await until(() => listener.connects > connects, 'the reconnection');
+          expect((await probe(b, token)).status).toBe(401);
+        }
+      });
     });
   },
 );

@@ -10,8 +10,13 @@ import { knoxCacheMigrations, knoxTokenEntity } from '../../../lib/index.js';
 import { hasKnoxCacheLog } from '../../../lib/store/cache-log/knox-cache-log.migration.js';
 import { TestUser } from '../../support/fixtures.js';
 import { DATABASE_URL, EMBEDDED_DB } from '../../support/test-app.js';
+import { TEST_DB } from '../../support/test-db.js';
 
-const suite = EMBEDDED_DB ? describe.skip : describe;
+// PostgreSQL's log DDL (statement triggers packing many rows, TRUNCATE, pg_trigger), on a
+// database of its own on the server: on the MariaDB and SQLite runs DATABASE_URL is no database
+// of the run. The log's DDL and reader there: poll-dialects; the migration list there:
+// migrations-portable.
+const suite = EMBEDDED_DB || TEST_DB !== 'postgres' ? describe.skip : describe;
 
 suite('cache log migration (PostgreSQL)', () => {
   const url = new URL(DATABASE_URL);

@@ -31,24 +31,38 @@ import {
   warm,
 } from '../../support/cache.js';
 import { TcpProxy } from '../../support/tcp-proxy.js';
+import {
+  TEST_DB,
+  TEST_MYSQL_URL,
+  describeOn,
+  sql,
+  type KnoxTestDb,
+} from '../../support/test-db.js';
 
 const suite = EMBEDDED_DB ? describe.skip : describe;
+/** A server to put a TCP proxy before: PostgreSQL and MySQL/MariaDB (SQLite is a file). */
+const onServer = (dbs: KnoxTestDb[], name: string, fn: () => void): void =>
+  EMBEDDED_DB ? describe.skip(name, fn) : describeOn(dbs, name, fn);
+const SERVER_URL = TEST_DB === 'mariadb' ? TEST_MYSQL_URL : DATABASE_URL;
 const poll = { cache: { bus: 'poll' as const } };
 const key = (token: string) => token.slice(0, 15);
 
-suite("cache bus 'poll': failing safe", () => {
+onServer(['postgres', 'mariadb'], "cache bus 'poll': failing safe", () => {
   let a: TestApp;
   let b: TestApp;
   let proxy: TcpProxy;
 
   beforeAll(async () => {
-    proxy = await TcpProxy.start(DATABASE_URL);
+    proxy = await TcpProxy.start(SERVER_URL);
     a = await createTestApp({ knox: poll });
     b = await createTestApp({
       knox: poll,
       keepData: true,
-      databaseUrl: proxy.url(DATABASE_URL),
-      dataSourceExtra: { connectionTimeoutMillis: 5000 },
+      databaseUrl: proxy.url(SERVER_URL),
+      dataSourceExtra:
+        TEST_DB === 'mariadb'
+          ? { connectTimeout: 5000 }
+          : { connectionTimeoutMillis: 5000 },
     });
   });
   afterAll(async () => {
@@ -75,10 +89,12 @@ suite("cache bus 'poll': failing safe", () => {
       await until(() => !cacheOf(b).available, 'the poller to be seen down');
       // Without the table the trigger's insert would fail the DELETE: drop it too.
       await a.dataSource.query(
-        `DROP TRIGGER knox_cache_log_delete ON knox_authtoken`,
+        TEST_DB === 'mariadb'
+          ? 'DROP TRIGGER knox_cache_knox_authtoken_log_tdel'
+          : 'DROP TRIGGER knox_cache_log_delete ON knox_authtoken',
       );
       await a.dataSource.query(
-        `DELETE FROM knox_authtoken WHERE token_key = $1`,
+        sql(`DELETE FROM knox_authtoken WHERE token_key = $1`),
         [key(token)],
       );
       expect(await probe(b, token)).toMatchObject({ status: 401 });
@@ -108,7 +124,7 @@ suite("cache bus 'poll': failing safe", () => {
       await proxy.cut();
       // Deleted while b cannot read the log: b must learn it from the database.
       await a.dataSource.query(
-        `DELETE FROM knox_authtoken WHERE token_key = $1`,
+        sql(`DELETE FROM knox_authtoken WHERE token_key = $1`),
         [key(token)],
       );
       await until(
@@ -130,7 +146,7 @@ suite("cache bus 'poll': failing safe", () => {
     const held = performance.now();
     try {
       await a.dataSource.query(
-        `DELETE FROM knox_authtoken WHERE token_key = $1`,
+        sql(`DELETE FROM knox_authtoken WHERE token_key = $1`),
         [key(token)],
       );
       await until(() => !cacheOf(b).available, 'the cache to be bypassed', 150);
@@ -156,54 +172,60 @@ suite("cache bus 'poll': failing safe", () => {
   });
 });
 
-suite("cache bus 'poll': pruning and the boot check", () => {
-  let t: TestApp;
+onServer(
+  ['postgres'],
+  "cache bus 'poll': pruning on PostgreSQL (MySQL/MariaDB and SQLite: poll-dialects)",
+  () => {
+    let t: TestApp;
 
-  beforeAll(async () => {
-    t = await createTestApp({ knox: poll });
-  });
-  afterAll(() => t?.close());
+    beforeAll(async () => {
+      t = await createTestApp({ knox: poll });
+    });
+    afterAll(() => t?.close());
 
-  const count = async (where = 'true') =>
-    (
-      (await t.dataSource.query(
-        `SELECT count(*)::int AS n FROM knox_cache_log WHERE ${where}`,
-      )) as { n: number }[]
-    )[0].n;
+    const count = async (where = 'true') =>
+      (
+        (await t.dataSource.query(
+          `SELECT count(*)::int AS n FROM knox_cache_log WHERE ${where}`,
+        )) as { n: number }[]
+      )[0].n;
 
-  it('deletes old rows, keeps recent ones and those of a transaction that committed late', async () => {
-    await t.dataSource.query(
-      `INSERT INTO knox_cache_log (message, created_at)
+    it('deletes old rows, keeps recent ones and those of a transaction that committed late', async () => {
+      await t.dataSource.query(
+        `INSERT INTO knox_cache_log (message, created_at)
          SELECT 't:old' || g, now() - interval '1 hour' FROM generate_series(1, 1000) g`,
-    );
-    await t.dataSource.query(
-      `INSERT INTO knox_cache_log (message) VALUES ('t:recent')`,
-    );
-    const late = new pg.Client({ connectionString: DATABASE_URL });
-    await late.connect();
-    await late.query('BEGIN');
-    await late.query(
-      `INSERT INTO knox_cache_log (message, created_at) VALUES ('t:late', now() - interval '1 hour')`,
-    );
-    const reader = knoxCacheLogReader(t.dataSource, 'knox_authtoken');
-    await reader.open();
-    try {
-      // The first prune only notes the horizon; the next deletes what was done before it.
-      expect(await reader.prune(60_000)).toBe(0);
-      await late.query('COMMIT');
-      expect(await reader.prune(60_000)).toBeGreaterThanOrEqual(1000);
-      expect(await count(`message LIKE 't:old%'`)).toBe(0);
-      expect(await count(`message = 't:recent'`)).toBe(1);
-      // Committed after the first prune began: kept one more round.
-      expect(await count(`message = 't:late'`)).toBe(1);
-      await reader.prune(60_000);
-      expect(await count(`message = 't:late'`)).toBe(0);
-    } finally {
-      await reader.close();
-      await late.end();
-    }
-  });
+      );
+      await t.dataSource.query(
+        `INSERT INTO knox_cache_log (message) VALUES ('t:recent')`,
+      );
+      const late = new pg.Client({ connectionString: DATABASE_URL });
+      await late.connect();
+      await late.query('BEGIN');
+      await late.query(
+        `INSERT INTO knox_cache_log (message, created_at) VALUES ('t:late', now() - interval '1 hour')`,
+      );
+      const reader = knoxCacheLogReader(t.dataSource, 'knox_authtoken');
+      await reader.open();
+      try {
+        // The first prune only notes the horizon; the next deletes what was done before it.
+        expect(await reader.prune(60_000)).toBe(0);
+        await late.query('COMMIT');
+        expect(await reader.prune(60_000)).toBeGreaterThanOrEqual(1000);
+        expect(await count(`message LIKE 't:old%'`)).toBe(0);
+        expect(await count(`message = 't:recent'`)).toBe(1);
+        // Committed after the first prune began: kept one more round.
+        expect(await count(`message = 't:late'`)).toBe(1);
+        await reader.prune(60_000);
+        expect(await count(`message = 't:late'`)).toBe(0);
+      } finally {
+        await reader.close();
+        await late.end();
+      }
+    });
+  },
+);
 
+suite("cache bus 'poll': the boot check", () => {
   it('refuses to boot without the log, saying what to run', async () => {
     await expect(
       createTestApp({

@@ -29,6 +29,7 @@ import {
   until,
   warm,
 } from '../../support/cache.js';
+import { sql } from '../../support/test-db.js';
 import { SECOND } from '../../support/sessions.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -102,7 +103,9 @@ suite('cache with the Redis bus', () => {
     const bobs = await cachedOnBoth('bob');
     // Redis sees no SQL: the app says so itself.
     await a.dataSource.query(
-      `UPDATE knox_test_user SET "isActive" = false WHERE username = 'alice'`,
+      sql(
+        `UPDATE knox_test_user SET "isActive" = false WHERE username = 'alice'`,
+      ),
     );
     expect(await probe(b, token)).toEqual({ status: 200, queries: 0 });
     const [{ id }] = (await a.dataSource.query(
@@ -116,7 +119,7 @@ suite('cache with the Redis bus', () => {
   it('a SQL DELETE is not seen, and maxAge bounds it (documented)', async () => {
     const token = await cachedOnBoth();
     await a.dataSource.query(
-      `DELETE FROM knox_authtoken WHERE token_key = $1`,
+      sql(`DELETE FROM knox_authtoken WHERE token_key = $1`),
       [token.slice(0, 15)],
     );
     expect(await probe(b, token)).toEqual({ status: 200, queries: 0 });
