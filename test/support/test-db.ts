@@ -128,3 +128,42 @@ export function describeOn(
   const label = `${name} [${dbs.join(', ')} only]`;
   (dbs.includes(TEST_DB) ? describe : describe.skip)(label, fn);
 }
+
+/**
+ * A date column of a raw row as a Date: PostgreSQL and MySQL/MariaDB drivers give Dates; SQLite
+ * gives TypeORM's UTC text `YYYY-MM-DD HH:MM:SS.SSS`. `null` stays `null`.
+ */
+export function rowDate(value: unknown): Date | null {
+  if (value === null || value === undefined) {
+    return null;
+  }
+  if (value instanceof Date) {
+    return value;
+  }
+  const text = String(value);
+  const date = new Date(
+    /^\d{4}-\d\d-\d\d \d/.test(text) ? `${text.replace(' ', 'T')}Z` : text,
+  );
+  if (Number.isNaN(date.getTime())) {
+    throw new Error(`rowDate: ${text} is not a date`);
+  }
+  return date;
+}
+
+/**
+ * The URL of this run's database server, for a TCP proxy in front of it (outage tests):
+ * DATABASE_URL (or the embedded PGlite's) on PostgreSQL, KNOX_TEST_MYSQL_URL on MariaDB;
+ * undefined on SQLite, which has no server (and where testConnectionOptions(url) takes a file).
+ */
+export function testServerUrl(): string | undefined {
+  switch (TEST_DB) {
+    case 'postgres':
+      return (
+        process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+      );
+    case 'mariadb':
+      return TEST_MYSQL_URL;
+    case 'sqlite':
+      return undefined;
+  }
+}
