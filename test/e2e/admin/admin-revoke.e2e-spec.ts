@@ -248,6 +248,20 @@ describe('admin list: filters and search', () => {
     expect((await list('?search=alice!'))[0]).toBeUndefined();
   });
 
+  it('searches case-insensitively beyond ASCII: the name and the user label, either case', async () => {
+    await login(t, 'alice', 'secret-password', { name: 'Éric’s ÜBER Phone' });
+    await t.createUser('Zoë');
+    await login(t, 'Zoë', 'secret-password', { name: 'tablet' });
+    const search = (text: string) =>
+      names(`?search=${encodeURIComponent(text)}`);
+    expect(await search('éric’s über')).toEqual(['Éric’s ÜBER Phone']);
+    expect(await search('ÉRIC')).toEqual(['Éric’s ÜBER Phone']);
+    expect(await search('zoë')).toEqual(['tablet']);
+    expect(await search('ZOË')).toEqual(['tablet']);
+    // Folding the case is all: an accent still tells letters apart.
+    expect(await search('eric')).toEqual([]);
+  });
+
   it('sorts by creation, last use and expiry, both ways', async () => {
     for (const name of ['one', 'two', 'three']) {
       await login(t, 'alice', 'secret-password', { name });
