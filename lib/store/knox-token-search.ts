@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import type { SelectQueryBuilder } from 'typeorm';
+import type { DataSource, SelectQueryBuilder } from 'typeorm';
+import { knoxDialectOf } from './knox-dialect.js';
 import type { KnoxToken, KnoxTokenKind } from './knox-token.entity.js';
 import { KnoxTokenStore } from './knox-token.store.js';
 
@@ -44,6 +45,47 @@ const SORT_KEYS: Record<string, string> = {
   lastUsedAt: 'COALESCE(token.last_used_at, token.created)',
   expiry: 'COALESCE(token.expiry, :never)',
 };
+
+/**
+ * SQLite's own `LOWER()` folds ASCII letters only ('Émile' stays 'Émile'), and its `LIKE` is
+ * case-insensitive for ASCII only: a search for 'émile' missed 'Émile'. On SQLite the search
+ * lowers with this function instead, JavaScript's `toLowerCase()` (as the search text is lowered),
+ * registered on each better-sqlite3 connection the first time it searches. PostgreSQL's and
+ * MySQL/MariaDB's `LOWER()` fold every letter of their UTF-8 text (on MariaDB whatever the
+ * collation, `utf8mb4_bin` included).
+ */
+const SQLITE_LOWER = 'knox_lower';
+
+/** The better-sqlite3 connections {@link SQLITE_LOWER} is registered on. */
+const withSqliteLower = new WeakSet<object>();
+
+/** What the search uses of a better-sqlite3 `Database` (type-only: the package stays optional). */
+interface SqliteFunctions {
+  function(
+    name: string,
+    options: { deterministic: boolean },
+    fn: (value: unknown) => unknown,
+  ): unknown;
+}
+
+/** The lowering function of the data source's dialect, registered first on SQLite. */
+function lowerOn(dataSource: DataSource): string {
+  if (knoxDialectOf(dataSource) !== 'sqlite') {
+    return 'LOWER';
+  }
+  const db = (
+    dataSource.driver as unknown as { databaseConnection: SqliteFunctions }
+  ).databaseConnection;
+  if (!withSqliteLower.has(db)) {
+    db.function(SQLITE_LOWER, { deterministic: true }, (value) =>
+      value === null || value === undefined
+        ? null
+        : String(value).toLowerCase(),
+    );
+    withSqliteLower.add(db);
+  }
+  return SQLITE_LOWER;
+}
 
 /**
  * The token admin's queries: every user's tokens, in one query with their users, through
@@ -127,7 +169,7 @@ export class KnoxTokenSearch {
       .limit(filter.limit);
   }
 
-  /** `LOWER(column) LIKE '%text%'` on the token's text columns and the user's. */
+  /** `LOWER(column) LIKE '%text%'` on the token's text columns and the user's (SQLite: {@link SQLITE_LOWER}). */
   private matching(
     qb: SelectQueryBuilder<KnoxToken>,
     search: NonNullable<KnoxTokenSearchFilter['search']>,
@@ -140,8 +182,9 @@ export class KnoxTokenSearch {
       'token.user_agent',
       ...userColumns.map((property) => `user.${property}`),
     ];
+    const lower = lowerOn(this.store.repository.manager.connection);
     const alternatives = columns.map(
-      (column) => `LOWER(${column}) LIKE :pattern ESCAPE '!'`,
+      (column) => `${lower}(${column}) LIKE :pattern ESCAPE '!'`,
     );
     if (typeof search.digest === 'string') {
       alternatives.push('token.digest = :digest');

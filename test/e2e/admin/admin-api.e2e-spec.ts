@@ -9,6 +9,7 @@ import {
   type TestApp,
 } from '../../support/test-app.js';
 import type { TestUser } from '../../support/fixtures.js';
+import { rowDate, sql } from '../../support/test-db.js';
 
 const bearer = (token: string) => ({ Authorization: `Token ${token}` });
 
@@ -72,7 +73,7 @@ describe.each(PLATFORMS)('the token admin API: who may (%s)', (platform) => {
     expect(await t.tokenRows()).toHaveLength(2);
     // Promoted and demoted without a new token: isAdmin is asked each time.
     await t.dataSource.query(
-      `UPDATE knox_test_user SET username = 'root' WHERE id = $1`,
+      sql(`UPDATE knox_test_user SET username = 'root' WHERE id = $1`),
       [t.seeded.root.id],
     );
     const ok = await t.http
@@ -80,7 +81,7 @@ describe.each(PLATFORMS)('the token admin API: who may (%s)', (platform) => {
       .set(bearer(t.seeded.rootToken));
     expect(ok.status).toBe(200);
     await t.dataSource.query(
-      `UPDATE knox_test_user SET username = 'demoted' WHERE id = $1`,
+      sql(`UPDATE knox_test_user SET username = 'demoted' WHERE id = $1`),
       [t.seeded.root.id],
     );
     const refused = await t.http
@@ -256,9 +257,9 @@ describe('the list: every field, never a secret', () => {
       name: 'deploy',
       kind: 'personal-access-token',
       abilities: ['posts:read'],
-      createdAt: deployRow.created.toISOString(),
-      expiresAt: deployRow.expiry.toISOString(),
-      lastUsedAt: deployRow.last_used_at.toISOString(),
+      createdAt: rowDate(deployRow.created)!.toISOString(),
+      expiresAt: rowDate(deployRow.expiry)!.toISOString(),
+      lastUsedAt: rowDate(deployRow.last_used_at)!.toISOString(),
       lastUsedIp: deployRow.last_used_ip,
       ip: deployRow.ip,
       userAgent: deployRow.user_agent,

@@ -21,8 +21,8 @@ import {
   postGql as post,
 } from '../../support/graphql.js';
 import { LogLines } from '../../support/log-lines.js';
-import { TcpProxy } from '../../support/tcp-proxy.js';
-import { DATABASE_URL, login, type TestApp } from '../../support/test-app.js';
+import { DbOutage } from '../../support/db-outage.js';
+import { login, type TestApp } from '../../support/test-app.js';
 
 /** An app's own catch-all filter: it sees what the resolvers throw, and passes it on. */
 @Catch()
@@ -108,23 +108,20 @@ describe("an app's exception filter still sees GraphQL refusals", () => {
 describe('a database outage over GraphQL (issue 23 item 1)', () => {
   const log = new LogLines();
   let t: TestApp;
-  let proxy: TcpProxy;
+  let outage: DbOutage;
   beforeAll(async () => {
-    proxy = await TcpProxy.start(DATABASE_URL);
-    t = await boot(log, {
-      databaseUrl: proxy.url(DATABASE_URL),
-      dataSourceExtra: { connectionTimeoutMillis: 5000 },
-    });
+    outage = await DbOutage.start();
+    t = await boot(log, outage.appOptions(5000));
   });
   afterAll(async () => {
-    await proxy.restore().catch(() => undefined);
-    await t.close();
-    await proxy.close();
+    await outage?.restore().catch(() => undefined);
+    await t?.close();
+    await outage?.close();
   });
 
   it('2 000 aliases: SERVICE_UNAVAILABLE per field, a few summary lines in the log', async () => {
     const token = await login(t, 'alice');
-    await proxy.cut();
+    await outage.cut(t.dataSource);
     log.reset();
     const res = await post(t, aliases(2000), token);
     expect(res.body.errors).toHaveLength(2000);
@@ -138,6 +135,6 @@ describe('a database outage over GraphQL (issue 23 item 1)', () => {
       log.entries.filter((e) => e.level === 'error').length,
     ).toBeLessThanOrEqual(2);
     expect(log.lines()).toBeLessThanOrEqual(10);
-    await proxy.restore();
+    await outage.restore();
   });
 });

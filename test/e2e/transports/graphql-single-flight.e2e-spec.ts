@@ -23,13 +23,9 @@ import {
 import { refusedWithin, until } from '../../support/cache.js';
 import { LogLines } from '../../support/log-lines.js';
 import { digestOf } from '../../support/sessions.js';
-import { TcpProxy } from '../../support/tcp-proxy.js';
-import {
-  DATABASE_URL,
-  EMBEDDED_DB,
-  login,
-  type TestApp,
-} from '../../support/test-app.js';
+import { DbOutage } from '../../support/db-outage.js';
+import { EMBEDDED_DB, login, type TestApp } from '../../support/test-app.js';
+import { sql } from '../../support/test-db.js';
 
 describe.each([
   ['cache off', false],
@@ -173,14 +169,14 @@ describe.each([
   (_name, cache) => {
     const log = new LogLines();
     let t: TestApp;
-    let proxy: TcpProxy;
+    let outage: DbOutage;
     /** Requests that reached the app (a middleware counts them). */
     let arrived = 0;
     beforeAll(async () => {
-      proxy = await TcpProxy.start(DATABASE_URL);
+      outage = await DbOutage.start();
       t = await boot(log, {
         knox: { cache },
-        databaseUrl: proxy.url(DATABASE_URL),
+        ...outage.appOptions(),
         configureApp: (app) =>
           app.use((_req: unknown, _res: unknown, next: () => void) => {
             arrived++;
@@ -189,26 +185,27 @@ describe.each([
       });
     });
     afterAll(async () => {
-      proxy.release();
-      await t.close();
-      await proxy.close();
+      outage?.release();
+      await t?.close();
+      await outage?.close();
     });
     const me = (token: string) =>
       t.http.get('/me').set('Authorization', `Token ${token}`);
 
     /**
-     * Sends `n` requests at once while the proxy holds what the app sends to the database, so
-     * that they are all in flight together for real; releases it once all reached the app.
+     * Sends `n` requests at once while what the app sends to the database is held (by the proxy;
+     * on SQLite before the driver), so that they are all in flight together for real; releases
+     * it once all reached the app.
      */
     async function burst(token: string, n: number) {
       t.recorder.reset();
       arrived = 0;
-      proxy.hold();
+      outage.hold(t.dataSource);
       const answers = Promise.all(Array.from({ length: n }, () => me(token)));
       await until(() => arrived === n, `${n} requests`);
       // The guard runs a few microtasks after the middleware.
       await new Promise((resolve) => setTimeout(resolve, 50));
-      proxy.release();
+      outage.release();
       return answers;
     }
 
@@ -247,13 +244,13 @@ describe.each([
           if (cache) {
             // The cache keeps it until the trigger's notification: wait for the refusal.
             await t.dataSource.query(
-              `DELETE FROM knox_authtoken WHERE digest = $1`,
+              sql(`DELETE FROM knox_authtoken WHERE digest = $1`),
               [digestOf(token)],
             );
             latencies.push(await refusedWithin(t, token, 1000));
           } else {
             await t.dataSource.query(
-              `DELETE FROM knox_authtoken WHERE digest = $1`,
+              sql(`DELETE FROM knox_authtoken WHERE digest = $1`),
               [digestOf(token)],
             );
             expect((await me(token)).status).toBe(401);

@@ -17,13 +17,8 @@ import { KnoxGqlGuard } from '../../../lib/transports/graphql/index.js';
 import { KnoxStrategy } from '../../../lib/transports/passport/index.js';
 import { KnoxWsGuard } from '../../../lib/transports/websocket/index.js';
 import type { TestUser } from '../../support/fixtures.js';
-import { TcpProxy } from '../../support/tcp-proxy.js';
-import {
-  DATABASE_URL,
-  createTestApp,
-  login,
-  type TestApp,
-} from '../../support/test-app.js';
+import { DbOutage } from '../../support/db-outage.js';
+import { createTestApp, login, type TestApp } from '../../support/test-app.js';
 
 @WebSocketGateway({ namespace: 'outage' })
 @UseGuards(KnoxWsGuard)
@@ -72,13 +67,14 @@ class OutageController {
 class OutageModule {}
 
 /**
- * The database goes away for real (a TCP proxy between the app and PostgreSQL is cut): every
+ * The database goes away for real (a TCP proxy between the app and the server is cut; on SQLite
+ * another connection holds the file's exclusive lock past the busy timeout): every
  * transport answers the outage as HTTP does, a 503 with its message, never a 401 (clients keep
  * their tokens) and never an "Internal server error".
  */
 describe('transports during a database outage', () => {
   let t: TestApp;
-  let proxy: TcpProxy;
+  let outage: DbOutage;
   let url: string;
   let token: string;
   const clients = new SocketIoClients();
@@ -86,13 +82,12 @@ describe('transports during a database outage', () => {
     clients.open(`${url}/outage`, options);
 
   beforeAll(async () => {
-    proxy = await TcpProxy.start(DATABASE_URL);
+    outage = await DbOutage.start();
     t = await createTestApp({
       imports: [OutageModule],
-      databaseUrl: proxy.url(DATABASE_URL),
-      // A cut refuses connections at once (ECONNREFUSED), so this bound only has to let the
-      // boot through a slow (loaded, embedded) database; 1 s was not always enough.
-      dataSourceExtra: { connectionTimeoutMillis: 5000 },
+      // A cut refuses connections at once (ECONNREFUSED), so the connect timeout (5 s) only has
+      // to let the boot through a slow (loaded, embedded) database; 1 s was not always enough.
+      ...outage.appOptions(5000),
     });
     await t.app.listen(0, '127.0.0.1');
     url = `http://127.0.0.1:${(t.app.getHttpServer().address() as AddressInfo).port}`;
@@ -101,9 +96,9 @@ describe('transports during a database outage', () => {
   });
   afterAll(async () => {
     clients.closeAll();
-    await proxy?.restore().catch(() => undefined);
+    await outage?.restore().catch(() => undefined);
     await t?.close();
-    await proxy?.close();
+    await outage?.close();
   });
 
   it('socket.io messages and connections, GraphQL and passport all answer 503', async () => {
@@ -114,7 +109,7 @@ describe('transports during a database outage', () => {
     });
     expect(await socket.emitWithAck('whoami', {})).toBe('alice');
 
-    await proxy.cut();
+    await outage.cut(t.dataSource);
 
     const exception = new Promise((resolve) =>
       socket.once('exception', resolve),

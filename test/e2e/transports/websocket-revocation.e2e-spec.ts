@@ -31,6 +31,7 @@ import { knoxWsConnectionsOf } from '../../../lib/transports/websocket/knox-ws-c
 import { SocketIoClients } from '../../support/socket-io.js';
 import { bearer, cacheOf, until } from '../../support/cache.js';
 import type { TestUser } from '../../support/fixtures.js';
+import { sql } from '../../support/test-db.js';
 import {
   EMBEDDED_DB,
   createTestApp,
@@ -207,7 +208,9 @@ suite('socket.io: revoked connections are closed on every instance', () => {
     const socket = await socketOnB(token);
     const closed = disconnectedAt(socket);
     await a.dataSource.query(
-      `UPDATE knox_test_user SET "isActive" = false WHERE username = 'alice'`,
+      sql(
+        `UPDATE knox_test_user SET "isActive" = false WHERE username = 'alice'`,
+      ),
     );
     await within(closed, 100, 'disconnect');
   });

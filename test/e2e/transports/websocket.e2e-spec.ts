@@ -25,6 +25,7 @@ import {
 import { KnoxWsGuard } from '../../../lib/transports/websocket/index.js';
 import type { TestUser } from '../../support/fixtures.js';
 import { createTestApp, login, type TestApp } from '../../support/test-app.js';
+import { sql } from '../../support/test-db.js';
 
 /** Messages are checked by the guard only: a revoked token is refused on its next message. */
 @WebSocketGateway({ namespace: 'guarded' })
@@ -240,13 +241,15 @@ describe('KnoxWsGuard on socket.io', () => {
     await connected(socket);
     expect((await ask(socket, 'whoami')).ack).toBeDefined();
     await t.dataSource.query(
-      `UPDATE knox_test_user SET "isActive" = false WHERE username = 'bob'`,
+      sql(
+        `UPDATE knox_test_user SET "isActive" = false WHERE username = 'bob'`,
+      ),
     );
     expect(await ask(socket, 'whoami')).toEqual({
       exception: { status: 401, message: KnoxMessages.USER_INACTIVE },
     });
     await t.dataSource.query(
-      `UPDATE knox_test_user SET "isActive" = true WHERE username = 'bob'`,
+      sql(`UPDATE knox_test_user SET "isActive" = true WHERE username = 'bob'`),
     );
   });
 
