@@ -29,7 +29,8 @@
  * the transaction count with pg_stat_database, costs ~25 s of waiting for the statistics to be
  * flushed; PostgreSQL only), BENCH_PREPARED (1: the uncached lookup alone, the query builder it
  * used vs findByDigests as wired; PostgreSQL only, where the lookup is a named prepared
- * statement). What is PostgreSQL-only is skipped elsewhere, and the output says so.
+ * statement), BENCH_ONLY (all: a comma-separated list of the routes' ids to run, e.g.
+ * `bearer,knox,ceiling,knox-cached`; the unguarded route always runs). What is PostgreSQL-only is skipped elsewhere, and the output says so.
  */
 import http from 'node:http';
 import os from 'node:os';
@@ -245,8 +246,11 @@ async function main(): Promise<void> {
       ),
     );
     for (const platform of ['express', 'fastify'] as const) {
-      const c = find(platform, 'knox-cached')!;
-      const k = find(platform, 'knox')!;
+      const c = find(platform, 'knox-cached');
+      const k = find(platform, 'knox');
+      if (!c || !k) {
+        continue;
+      }
       console.log(
         `  ${platform}: cached KnoxGuard = ${paired(c, find(platform, 'ceiling')).toFixed(2)}x the ceiling, ` +
           `${paired(c, find(platform, 'jwt')).toFixed(2)}x @nestjs/jwt; uncached KnoxGuard = ` +

@@ -223,7 +223,11 @@ export function cells(ready: ServerReady): Cell[] {
       );
     }
   }
-  return out;
+  const only = process.env.BENCH_ONLY?.split(',');
+  // The unguarded route stays: every ratio is taken to it.
+  return only
+    ? out.filter((cell) => cell.id === 'unguarded' || only.includes(cell.id))
+    : out;
 }
 
 export async function runCell(

@@ -44,7 +44,9 @@ export class DbCounter {
       install();
     } catch (error) {
       if ((error as { code?: string }).code !== 'MODULE_NOT_FOUND') {
-        throw new Error(`db-counter: ${name}: ${String(error)}`);
+        throw new Error(`db-counter: ${name}: ${String(error)}`, {
+          cause: error,
+        });
       }
     }
   }
