@@ -37,6 +37,7 @@ import {
   BenchUser,
 } from './bench-user.entity.js';
 import { Knox5EmulationGuard } from './knox5-emulation.guard.js';
+import { typeOrmOptions } from './bench-db.js';
 
 /** lastUsedAt is written at most once per token per this interval (see the report's notes). */
 export const LAST_USED_UPDATE_INTERVAL = 60 * 60 * 1000;
@@ -239,6 +240,7 @@ export interface BenchApp {
 }
 
 export interface BenchAppOptions {
+  /** postgres://…, mysql://… or sqlite:<file> (see bench-db.ts). */
   databaseUrl: string;
   poolSize: number;
   platform: 'express' | 'fastify';
@@ -255,12 +257,12 @@ export async function bootBenchApp(
   @Module({
     imports: [
       TypeOrmModule.forRoot({
-        type: 'postgres',
-        url: options.databaseUrl,
+        ...(typeOrmOptions(options.databaseUrl, options.poolSize) as {
+          type: 'postgres';
+        }),
         entities: [BenchUser, BenchToken],
         autoLoadEntities: true,
         synchronize: true,
-        poolSize: options.poolSize,
         retryAttempts: 0,
       }),
       JwtModule.register({

@@ -18,7 +18,11 @@ const PRUNE_EVERY = 60_000;
 
 /** Settings of {@link KnoxPollBus}. */
 export interface KnoxPollBusSettings {
-  /** Milliseconds between the end of one read and the start of the next. */
+  /**
+   * Milliseconds from the start of one read to the start of the next (at once when a read took
+   * longer): a fixed rate, so that the next read has a whole interval to answer before the
+   * cache, vouched for two intervals from the start of the last read, stops being served.
+   */
   interval: number;
   /** Whether this instance prunes the log (every instance does, by default). */
   prune?: boolean;
@@ -73,6 +77,13 @@ export class KnoxPollBus {
     if (this.stopped) {
       return;
     }
+    const began = performance.now();
+    // Never back to back, though: a quarter interval at least between two reads.
+    const next = () =>
+      Math.max(
+        this.settings.interval / 4,
+        began + this.settings.interval - performance.now(),
+      );
     try {
       await withTimeout(
         this.open ? this.read() : this.connect(),
@@ -81,12 +92,12 @@ export class KnoxPollBus {
       if (this.stopped) {
         return;
       }
-      this.schedule(this.settings.interval);
+      this.schedule(next());
       await this.maybePrune();
     } catch (error) {
       if (error instanceof SkippedRead && this.open) {
         // Not vouched for meanwhile: past two intervals the cache is bypassed by itself.
-        this.schedule(this.settings.interval);
+        this.schedule(next());
         return;
       }
       await this.down(error as Error);

@@ -17,6 +17,9 @@ import type { KnoxToken } from './knox-token.entity.js';
  */
 const PREPARED_UNUSABLE = new Set(['26000', '42P05', '0A000']);
 
+/** Drivers where the SQL generated once is sent through TypeORM's query runner as it is. */
+const GENERATED_ONCE = new Set(['mysql', 'mariadb', 'better-sqlite3']);
+
 /** One form of the lookup: SQL generated once by the query builder, and its hydration. */
 interface LookupShape {
   name: string;
@@ -84,14 +87,15 @@ interface PgClient {
 
 /**
  * The request path's one query, a token and its user by digest, as a named prepared statement
- * on PostgreSQL: the SQL is what TypeORM's query builder generates for it (table, schema and
+ * on PostgreSQL (on MySQL/MariaDB and better-sqlite3: the same SQL generated once, sent through
+ * TypeORM's query runner, which on better-sqlite3 keeps the statement prepared): the SQL is what TypeORM's query builder generates for it (table, schema and
  * column names, joins), generated once; the rows are hydrated by TypeORM's own transformer (so
  * column transformers, dates and the user entity's class apply as through `getMany`), and the
  * query is logged and broadcast (`beforeQuery`, `afterQuery`, `afterLoad`) as TypeORM does.
  * What it skips is building the query on every request and the server's parse and plan.
  *
  * {@link find} answers `undefined` where the query builder must be used instead: another driver
- * than `pg` on PostgreSQL, TypeORM's query result cache, `@RelationId` on the entities, or once
+ * than `pg` on PostgreSQL, another database than those three, TypeORM's query result cache, `@RelationId` on the entities, or once
  * the server refused a named statement (e.g. behind a pooler in transaction mode).
  */
 export class KnoxPreparedLookup {
@@ -99,6 +103,8 @@ export class KnoxPreparedLookup {
   private shapes: Map<number, LookupShape> | undefined;
   /** Set when the setup cannot take the named statement: the query builder is used. */
   private disabled = false;
+  /** PostgreSQL: the statement is sent named, by `pg`; elsewhere through `runner.query`. */
+  private named = false;
   private internals: TypeOrmInternals | undefined;
 
   constructor(private readonly repository: Repository<KnoxToken>) {}
@@ -169,6 +175,13 @@ export class KnoxPreparedLookup {
     shape: LookupShape,
     values: unknown[],
   ): Promise<Record<string, unknown>[] | undefined> {
+    if (!this.named) {
+      // TypeORM's own path (logging, query events, slow-query log); the SQL built once.
+      return (await runner.query(shape.text, values)) as Record<
+        string,
+        unknown
+      >[];
+    }
     const client = (await runner.connect()) as PgClient;
     runner.connection.logger.logQuery(shape.text, values, runner);
     await runner.broadcaster.broadcast('BeforeQuery', shape.text, values);
@@ -259,12 +272,12 @@ export class KnoxPreparedLookup {
       (relation) => relation.propertyName === 'user',
     )?.inverseEntityMetadata;
     this.internals = await loadInternals();
+    this.named = options.type === 'postgres';
     return (
       this.internals !== undefined &&
-      options.type === 'postgres' &&
-      !options.driver &&
-      !options.nativeDriver &&
-      !options.native &&
+      (this.named
+        ? !options.driver && !options.nativeDriver && !options.native
+        : GENERATED_ONCE.has(options.type)) &&
       !connection.queryResultCache &&
       userMetadata !== undefined &&
       [this.repository.metadata, userMetadata].every(
