@@ -1,7 +1,7 @@
 import { expect } from '@jest/globals';
 import { KnoxCache } from '../../lib/cache/knox-cache.js';
 import type { TestApp } from '../support/test-app.js';
-import { TEST_DB } from '../support/test-db.js';
+import { TEST_DB, rowDate } from '../support/test-db.js';
 
 /** The cache provider of a test app. */
 export const cacheOf = (t: TestApp): KnoxCache => t.app.get(KnoxCache);
@@ -88,21 +88,12 @@ export async function until(
   }
 }
 
-/**
- * A Date as a raw statement's parameter: better-sqlite3 binds none, so SQLite gets TypeORM's
- * UTC text (`YYYY-MM-DD HH:MM:SS.SSS`), as the library stores it; pg and mysql2 take the Date.
- */
-export function dateParam(date: Date): Date | string {
-  return TEST_DB === 'sqlite'
-    ? date.toISOString().replace('T', ' ').replace('Z', '')
-    : date;
-}
+/** Re-exported: a Date as a raw statement's parameter (token-rows.ts). */
+export { dateParam } from './token-rows.js';
 
 /** A raw row's timestamp as a Date (SQLite gives TypeORM's UTC text). */
 export function dateOf(value: Date | string): Date {
-  return value instanceof Date
-    ? value
-    : new Date(`${value.replace(' ', 'T')}Z`);
+  return rowDate(value) as Date;
 }
 
 /**
