@@ -32,14 +32,22 @@ const has = (name: string) => {
   }
 };
 
-// The run's MariaDB database (global-setup creates it on the KNOX_TEST_DB=mariadb run).
-const MARIADB_URL = TEST_MYSQL_URL;
+// A database of its own beside the run's one (the suite's tables carry the library's triggers,
+// which write to the run's knox_cache_log: dropping it there would break every later file).
+const MARIADB_URL = (() => {
+  const url = new URL(TEST_MYSQL_URL);
+  url.pathname = `${url.pathname}_poll`;
+  return url.toString();
+})();
+const MARIADB_DB = new URL(MARIADB_URL).pathname.slice(1);
 const dir = mkdtempSync(path.join(tmpdir(), 'knox-poll-'));
 
 interface Dialect {
   name: string;
   available: boolean;
   options: () => DataSourceOptions;
+  /** Creates the database where the server needs one. */
+  prepare?: () => Promise<void>;
   tables: string[];
   /** A second writer outside TypeORM (what a DBA or another app would be). */
   other: () => Promise<{
@@ -54,6 +62,19 @@ const dialects: Dialect[] = [
     // The MariaDB server is there on the KNOX_TEST_DB=mariadb run (npm test itself needs none).
     available: has('mysql2') && process.env.KNOX_TEST_DB === 'mariadb',
     options: () => ({ type: 'mariadb', url: MARIADB_URL }),
+    prepare: async () => {
+      const mysql = require('mysql2/promise') as {
+        createConnection(url: string): Promise<{
+          query(sql: string): Promise<unknown>;
+          end(): Promise<void>;
+        }>;
+      };
+      const server = await mysql.createConnection(TEST_MYSQL_URL);
+      await server.query(
+        `CREATE DATABASE IF NOT EXISTS \`${MARIADB_DB}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
+      );
+      await server.end();
+    },
     tables: [
       'DROP TABLE IF EXISTS poll_token, poll_user, knox_cache_log',
       `CREATE TABLE poll_user (id INT AUTO_INCREMENT PRIMARY KEY, username VARCHAR(150) NOT NULL, is_active TINYINT(1) NOT NULL DEFAULT 1) ENGINE=InnoDB`,
@@ -112,6 +133,7 @@ describe.each(dialects.filter((d) => d.available))(
     let reader: KnoxCacheLogReader;
 
     beforeAll(async () => {
+      await dialect.prepare?.();
       dataSource = await new DataSource(dialect.options()).initialize();
       for (const sql of dialect.tables) {
         await dataSource.query(sql);
