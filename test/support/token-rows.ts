@@ -11,8 +11,11 @@ const DATE_COLUMNS = [
   'max_expiry',
 ];
 
-/** TypeORM's UTC datetime text, as SQLite stores the library's dates. */
-const SQLITE_DATETIME = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$/;
+/**
+ * UTC datetime text as SQLite holds it: TypeORM's (`YYYY-MM-DD HH:MM:SS.SSS`), or a DBA's plain
+ * SQL without the milliseconds (`'2000-01-01 00:00:00'`), which compares the same way.
+ */
+const SQLITE_DATETIME = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,3})?$/;
 
 /**
  * A raw row of the token table with its values as PostgreSQL's driver gives them, whatever the
