@@ -88,15 +88,17 @@ interface PgClient {
 /**
  * The request path's one query, a token and its user by digest, as a named prepared statement
  * on PostgreSQL (on MySQL/MariaDB and better-sqlite3: the same SQL generated once, sent through
- * TypeORM's query runner, which on better-sqlite3 keeps the statement prepared): the SQL is what TypeORM's query builder generates for it (table, schema and
- * column names, joins), generated once; the rows are hydrated by TypeORM's own transformer (so
- * column transformers, dates and the user entity's class apply as through `getMany`), and the
- * query is logged and broadcast (`beforeQuery`, `afterQuery`, `afterLoad`) as TypeORM does.
+ * TypeORM's query runner, which on better-sqlite3 keeps the statement prepared): the SQL is what
+ * TypeORM's query builder generates for it (table, schema and column names, joins), generated
+ * once; the rows are hydrated by TypeORM's own transformer (so column transformers, dates and
+ * the user entity's class apply as through `getMany`), and the query is logged and broadcast
+ * (`beforeQuery`, `afterQuery`, `afterLoad`) as TypeORM does.
  * What it skips is building the query on every request and the server's parse and plan.
  *
  * {@link find} answers `undefined` where the query builder must be used instead: another driver
- * than `pg` on PostgreSQL, another database than those three, TypeORM's query result cache, `@RelationId` on the entities, or once
- * the server refused a named statement (e.g. behind a pooler in transaction mode).
+ * than `pg` on PostgreSQL, another database than those three, TypeORM's query result cache,
+ * `@RelationId` on the entities, or once the server refused a named statement (e.g. behind a
+ * pooler in transaction mode).
  */
 export class KnoxPreparedLookup {
   /** The lookup's forms by number of digests, once the setup was found usable. */

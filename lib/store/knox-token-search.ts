@@ -169,7 +169,10 @@ export class KnoxTokenSearch {
       .limit(filter.limit);
   }
 
-  /** `LOWER(column) LIKE '%text%'` on the token's text columns and the user's (SQLite: {@link SQLITE_LOWER}). */
+  /**
+   * `LOWER(column) LIKE '%text%'` on the token's text columns and the user's (SQLite:
+   * {@link SQLITE_LOWER}).
+   */
   private matching(
     qb: SelectQueryBuilder<KnoxToken>,
     search: NonNullable<KnoxTokenSearchFilter['search']>,
